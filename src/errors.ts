@@ -1,0 +1,185 @@
+/**
+ * The errors mqtt-streams throws. Callers catch {@linkcode MqttStreamError} and branch on
+ * its `code`; the subclasses exist for `instanceof` checks on the four families.
+ *
+ * @module
+ */
+
+/** What went wrong, as a stable string a caller can branch on. */
+export type MqttErrorCode =
+  /** An option or connection string is invalid. */
+  | "INVALID_OPTION"
+  /** Nothing listens at the broker's address (ECONNREFUSED, unknown host, ...). */
+  | "CONNECT_REFUSED"
+  /** No CONNACK arrived within `connectionTimeout`. */
+  | "CONNECT_TIMEOUT"
+  /** The broker refused the username, password or client certificate. */
+  | "CONNECT_AUTH"
+  /** The TLS handshake failed (unknown CA, wrong host name, bad certificate). */
+  | "CONNECT_TLS"
+  /** The broker refused the connection for another reason (CONNACK code). */
+  | "CONNECT_REJECTED"
+  /** The connection dropped while connecting, or the attempt was aborted. */
+  | "CONNECT_CLOSED"
+  /** A publish failed after its attempts, or was refused by the broker. */
+  | "PUBLISH_FAILED"
+  /** The broker or the client broke the MQTT protocol. */
+  | "PROTOCOL";
+
+/** Options every mqtt-streams error accepts. */
+export interface MqttStreamErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * The base class of every error mqtt-streams raises.
+ *
+ * @example Branch on the code
+ * ```ts
+ * import { MqttStreamError, parseConnectionString } from "@mqtt-streams/core";
+ *
+ * try {
+ *   parseConnectionString("mqtt://localhost?qos=3");
+ * } catch (error) {
+ *   if (error instanceof MqttStreamError) console.log(error.code); // "INVALID_OPTION"
+ * }
+ * ```
+ */
+export class MqttStreamError extends Error {
+  /** What went wrong, stable across releases. */
+  readonly code: MqttErrorCode;
+
+  /**
+   * Creates an error.
+   *
+   * @param code What went wrong.
+   * @param message A sentence that says what to do about it.
+   * @param options The cause, if any.
+   */
+  constructor(code: MqttErrorCode, message: string, options?: MqttStreamErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An option or connection string is invalid. The message names the option, the value
+ * (secrets redacted) and what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { MqttOptionsError, parseConnectionString } from "@mqtt-streams/core";
+ *
+ * try {
+ *   parseConnectionString("mqtt://localhost?cleanSesion=true");
+ * } catch (error) {
+ *   if (error instanceof MqttOptionsError) console.log(error.option); // "cleanSesion"
+ * }
+ * ```
+ */
+export class MqttOptionsError extends MqttStreamError {
+  /** The option (or URL part) at fault, as the caller spelled it. */
+  readonly option: string;
+
+  /**
+   * Creates an options error.
+   *
+   * @param option The option at fault.
+   * @param message The whole message.
+   * @param options The cause, if any.
+   */
+  constructor(option: string, message: string, options?: MqttStreamErrorOptions) {
+    super("INVALID_OPTION", message, options);
+    this.option = option;
+  }
+}
+
+/**
+ * Connecting to the broker failed after every attempt. The message names the broker
+ * (without password) and the reason; `attempts` says how many were made.
+ *
+ * @example
+ * ```ts
+ * import { MqttConnectError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttConnectError("CONNECT_REFUSED", "Cannot connect to mqtt://localhost:1883", 3);
+ * console.log(error.attempts); // 3
+ * ```
+ */
+export class MqttConnectError extends MqttStreamError {
+  /** How many connection attempts were made. */
+  readonly attempts: number;
+
+  /**
+   * Creates a connect error.
+   *
+   * @param code Which kind of failure.
+   * @param message The whole message.
+   * @param attempts How many attempts were made.
+   * @param options The cause, if any.
+   */
+  constructor(
+    code: MqttErrorCode,
+    message: string,
+    attempts: number,
+    options?: MqttStreamErrorOptions,
+  ) {
+    super(code, message, options);
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * A publish failed for good: refused by the broker, or still failing after
+ * `publishAttempts`.
+ *
+ * @example
+ * ```ts
+ * import { MqttPublishError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttPublishError("Cannot publish to 'a/b': not authorized (0x87)", "a/b");
+ * console.log(error.topic); // "a/b"
+ * ```
+ */
+export class MqttPublishError extends MqttStreamError {
+  /** The topic of the publish that failed. */
+  readonly topic: string;
+
+  /**
+   * Creates a publish error.
+   *
+   * @param message The whole message.
+   * @param topic The topic of the publish.
+   * @param options The cause, if any.
+   */
+  constructor(message: string, topic: string, options?: MqttStreamErrorOptions) {
+    super("PUBLISH_FAILED", message, options);
+    this.topic = topic;
+  }
+}
+
+/**
+ * The broker or the client broke the MQTT protocol (for example, a broker that exceeds
+ * the receive maximum).
+ *
+ * @example
+ * ```ts
+ * import { MqttProtocolError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttProtocolError("Duplicate CONNACK");
+ * console.log(error.code); // "PROTOCOL"
+ * ```
+ */
+export class MqttProtocolError extends MqttStreamError {
+  /**
+   * Creates a protocol error.
+   *
+   * @param message The whole message.
+   * @param options The cause, if any.
+   */
+  constructor(message: string, options?: MqttStreamErrorOptions) {
+    super("PROTOCOL", message, options);
+  }
+}

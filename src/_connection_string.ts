@@ -16,7 +16,14 @@ export interface RawOption {
 
 type Describe = (name: OptionName) => { meta: OptionMeta };
 
-const SCHEMES: Record<string, string> = { mqtt: "mqtt", tcp: "mqtt", mqtts: "mqtts", ssl: "mqtts", ws: "ws", wss: "wss" };
+const SCHEMES: Record<string, string> = {
+  mqtt: "mqtt",
+  tcp: "mqtt",
+  mqtts: "mqtts",
+  ssl: "mqtts",
+  ws: "ws",
+  wss: "wss",
+};
 
 /** Collects every option from the environment, `connection` and `overrides`. */
 export function collectOptions(
@@ -30,7 +37,9 @@ export function collectOptions(
   for (const name of names) {
     const env = describe(name).meta.env;
     const value = env === undefined ? undefined : readEnv(env);
-    if (value !== undefined && value !== "") raw.set(name, { value, spelled: env!, from: "environment" });
+    if (value !== undefined && value !== "") {
+      raw.set(name, { value, spelled: env!, from: "environment" });
+    }
   }
   const canonical = (key: string): OptionName => {
     const name = byLowerCase.get(key.toLowerCase());
@@ -38,7 +47,9 @@ export function collectOptions(
     const near = nearest(key.toLowerCase(), [...byLowerCase.keys()]);
     throw new MqttOptionsError(
       key,
-      `Cannot configure MQTT as '${key}' is not an option${near ? ` (did you mean '${byLowerCase.get(near)}'?)` : ""}`,
+      `Cannot configure MQTT as '${key}' is not an option${
+        near ? ` (did you mean '${byLowerCase.get(near)}'?)` : ""
+      }`,
     );
   };
   const addObject = (init: MqttOptionsInit) => {
@@ -48,11 +59,15 @@ export function collectOptions(
       if (value !== undefined) raw.set(canonical(key), { value, spelled: key, from: "object" });
     }
   };
-  if (typeof connection === "string" || connection instanceof URL) addUrl(raw, connection, canonical, describe);
-  else addObject(connection);
+  if (typeof connection === "string" || connection instanceof URL) {
+    addUrl(raw, connection, canonical, describe);
+  } else addObject(connection);
   if (overrides) addObject(overrides);
   if (!raw.has("brokerUrl")) {
-    throw new MqttOptionsError("brokerUrl", "Cannot configure MQTT as 'brokerUrl' must be a URL such as mqtt://host:1883: current value is missing");
+    throw new MqttOptionsError(
+      "brokerUrl",
+      "Cannot configure MQTT as 'brokerUrl' must be a URL such as mqtt://host:1883: current value is missing",
+    );
   }
   return raw;
 }
@@ -87,11 +102,29 @@ function addUrl(
   if (!url.hostname) throw badUrl("no host");
   if (url.hash) throw badUrl("a '#' before the query; write a topic's '#' as %23");
   const path = url.pathname === "/" ? "" : url.pathname;
-  if (path && (scheme === "mqtt" || scheme === "mqtts")) throw badUrl(`a path (${path}) means nothing to ${url.protocol}//; paths are for ws:// and wss://`);
-  raw.set("brokerUrl", { value: `${scheme}://${url.host}${path}`, spelled: "brokerUrl", from: "url" });
-  if (url.username) raw.set("username", { value: decode(url.username, "username"), spelled: "username", from: "url" });
+  if (path && (scheme === "mqtt" || scheme === "mqtts")) {
+    throw badUrl(
+      `a path (${path}) means nothing to ${url.protocol}//; paths are for ws:// and wss://`,
+    );
+  }
+  raw.set("brokerUrl", {
+    value: `${scheme}://${url.host}${path}`,
+    spelled: "brokerUrl",
+    from: "url",
+  });
+  if (url.username) {
+    raw.set("username", {
+      value: decode(url.username, "username"),
+      spelled: "username",
+      from: "url",
+    });
+  }
   if (url.password) {
-    raw.set("password", { value: new Secret(decode(url.password, "password")), spelled: "password", from: "url" });
+    raw.set("password", {
+      value: new Secret(decode(url.password, "password")),
+      spelled: "password",
+      from: "url",
+    });
   }
   const seen = new Set<OptionName>();
   for (const pair of q < 0 ? [] : text.slice(q + 1).split("&")) {
@@ -105,7 +138,10 @@ function addUrl(
       const previous = seen.has(name) ? raw.get(name)!.value as string[] : [];
       raw.set(name, { value: [...previous, value], spelled: key, from: "url" });
     } else if (seen.has(name)) {
-      throw new MqttOptionsError(key, `Cannot configure MQTT as '${key}' appears twice in the URL; only topic may repeat`);
+      throw new MqttOptionsError(
+        key,
+        `Cannot configure MQTT as '${key}' appears twice in the URL; only topic may repeat`,
+      );
     } else {
       raw.set(name, { value, spelled: key, from: "url" });
     }
@@ -119,7 +155,9 @@ function decode(text: string, what: string, secret = false): string {
   } catch {
     throw new MqttOptionsError(
       what,
-      `Cannot configure MQTT as '${what}' must be percent-encoded correctly: current value is ${secret ? "***" : text}`,
+      `Cannot configure MQTT as '${what}' must be percent-encoded correctly: current value is ${
+        secret ? "***" : text
+      }`,
     );
   }
 }

@@ -63,7 +63,9 @@ const choice = <const T extends string>(values: readonly T[]) =>
   v.pipe(
     v.unknown(),
     v.transform((x) =>
-      typeof x === "string" ? values.find((c) => c.toLowerCase() === x.trim().toLowerCase()) ?? x : x
+      typeof x === "string"
+        ? values.find((c) => c.toLowerCase() === x.trim().toLowerCase()) ?? x
+        : x
     ),
     v.picklist(values),
   );
@@ -89,7 +91,14 @@ const topicFilters = () =>
     ),
   );
 
-const MQTT_VERSIONS: Record<string, 3 | 4 | 5> = { "3": 3, "3.1": 3, "4": 4, "3.1.1": 4, "5": 5, "5.0": 5 };
+const MQTT_VERSIONS: Record<string, 3 | 4 | 5> = {
+  "3": 3,
+  "3.1": 3,
+  "4": 4,
+  "3.1.1": 4,
+  "5": 5,
+  "5.0": 5,
+};
 
 /** Attaches the option's doc and metadata to its schema. */
 function option<S extends v.GenericSchema>(schema: S, doc: string, meta: OptionMeta) {
@@ -103,28 +112,44 @@ const STORE_TYPE_DOC = "PKCS12 or PEM";
  * table is checked against it by a test.
  */
 export const OPTIONS_SCHEMA = v.object({
-  brokerUrl: option(text(), "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed.", {
-    allowed: "a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss)",
-  }),
+  brokerUrl: option(
+    text(),
+    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed.",
+    {
+      allowed: "a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss)",
+    },
+  ),
   topic: v.optional(
-    option(topicFilters(), "Topic filter(s) to subscribe to (repeat it for several; $share/group/filter for shared subscriptions), and the default topic to publish to.", {
-      allowed: "an MQTT topic filter (write %23 for # and %2B for + in a URL)",
-      repeat: true,
-    }),
+    option(
+      topicFilters(),
+      "Topic filter(s) to subscribe to (repeat it for several; $share/group/filter for shared subscriptions), and the default topic to publish to.",
+      {
+        allowed: "an MQTT topic filter (write %23 for # and %2B for + in a URL)",
+        repeat: true,
+      },
+    ),
     [],
   ),
   clientId: v.optional(
-    option(text(), "Session identity. A fixed one lets a restarted source or sink resume its session.", {
-      allowed: "a non-empty string (leave it out for a random one)",
-      defaultText: "random",
-    }),
+    option(
+      text(),
+      "Session identity. A fixed one lets a restarted source or sink resume its session.",
+      {
+        allowed: "a non-empty string (leave it out for a random one)",
+        defaultText: "random",
+      },
+    ),
   ),
   qos: v.optional(option(qos(), "QoS to subscribe and publish at.", { allowed: "0, 1 or 2" }), 1),
-  username: v.optional(option(v.string(), "User name, also read from the URL's user info.", { allowed: "a string" })),
-  password: v.optional(option(secret(), "Password, also read from the URL's user info. Never printed.", {
-    allowed: "a string",
-    secret: true,
-  })),
+  username: v.optional(
+    option(v.string(), "User name, also read from the URL's user info.", { allowed: "a string" }),
+  ),
+  password: v.optional(
+    option(secret(), "Password, also read from the URL's user info. Never printed.", {
+      allowed: "a string",
+      secret: true,
+    }),
+  ),
   cleanSession: v.optional(
     option(boolean(), "Start a fresh session (true) or resume the stored one (false).", {
       allowed: "true or false",
@@ -132,10 +157,14 @@ export const OPTIONS_SCHEMA = v.object({
     }),
   ),
   sessionExpiryInterval: v.optional(
-    option(integer(0, 0xffffffff), "MQTT 5: seconds the broker keeps the session after a disconnect.", {
-      allowed: "an integer from 0 to 4294967295",
-      defaultText: "0 with cleanSession, 4294967295 (never) without, as in MQTT 3.1.1",
-    }),
+    option(
+      integer(0, 0xffffffff),
+      "MQTT 5: seconds the broker keeps the session after a disconnect.",
+      {
+        allowed: "an integer from 0 to 4294967295",
+        defaultText: "0 with cleanSession, 4294967295 (never) without, as in MQTT 3.1.1",
+      },
+    ),
   ),
   connectionTimeout: v.optional(
     option(integer(0, 2_147_483), "Seconds to wait for the broker's CONNACK; 0 waits for ever.", {
@@ -162,21 +191,33 @@ export const OPTIONS_SCHEMA = v.object({
     4,
   ),
   maxInflight: v.optional(
-    option(integer(1, 65535), "Unacknowledged QoS 1/2 messages each way; the streams' highWaterMark; MQTT 5 receiveMaximum.", {
-      allowed: "an integer from 1 to 65535",
-    }),
+    option(
+      integer(1, 65535),
+      "Unacknowledged QoS 1/2 messages each way; the streams' highWaterMark; MQTT 5 receiveMaximum.",
+      {
+        allowed: "an integer from 1 to 65535",
+      },
+    ),
     60,
   ),
   autoReconnect: v.optional(
-    option(boolean(), "Reconnect (with connectAttempts and connectBackoff) and resume after the connection drops.", {
-      allowed: "true or false",
-    }),
+    option(
+      boolean(),
+      "Reconnect (with connectAttempts and connectBackoff) and resume after the connection drops.",
+      {
+        allowed: "true or false",
+      },
+    ),
     true,
   ),
   persistence: v.optional(
-    option(choice(["memory", "file"] as const), "Where in-flight messages are kept: memory, or files under localStorage that survive a restart.", {
-      allowed: "memory or file",
-    }),
+    option(
+      choice(["memory", "file"] as const),
+      "Where in-flight messages are kept: memory, or files under localStorage that survive a restart.",
+      {
+        allowed: "memory or file",
+      },
+    ),
     "memory",
   ),
   localStorage: v.optional(
@@ -186,50 +227,90 @@ export const OPTIONS_SCHEMA = v.object({
     }),
   ),
   "ssl.protocol": v.optional(
-    option(choice(["TLS", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const), "Lowest TLS version accepted; TLS means the runtime's default.", {
-      allowed: "TLS, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3 (SSLv3 is not supported by any JavaScript runtime)",
-    }),
+    option(
+      choice(["TLS", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const),
+      "Lowest TLS version accepted; TLS means the runtime's default.",
+      {
+        allowed:
+          "TLS, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3 (SSLv3 is not supported by any JavaScript runtime)",
+      },
+    ),
     "TLS",
   ),
   "ssl.key.store": v.optional(
-    option(pemOrPath(), "Client certificate and key: a PKCS12 file (or bytes), or a PEM file holding both.", {
-      allowed: "a file path or the store's bytes",
-    }),
+    option(
+      pemOrPath(),
+      "Client certificate and key: a PKCS12 file (or bytes), or a PEM file holding both.",
+      {
+        allowed: "a file path or the store's bytes",
+      },
+    ),
   ),
   "ssl.key.store.password": v.optional(
     option(secret(), "Password of ssl.key.store.", { allowed: "a string", secret: true }),
   ),
   "ssl.key.store.type": v.optional(
-    option(storeType(), "Type of ssl.key.store.", { allowed: STORE_TYPE_DOC, defaultText: "PEM for .pem/.crt/.key files, else PKCS12" }),
+    option(storeType(), "Type of ssl.key.store.", {
+      allowed: STORE_TYPE_DOC,
+      defaultText: "PEM for .pem/.crt/.key files, else PKCS12",
+    }),
   ),
   "ssl.key.store.provider": v.optional(
-    option(v.string(), "Accepted for compatibility with the seed; JavaScript runtimes have one TLS provider, so it has no effect.", {
-      allowed: "a string",
-    }),
+    option(
+      v.string(),
+      "Accepted for compatibility with the seed; JavaScript runtimes have one TLS provider, so it has no effect.",
+      {
+        allowed: "a string",
+      },
+    ),
   ),
   "ssl.trust.store": v.optional(
-    option(pemOrPath(), "CA certificates to trust: a PKCS12 trust store or a PEM file (or bytes).", {
-      allowed: "a file path or the store's bytes",
-    }),
+    option(
+      pemOrPath(),
+      "CA certificates to trust: a PKCS12 trust store or a PEM file (or bytes).",
+      {
+        allowed: "a file path or the store's bytes",
+      },
+    ),
   ),
   "ssl.trust.store.password": v.optional(
     option(secret(), "Password of ssl.trust.store.", { allowed: "a string", secret: true }),
   ),
   "ssl.trust.store.type": v.optional(
-    option(storeType(), "Type of ssl.trust.store.", { allowed: STORE_TYPE_DOC, defaultText: "PEM for .pem/.crt files, else PKCS12" }),
+    option(storeType(), "Type of ssl.trust.store.", {
+      allowed: STORE_TYPE_DOC,
+      defaultText: "PEM for .pem/.crt files, else PKCS12",
+    }),
   ),
   "ssl.trust.store.provider": v.optional(
-    option(v.string(), "Accepted for compatibility with the seed; has no effect.", { allowed: "a string" }),
+    option(v.string(), "Accepted for compatibility with the seed; has no effect.", {
+      allowed: "a string",
+    }),
   ),
   "ssl.ciphers": v.optional(
     option(text(), "Cipher suites, OpenSSL names or Java (IANA) names, separated by ':' or ','.", {
       allowed: "a list of cipher suites",
     }),
   ),
-  "ssl.ca": v.optional(option(pemOrPath(), "CA certificate(s) to trust, PEM: a file path, PEM text or bytes.", { allowed: "a PEM file path, PEM text or bytes" })),
-  "ssl.cert": v.optional(option(pemOrPath(), "Client certificate, PEM: a file path, PEM text or bytes.", { allowed: "a PEM file path, PEM text or bytes" })),
-  "ssl.key": v.optional(option(keyOrPath(), "Client private key, PEM: a file path, PEM text or bytes. Never printed.", { allowed: "a PEM file path, PEM text or bytes", secret: true })),
-  "ssl.key.password": v.optional(option(secret(), "Passphrase of an encrypted ssl.key.", { allowed: "a string", secret: true })),
+  "ssl.ca": v.optional(
+    option(pemOrPath(), "CA certificate(s) to trust, PEM: a file path, PEM text or bytes.", {
+      allowed: "a PEM file path, PEM text or bytes",
+    }),
+  ),
+  "ssl.cert": v.optional(
+    option(pemOrPath(), "Client certificate, PEM: a file path, PEM text or bytes.", {
+      allowed: "a PEM file path, PEM text or bytes",
+    }),
+  ),
+  "ssl.key": v.optional(
+    option(keyOrPath(), "Client private key, PEM: a file path, PEM text or bytes. Never printed.", {
+      allowed: "a PEM file path, PEM text or bytes",
+      secret: true,
+    }),
+  ),
+  "ssl.key.password": v.optional(
+    option(secret(), "Passphrase of an encrypted ssl.key.", { allowed: "a string", secret: true }),
+  ),
   "ssl.verify": v.optional(
     option(boolean(), "Verify the broker's certificate and host name. Turn off only for testing.", {
       allowed: "true or false",
@@ -237,58 +318,90 @@ export const OPTIONS_SCHEMA = v.object({
     true,
   ),
   connectAttempts: v.optional(
-    option(attempts(), "Connection attempts before failing, for the first connect and for each outage; -1 tries for ever.", {
-      allowed: "-1 or an integer from 1 to 1000000",
-      env: "MQTT_CONNECT_ATTEMPTS",
-    }),
+    option(
+      attempts(),
+      "Connection attempts before failing, for the first connect and for each outage; -1 tries for ever.",
+      {
+        allowed: "-1 or an integer from 1 to 1000000",
+        env: "MQTT_CONNECT_ATTEMPTS",
+      },
+    ),
     5,
   ),
   connectBackoff: v.optional(
-    option(integer(0, 3_600_000), "First delay (ms) between connection attempts; it doubles each attempt, with jitter, up to 60 s.", {
-      allowed: "an integer from 0 to 3600000",
-      env: "MQTT_CONNECT_BACKOFF",
-    }),
+    option(
+      integer(0, 3_600_000),
+      "First delay (ms) between connection attempts; it doubles each attempt, with jitter, up to 60 s.",
+      {
+        allowed: "an integer from 0 to 3600000",
+        env: "MQTT_CONNECT_BACKOFF",
+      },
+    ),
     1000,
   ),
   connectionCacheTimeout: v.optional(
-    option(integer(0, 2_147_483_647), "Milliseconds a shared sink connection stays open after its last sink closed.", {
-      allowed: "an integer from 0 to 2147483647",
-      env: "MQTT_CONNECTION_CACHE_TIMEOUT",
-    }),
+    option(
+      integer(0, 2_147_483_647),
+      "Milliseconds a shared sink connection stays open after its last sink closed.",
+      {
+        allowed: "an integer from 0 to 2147483647",
+        env: "MQTT_CONNECTION_CACHE_TIMEOUT",
+      },
+    ),
     600_000,
   ),
   publishAttempts: v.optional(
-    option(attempts(), "Attempts of a publish that fails for a transient reason; -1 tries for ever.", {
-      allowed: "-1 or an integer from 1 to 1000000",
-      env: "MQTT_PUBLISH_ATTEMPTS",
-    }),
+    option(
+      attempts(),
+      "Attempts of a publish that fails for a transient reason; -1 tries for ever.",
+      {
+        allowed: "-1 or an integer from 1 to 1000000",
+        env: "MQTT_PUBLISH_ATTEMPTS",
+      },
+    ),
     3,
   ),
   publishBackoff: v.optional(
-    option(integer(0, 3_600_000), "First delay (ms) between publish attempts; it doubles each attempt, with jitter, up to 60 s.", {
-      allowed: "an integer from 0 to 3600000",
-      env: "MQTT_PUBLISH_BACKOFF",
-    }),
+    option(
+      integer(0, 3_600_000),
+      "First delay (ms) between publish attempts; it doubles each attempt, with jitter, up to 60 s.",
+      {
+        allowed: "an integer from 0 to 3600000",
+        env: "MQTT_PUBLISH_BACKOFF",
+      },
+    ),
     1000,
   ),
   ack: v.optional(
-    option(choice(["read", "manual"] as const), "When a source acknowledges a QoS 1/2 message: when it is read, or when message.ack() is called.", {
-      allowed: "read or manual",
-    }),
+    option(
+      choice(["read", "manual"] as const),
+      "When a source acknowledges a QoS 1/2 message: when it is read, or when message.ack() is called.",
+      {
+        allowed: "read or manual",
+      },
+    ),
     "read",
   ),
   "will.topic": v.optional(
     option(
-      v.pipe(v.string(), v.check((t) => !topicNameProblem(t), (i) => topicNameProblem(String(i.input))!)),
+      v.pipe(
+        v.string(),
+        v.check((t) => !topicNameProblem(t), (i) => topicNameProblem(String(i.input))!),
+      ),
       "Topic of the last will, published by the broker if the connection is lost.",
       { allowed: "a topic name without wildcards" },
     ),
   ),
   "will.payload": v.optional(
-    option(v.union([v.string(), v.instance(Uint8Array)]), "Payload of the last will.", { allowed: "a string or bytes" }),
+    option(v.union([v.string(), v.instance(Uint8Array)]), "Payload of the last will.", {
+      allowed: "a string or bytes",
+    }),
   ),
   "will.qos": v.optional(option(qos(), "QoS of the last will.", { allowed: "0, 1 or 2" }), 0),
-  "will.retain": v.optional(option(boolean(), "Retain the last will.", { allowed: "true or false" }), false),
+  "will.retain": v.optional(
+    option(boolean(), "Retain the last will.", { allowed: "true or false" }),
+    false,
+  ),
 });
 
 /** The name of an option. */
@@ -298,7 +411,9 @@ export type OptionName = keyof typeof OPTIONS_SCHEMA.entries;
 export const OPTION_NAMES = Object.keys(OPTIONS_SCHEMA.entries) as OptionName[];
 
 /** The doc, metadata and default of an option, read from the schema. */
-export function describeOption(name: OptionName): { doc: string; meta: OptionMeta; default: unknown } {
+export function describeOption(
+  name: OptionName,
+): { doc: string; meta: OptionMeta; default: unknown } {
   const entry = OPTIONS_SCHEMA.entries[name] as v.GenericSchema & {
     type: string;
     wrapped?: v.GenericSchema;
@@ -404,12 +519,14 @@ export interface MqttOptions {
  * booleans also as strings, `topic` as one string or several, secrets as plain strings.
  * Keys match case-insensitively at run time (`QoS` is `qos`).
  */
-export type MqttOptionsInit = {
-  [K in keyof MqttOptions]?: MqttOptions[K] | string | (K extends "topic" ? string[] : never);
-} & {
-  /** The broker; its query parameters are options too. */
-  brokerUrl?: string | URL;
-};
+export type MqttOptionsInit =
+  & {
+    [K in keyof MqttOptions]?: MqttOptions[K] | string | (K extends "topic" ? string[] : never);
+  }
+  & {
+    /** The broker; its query parameters are options too. */
+    brokerUrl?: string | URL;
+  };
 
 /** A connection: a connection string, a `URL`, or an options object. */
 export type MqttConnection = string | URL | MqttOptionsInit;
@@ -440,7 +557,10 @@ const PEM_EXTENSION = /\.(pem|crt|cer|key)$/i;
  * // mqtt://localhost:1883 [ "sensors/+/temp" ] 2 false
  * ```
  */
-export function parseConnectionString(connection: MqttConnection, overrides?: MqttOptionsInit): MqttOptions {
+export function parseConnectionString(
+  connection: MqttConnection,
+  overrides?: MqttOptionsInit,
+): MqttOptions {
   const raw = collectOptions(connection, overrides, OPTION_NAMES, describeOption);
   const input: Record<string, unknown> = {};
   for (const [name, { value }] of raw) input[name] = value;
@@ -464,7 +584,11 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
   if (!TLS_SCHEMES.has(scheme)) {
     const ssl = OPTION_NAMES.find((n) => n.startsWith("ssl.") && given(n));
     if (ssl) {
-      throw invalid(raw.get(ssl), ssl, `ssl.* options need an mqtts://, ssl:// or wss:// broker URL, not ${scheme}://`);
+      throw invalid(
+        raw.get(ssl),
+        ssl,
+        `ssl.* options need an mqtts://, ssl:// or wss:// broker URL, not ${scheme}://`,
+      );
     }
   }
   if (given("ssl.cert") !== given("ssl.key")) {
@@ -476,20 +600,32 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
     throw invalid(raw.get(will), will, "will.* options need will.topic");
   }
   if (o.persistence === "file" && o.clientId === undefined) {
-    throw invalid(raw.get("persistence"), "persistence", "persistence=file needs a fixed clientId, since a random one could never be resumed");
+    throw invalid(
+      raw.get("persistence"),
+      "persistence",
+      "persistence=file needs a fixed clientId, since a random one could never be resumed",
+    );
   }
   const ciphers = o["ssl.ciphers"] === undefined ? undefined : toOpenSslCiphers(o["ssl.ciphers"]);
   if (ciphers && "unknown" in ciphers) {
-    throw invalid(raw.get("ssl.ciphers"), "ssl.ciphers", `${ciphers.unknown} is not a Java cipher suite name this library knows; use its OpenSSL name`);
+    throw invalid(
+      raw.get("ssl.ciphers"),
+      "ssl.ciphers",
+      `${ciphers.unknown} is not a Java cipher suite name this library knows; use its OpenSSL name`,
+    );
   }
   const cleanSession = o.cleanSession ?? o.clientId === undefined;
   const storeType = (store: string | Uint8Array | undefined, type: "PKCS12" | "PEM" | undefined) =>
-    store === undefined ? type : type ?? (typeof store === "string" && PEM_EXTENSION.test(store) ? "PEM" : "PKCS12");
+    store === undefined
+      ? type
+      : type ?? (typeof store === "string" && PEM_EXTENSION.test(store) ? "PEM" : "PKCS12");
   return {
     ...o,
     cleanSession,
     sessionExpiryInterval: o.sessionExpiryInterval ?? (cleanSession ? 0 : 0xffffffff),
-    localStorage: o.persistence === "file" ? o.localStorage ?? `./.mqtt-streams/${o.clientId}` : o.localStorage,
+    localStorage: o.persistence === "file"
+      ? o.localStorage ?? `./.mqtt-streams/${o.clientId}`
+      : o.localStorage,
     "ssl.key.store.type": storeType(o["ssl.key.store"], o["ssl.key.store.type"]),
     "ssl.trust.store.type": storeType(o["ssl.trust.store"], o["ssl.trust.store.type"]),
     "ssl.ciphers": ciphers?.ciphers,
@@ -500,7 +636,9 @@ const HINTS: Partial<Record<OptionName, (value: unknown) => string | undefined>>
   "ssl.key.store.type": jksHint,
   "ssl.trust.store.type": jksHint,
   "ssl.protocol": (value) =>
-    /^ssl/i.test(String(value)) ? "SSL is broken and no JavaScript runtime offers it; use TLSv1.2" : undefined,
+    /^ssl/i.test(String(value))
+      ? "SSL is broken and no JavaScript runtime offers it; use TLSv1.2"
+      : undefined,
 };
 
 function jksHint(value: unknown): string | undefined {
@@ -523,7 +661,9 @@ function invalid(
   const hint = detail ?? HINTS[name]?.(value);
   return new MqttOptionsError(
     spelled,
-    `Cannot configure MQTT as ${where} must be ${meta.allowed}: current value is ${shown}${hint ? ` (${hint})` : ""}`,
+    `Cannot configure MQTT as ${where} must be ${meta.allowed}: current value is ${shown}${
+      hint ? ` (${hint})` : ""
+    }`,
   );
 }
 

@@ -1,0 +1,297 @@
+// Test brokers on random 127.0.0.1 ports: aedes embedded in the test process, and
+// Debian's mosquitto spawned with a temp config (password file, TLS with certificates
+// made at test time by openssl, MQTT 5). Each stops only what it started.
+import { Aedes } from "aedes";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A running broker. */
+export interface TestBroker extends AsyncDisposable {
+  /** mqtt:// (or mqtts://) URL of the broker. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Starts aedes (MQTT 3.1.1) on a random port of 127.0.0.1. */
+export async function startAedes(): Promise<TestBroker & { broker: Aedes; dropClients(): void }> {
+  const broker = await Aedes.createBroker();
+  const server: Server = createServer(broker.handle);
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  /** Cuts every client's connection, as a network failure would. */
+  const dropClients = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const close = async () => {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    dropClients();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    broker,
+    dropClients,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Whether mosquitto can be spawned here. */
+export const hasMosquitto: boolean = spawnSync("mosquitto", ["-h"]).error === undefined;
+
+/**
+ * The `skip` option of a test that needs mosquitto: false (run) when it is installed or
+ * when CI=true (a missing mosquitto must fail in CI, not skip), else the printed reason.
+ */
+export function skipWithoutMosquitto(): string | false {
+  if (hasMosquitto) return false;
+  const ci = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
+    .CI;
+  if (ci === "true") return false;
+  const reason = "mosquitto is not installed (apt-get install mosquitto mosquitto-clients)";
+  console.log(`skipping: ${reason}`);
+  return reason;
+}
+
+/** Files made by {@linkcode makeCertificates}. */
+export interface Certificates {
+  dir: string;
+  /** The CA that signed the server and client certificates (PEM, and a PKCS12 trust store). */
+  ca: string;
+  caP12: string;
+  /** Another CA, that signed nothing here. */
+  otherCa: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  /** Client certificate and key as PKCS12. */
+  clientP12: string;
+  /** Password of both PKCS12 files. */
+  p12Password: string;
+}
+
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+}
+
+/** Makes a CA, a server certificate for localhost/127.0.0.1, a client certificate, and PKCS12 forms. */
+export function makeCertificates(dir: string): Certificates {
+  const p12Password = "changeit";
+  const subj = (cn: string) => ["-subj", `/CN=${cn}`];
+  openssl(
+    dir,
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    ...subj("mqtt-streams test CA"),
+  );
+  openssl(
+    dir,
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "other.key",
+    "-out",
+    "other.pem",
+    "-days",
+    "2",
+    ...subj("another CA"),
+  );
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  for (const [name, ext] of [["server", ["-extfile", "server.ext"]], ["client", []]] as const) {
+    openssl(
+      dir,
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      ...subj(name === "server" ? "localhost" : "client"),
+    );
+    openssl(
+      dir,
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      ...ext,
+    );
+  }
+  openssl(
+    dir,
+    "pkcs12",
+    "-export",
+    "-in",
+    "client.pem",
+    "-inkey",
+    "client.key",
+    "-out",
+    "client.p12",
+    "-passout",
+    `pass:${p12Password}`,
+  );
+  openssl(
+    dir,
+    "pkcs12",
+    "-export",
+    "-nokeys",
+    "-in",
+    "ca.pem",
+    "-out",
+    "ca.p12",
+    "-passout",
+    `pass:${p12Password}`,
+  );
+  const at = (f: string) => join(dir, f);
+  return {
+    dir,
+    ca: at("ca.pem"),
+    caP12: at("ca.p12"),
+    otherCa: at("other.pem"),
+    serverCert: at("server.pem"),
+    serverKey: at("server.key"),
+    clientCert: at("client.pem"),
+    clientKey: at("client.key"),
+    clientP12: at("client.p12"),
+    p12Password,
+  };
+}
+
+/** Options of {@linkcode startMosquitto}. */
+export interface MosquittoConfig {
+  /** Users and passwords; when given, anonymous clients are refused. */
+  users?: Record<string, string>;
+  /** Serve TLS with certificates made for this broker. */
+  tls?: boolean;
+  /** With tls: ask for and verify a client certificate. */
+  requireCertificate?: boolean;
+  /** More lines for mosquitto.conf (max_queued_messages, max_inflight_messages, ...). */
+  lines?: string[];
+}
+
+/** Starts Debian's mosquitto on a random port of 127.0.0.1 with a temp config. */
+export async function startMosquitto(
+  config: MosquittoConfig = {},
+): Promise<TestBroker & { certificates?: Certificates; log(): string }> {
+  const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-mosquitto-"));
+  // mosquitto started as root drops to the 'mosquitto' user, which must read these files.
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    "persistence false",
+    "log_dest stderr",
+    "log_type error",
+    "log_type warning",
+    "log_type notice",
+  ];
+  let certificates: Certificates | undefined;
+  if (config.tls) {
+    certificates = makeCertificates(dir);
+    lines.push(
+      `cafile ${certificates.ca}`,
+      `certfile ${certificates.serverCert}`,
+      `keyfile ${certificates.serverKey}`,
+    );
+    if (config.requireCertificate) lines.push("require_certificate true");
+  }
+  if (config.users) {
+    const file = join(dir, "passwords");
+    writeFileSync(file, "");
+    for (const [user, password] of Object.entries(config.users)) {
+      execFileSync("mosquitto_passwd", ["-b", file, user, password], { stdio: "pipe" });
+    }
+    lines.push(`password_file ${file}`, "allow_anonymous false");
+  } else {
+    lines.push("allow_anonymous true");
+  }
+  lines.push(...(config.lines ?? []));
+  writeFileSync(join(dir, "mosquitto.conf"), lines.join("\n") + "\n");
+  execFileSync("chmod", ["-R", "a+r", dir]);
+  const child: ChildProcess = spawn("mosquitto", ["-c", join(dir, "mosquitto.conf")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr!.on("data", (chunk) => (log += chunk));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (child.exitCode === null) child.kill("SIGTERM");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(port, () => child.exitCode !== null, 5000);
+  } catch (error) {
+    await close();
+    throw new Error(`mosquitto did not start: ${(error as Error).message}\n${log}`);
+  }
+  const url = `${config.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`;
+  return { url, port, certificates, log: () => log, close, [Symbol.asyncDispose]: close };
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, died: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (died()) throw new Error("the process exited");
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ port, host: "127.0.0.1" });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
+}

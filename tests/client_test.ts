@@ -1,0 +1,293 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+import { backoffDelay, Connection, randomClientId, toClientOptions } from "../src/client.ts";
+import { MqttConnectError, MqttOptionsError, parseConnectionString } from "../mod.ts";
+import type { MqttOptionsInit } from "../mod.ts";
+import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
+
+const open = (url: string, overrides?: MqttOptionsInit) =>
+  Connection.open(parseConnectionString(url, overrides));
+
+/** Connects, checks a publish comes back, and ends: proof the connection really works. */
+async function roundTrip(connection: Connection): Promise<void> {
+  const { client } = connection;
+  try {
+    await client.subscribeAsync("check/round-trip", { qos: 1 });
+    const received = new Promise<string>((resolve) =>
+      client.once("message", (_t, payload) => resolve(payload.toString()))
+    );
+    await client.publishAsync("check/round-trip", "hello", { qos: 1 });
+    assert.equal(await received, "hello");
+  } finally {
+    await connection.end();
+  }
+}
+
+async function connectError(url: string, overrides?: MqttOptionsInit): Promise<MqttConnectError> {
+  try {
+    const connection = await open(url, overrides);
+    await connection.end();
+  } catch (error) {
+    assert.ok(error instanceof MqttConnectError, `expected MqttConnectError, got ${error}`);
+    return error;
+  }
+  assert.fail("connected, but a failure was expected");
+}
+
+describe("toClientOptions", () => {
+  test("maps the seed's options onto mqtt.js's", async () => {
+    const o = await toClientOptions(parseConnectionString(
+      "tcp://alice:s%3Acret@127.0.0.1:1884?clientId=ingest&keepAlive=20&connectionTimeout=5&mqttVersion=5&maxInflight=7",
+    ));
+    assert.equal(o.protocol, "mqtt");
+    assert.equal(o.hostname, "127.0.0.1");
+    assert.equal(o.port, 1884);
+    assert.equal(o.clientId, "ingest");
+    assert.equal(o.clean, false);
+    assert.equal(o.keepalive, 20);
+    assert.equal(o.connectTimeout, 5000);
+    assert.equal(o.protocolVersion, 5);
+    assert.equal(o.username, "alice");
+    assert.equal(o.password, "s:cret");
+    assert.equal(o.queueQoSZero, false);
+    assert.deepEqual(o.properties, { receiveMaximum: 7, sessionExpiryInterval: 0xffffffff });
+  });
+
+  test("connectionTimeout=0 waits for ever instead of timing out at once", async () => {
+    const o = await toClientOptions(parseConnectionString("mqtt://h?connectionTimeout=0"));
+    assert.equal(o.connectTimeout, 2 ** 31 - 1);
+  });
+
+  test("maps the last will", async () => {
+    const o = await toClientOptions(
+      parseConnectionString(
+        "mqtt://h?will.topic=status/a&will.payload=gone&will.qos=1&will.retain=true",
+      ),
+    );
+    assert.deepEqual(o.will, { topic: "status/a", payload: "gone", qos: 1, retain: true });
+  });
+
+  test("maps ssl.protocol, ssl.ciphers and ssl.verify onto TLS options", async () => {
+    const o = await toClientOptions(
+      parseConnectionString(
+        "ssl://h:8883?ssl.protocol=TLSv1.2&ssl.ciphers=SSL_RSA_WITH_AES_128_CBC_SHA&ssl.verify=false",
+      ),
+    ) as Record<string, unknown>;
+    assert.equal(o.protocol, "mqtts");
+    assert.equal(o.minVersion, "TLSv1.2");
+    assert.equal(o.ciphers, "AES128-SHA");
+    assert.equal(o.rejectUnauthorized, false);
+  });
+
+  test("verifies certificates unless told not to", async () => {
+    const o = await toClientOptions(parseConnectionString("mqtts://h")) as Record<string, unknown>;
+    assert.equal(o.rejectUnauthorized, true);
+  });
+
+  test("a missing certificate file is an MqttOptionsError naming the option", async () => {
+    await assert.rejects(
+      toClientOptions(parseConnectionString("mqtts://h?ssl.ca=/nonexistent/ca.pem")),
+      (e: unknown) =>
+        e instanceof MqttOptionsError && e.option === "ssl.ca" &&
+        /nonexistent\/ca\.pem/.test(e.message),
+    );
+  });
+
+  test("random client ids are unique and at most 23 characters", () => {
+    const ids = new Set(Array.from({ length: 100 }, randomClientId));
+    assert.equal(ids.size, 100);
+    for (const id of ids) assert.ok(id.length <= 23, id);
+  });
+});
+
+describe("backoffDelay", () => {
+  test("doubles from the base, with jitter between half and all of it", () => {
+    assert.equal(backoffDelay(1, 1000, () => 0), 500);
+    assert.equal(backoffDelay(1, 1000, () => 1), 1000);
+    assert.equal(backoffDelay(3, 1000, () => 1), 4000);
+  });
+
+  test("is capped at 60 s", () => {
+    assert.equal(backoffDelay(40, 1000, () => 1), 60_000);
+  });
+});
+
+describe("Connection against aedes", () => {
+  test("connects and round-trips a QoS 1 message", async () => {
+    await using broker = await startAedes();
+    await roundTrip(await open(broker.url));
+  });
+
+  test("a refused port fails with CONNECT_REFUSED after connectAttempts attempts", async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const error = await connectError(
+      `mqtt://127.0.0.1:${port}?connectAttempts=3&connectBackoff=20`,
+    );
+    assert.equal(error.code, "CONNECT_REFUSED");
+    assert.equal(error.attempts, 3);
+    assert.match(error.message, new RegExp(`mqtt://127\\.0\\.0\\.1:${port} after 3 attempts`));
+    assert.ok(Date.now() - started < 10_000);
+  });
+
+  test("the password never appears in a connect error", async () => {
+    const port = await freePort();
+    const error = await connectError(`mqtt://bob:hunter2@127.0.0.1:${port}?connectAttempts=1`);
+    for (const text of [error.message, String(error), JSON.stringify(error), inspect(error)]) {
+      assert.doesNotMatch(text, /hunter2/);
+    }
+  });
+
+  test("connects on a later attempt when the broker comes up meanwhile", async () => {
+    const port = await freePort();
+    const connecting = open(`mqtt://127.0.0.1:${port}?connectAttempts=20&connectBackoff=50`);
+    await new Promise((r) => setTimeout(r, 300));
+    const { Aedes } = await import("aedes");
+    const { createServer } = await import("node:net");
+    const broker = await Aedes.createBroker();
+    const server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    try {
+      const connection = await connecting;
+      assert.ok(connection.client.connected);
+      await connection.end();
+    } finally {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test("an aborted signal stops connecting with the signal's reason", async () => {
+    const port = await freePort();
+    const controller = new AbortController();
+    const connecting = Connection.open(
+      parseConnectionString(`mqtt://127.0.0.1:${port}?connectAttempts=-1&connectBackoff=50`),
+      { signal: controller.signal },
+    );
+    setTimeout(() => controller.abort(new Error("stop")), 200);
+    await assert.rejects(connecting, /stop/);
+  });
+
+  test("reconnects after the broker drops the client, and counts it", async () => {
+    await using broker = await startAedes();
+    const connection = await open(broker.url, { connectBackoff: 20 });
+    try {
+      const reconnected = new Promise<void>((resolve) =>
+        connection.client.once("connect", () => resolve())
+      );
+      broker.dropClients();
+      await reconnected;
+      assert.equal(connection.reconnects, 1);
+    } finally {
+      await connection.end();
+    }
+  });
+
+  test("with autoReconnect=false a drop ends the connection with an error", async () => {
+    await using broker = await startAedes();
+    const connection = await open(broker.url, { autoReconnect: false });
+    broker.dropClients();
+    const error = await connection.closed;
+    assert.ok(error instanceof MqttConnectError);
+    assert.match(error.message, /Lost the connection .* autoReconnect is false/);
+  });
+});
+
+describe("Connection against mosquitto", { skip: skipWithoutMosquitto() }, () => {
+  test("accepts a good user name and password", async () => {
+    await using broker = await startMosquitto({ users: { alice: "wonder land" } });
+    await roundTrip(await open(broker.url.replace("mqtt://", "mqtt://alice:wonder%20land@")));
+  });
+
+  test("a wrong password fails at once with CONNECT_AUTH naming the user, not the password", async () => {
+    await using broker = await startMosquitto({ users: { alice: "wonder land" } });
+    const error = await connectError(broker.url.replace("mqtt://", "mqtt://alice:not-it@"), {
+      connectAttempts: 5,
+    });
+    assert.equal(error.code, "CONNECT_AUTH");
+    assert.equal(error.attempts, 1, "bad credentials are not retried");
+    assert.match(error.message, /as user 'alice'/);
+    assert.doesNotMatch(error.message, /not-it/);
+  });
+
+  test("MQTT 5: a wrong password fails with CONNECT_AUTH", async () => {
+    await using broker = await startMosquitto({ users: { alice: "pw" } });
+    const error = await connectError(broker.url.replace("mqtt://", "mqtt://alice:bad@"), {
+      mqttVersion: 5,
+    });
+    assert.equal(error.code, "CONNECT_AUTH");
+  });
+
+  test("MQTT 5 round trip", async () => {
+    await using broker = await startMosquitto();
+    const connection = await open(broker.url, { mqttVersion: 5, clientId: "v5-client" });
+    assert.equal(connection.client.options.protocolVersion, 5);
+    await roundTrip(connection);
+  });
+
+  test("TLS with a CA-signed server certificate and a PEM CA", async () => {
+    await using broker = await startMosquitto({ tls: true });
+    await roundTrip(await open(broker.url, { "ssl.ca": broker.certificates!.ca }));
+  });
+
+  test("TLS with an inline PEM CA", async () => {
+    await using broker = await startMosquitto({ tls: true });
+    await roundTrip(
+      await open(broker.url, { "ssl.ca": readFileSync(broker.certificates!.ca, "utf8") }),
+    );
+  });
+
+  test("TLS with a PKCS12 trust store", async () => {
+    await using broker = await startMosquitto({ tls: true });
+    const c = broker.certificates!;
+    await roundTrip(
+      await open(broker.url, {
+        "ssl.trust.store": c.caP12,
+        "ssl.trust.store.password": c.p12Password,
+      }),
+    );
+  });
+
+  test("TLS with a wrong CA fails with CONNECT_TLS at the first attempt", async () => {
+    await using broker = await startMosquitto({ tls: true });
+    const error = await connectError(broker.url, {
+      "ssl.ca": broker.certificates!.otherCa,
+      connectAttempts: 3,
+    });
+    assert.equal(error.code, "CONNECT_TLS", error.message);
+    assert.match(error.message, /TLS/);
+    assert.equal(error.attempts, 1);
+  });
+
+  test("TLS client certificate as PEM cert and key", async () => {
+    await using broker = await startMosquitto({ tls: true, requireCertificate: true });
+    const c = broker.certificates!;
+    await roundTrip(
+      await open(broker.url, { "ssl.ca": c.ca, "ssl.cert": c.clientCert, "ssl.key": c.clientKey }),
+    );
+  });
+
+  test("TLS client certificate from a PKCS12 key store", async () => {
+    await using broker = await startMosquitto({ tls: true, requireCertificate: true });
+    const c = broker.certificates!;
+    await roundTrip(
+      await open(broker.url, {
+        "ssl.ca": c.ca,
+        "ssl.key.store": c.clientP12,
+        "ssl.key.store.password": c.p12Password,
+      }),
+    );
+  });
+
+  test("TLS without the client certificate the broker requires fails", async () => {
+    await using broker = await startMosquitto({ tls: true, requireCertificate: true });
+    const error = await connectError(broker.url, {
+      "ssl.ca": broker.certificates!.ca,
+      connectAttempts: 2,
+      connectBackoff: 20,
+    });
+    assert.ok(["CONNECT_TLS", "CONNECT_CLOSED"].includes(error.code), error.message);
+  });
+});

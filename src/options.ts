@@ -142,7 +142,7 @@ export const OPTIONS_SCHEMA = v.object({
   ),
   qos: v.optional(option(qos(), "QoS to subscribe and publish at.", { allowed: "0, 1 or 2" }), 1),
   username: v.optional(
-    option(v.string(), "User name, also read from the URL's user info.", { allowed: "a string" }),
+    option(text(), "User name, also read from the URL's user info; leave it out rather than empty.", { allowed: "a non-empty string" }),
   ),
   password: v.optional(
     option(secret(), "Password, also read from the URL's user info. Never printed.", {
@@ -257,10 +257,10 @@ export const OPTIONS_SCHEMA = v.object({
   ),
   "ssl.key.store.provider": v.optional(
     option(
-      v.string(),
+      text(),
       "Accepted for compatibility with the seed; JavaScript runtimes have one TLS provider, so it has no effect.",
       {
-        allowed: "a string",
+        allowed: "a non-empty string",
       },
     ),
   ),
@@ -283,8 +283,8 @@ export const OPTIONS_SCHEMA = v.object({
     }),
   ),
   "ssl.trust.store.provider": v.optional(
-    option(v.string(), "Accepted for compatibility with the seed; has no effect.", {
-      allowed: "a string",
+    option(text(), "Accepted for compatibility with the seed; has no effect.", {
+      allowed: "a non-empty string",
     }),
   ),
   "ssl.ciphers": v.optional(

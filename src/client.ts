@@ -35,6 +35,14 @@ export function randomClientId(): string {
 
 /** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
 export async function toClientOptions(options: MqttOptions): Promise<IClientOptions> {
+  if (options.persistence === "file") {
+    // Refused rather than quietly kept in memory: a caller who asked for durability must
+    // not believe they have it.
+    throw new MqttOptionsError(
+      "persistence",
+      "Cannot configure MQTT as 'persistence' must be memory in mqtt-streams 0.1.0: current value is file (the file store is not built yet)",
+    );
+  }
   const url = new URL(options.brokerUrl);
   const protocol = url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
   const v5 = options.mqttVersion === 5;

@@ -12,7 +12,8 @@ const server = createServer(broker.handle);
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const { port } = server.address() as { port: number };
 
-const url = `mqtt://demo:s3cret@127.0.0.1:${port}?topic=sensors/%2B/temperature&qos=1&clientId=demo&keepAlive=10`;
+const url =
+  `mqtt://demo:s3cret@127.0.0.1:${port}?topic=sensors/%2B/temperature&qos=1&clientId=demo&keepAlive=10`;
 const options = parseConnectionString(url);
 console.log("options:", JSON.stringify(options));
 
@@ -35,9 +36,13 @@ try {
   }
   await Promise.race([
     received,
-    new Promise((_, reject) => setTimeout(() => reject(new Error("timed out waiting for messages")), 5000)),
+    new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("timed out waiting for messages")), 5000)
+    ),
   ]);
-  console.log(`done: ${sites.length} published, ${sites.length} received, ${connection.reconnects} reconnects`);
+  console.log(
+    `done: ${sites.length} published, ${sites.length} received, ${connection.reconnects} reconnects`,
+  );
 } finally {
   await connection.end();
   await new Promise<void>((resolve) => broker.close(() => resolve()));

@@ -142,7 +142,11 @@ export const OPTIONS_SCHEMA = v.object({
   ),
   qos: v.optional(option(qos(), "QoS to subscribe and publish at.", { allowed: "0, 1 or 2" }), 1),
   username: v.optional(
-    option(text(), "User name, also read from the URL's user info; leave it out rather than empty.", { allowed: "a non-empty string" }),
+    option(
+      text(),
+      "User name, also read from the URL's user info; leave it out rather than empty.",
+      { allowed: "a non-empty string" },
+    ),
   ),
   password: v.optional(
     option(secret(), "Password, also read from the URL's user info. Never printed.", {

@@ -40,7 +40,16 @@ describe("parseConnectionString: URL forms", () => {
     assert.equal(o.password?.reveal(), "p:ss");
   });
 
-  for (const [given, scheme] of [["tcp", "mqtt"], ["mqtt", "mqtt"], ["ssl", "mqtts"], ["mqtts", "mqtts"], ["ws", "ws"], ["wss", "wss"]]) {
+  for (
+    const [given, scheme] of [
+      ["tcp", "mqtt"],
+      ["mqtt", "mqtt"],
+      ["ssl", "mqtts"],
+      ["mqtts", "mqtts"],
+      ["ws", "ws"],
+      ["wss", "wss"],
+    ]
+  ) {
     test(`scheme ${given}:// becomes ${scheme}://`, () => {
       assert.equal(parseConnectionString(`${given}://h:1`).brokerUrl, `${scheme}://h:1`);
     });
@@ -55,7 +64,12 @@ describe("parseConnectionString: URL forms", () => {
   });
 
   test("an unknown scheme is refused with the schemes allowed", () => {
-    rejects(() => parseConnectionString("http://h"), /'brokerUrl'/, /mqtt, tcp, mqtts, ssl, ws, wss/, /http:/);
+    rejects(
+      () => parseConnectionString("http://h"),
+      /'brokerUrl'/,
+      /mqtt, tcp, mqtts, ssl, ws, wss/,
+      /http:/,
+    );
   });
 
   test("a string that is no URL is refused", () => {
@@ -87,7 +101,9 @@ describe("parseConnectionString: topics", () => {
   });
 
   test("accepts $share/group/filter", () => {
-    assert.deepEqual(parseConnectionString("mqtt://h?topic=$share/workers/sensors/%23").topic, ["$share/workers/sensors/#"]);
+    assert.deepEqual(parseConnectionString("mqtt://h?topic=$share/workers/sensors/%23").topic, [
+      "$share/workers/sensors/#",
+    ]);
   });
 
   test("defaults to no topic", () => {
@@ -96,7 +112,10 @@ describe("parseConnectionString: topics", () => {
 
   test("an options object takes one topic or several", () => {
     assert.deepEqual(parseConnectionString({ brokerUrl: "mqtt://h", topic: "x" }).topic, ["x"]);
-    assert.deepEqual(parseConnectionString({ brokerUrl: "mqtt://h", topic: ["x", "y/#"] }).topic, ["x", "y/#"]);
+    assert.deepEqual(parseConnectionString({ brokerUrl: "mqtt://h", topic: ["x", "y/#"] }).topic, [
+      "x",
+      "y/#",
+    ]);
   });
 
   const bad: [string, RegExp][] = [
@@ -138,7 +157,13 @@ describe("parseConnectionString: each option, good and bad", () => {
     ["ssl.trust.store", "/etc/trust.p12", "/etc/trust.p12", "", /file path/],
     ["ssl.trust.store.type", "PKCS12", "PKCS12", "JCEKS", /keytool -importkeystore/],
     ["ssl.trust.store.provider", "IBMJCEFIPS", "IBMJCEFIPS", "", /^/],
-    ["ssl.ciphers", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,AES256-SHA", "ECDHE-RSA-AES128-GCM-SHA256:AES256-SHA", "TLS_MADE_UP_WITH_NOTHING", /TLS_MADE_UP_WITH_NOTHING/],
+    [
+      "ssl.ciphers",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,AES256-SHA",
+      "ECDHE-RSA-AES128-GCM-SHA256:AES256-SHA",
+      "TLS_MADE_UP_WITH_NOTHING",
+      /TLS_MADE_UP_WITH_NOTHING/,
+    ],
     ["ssl.ca", "/etc/ca.pem", "/etc/ca.pem", "", /PEM file path/],
     ["ssl.verify", "false", false, "sometimes", /true or false/],
     ["connectAttempts", "-1", -1, "0", /-1 or an integer from 1/],
@@ -154,11 +179,17 @@ describe("parseConnectionString: each option, good and bad", () => {
     const name = OPTION_NAMES.find((n) => n.toLowerCase() === key.toLowerCase())!;
     const extra = name.startsWith("will.") ? "&will.topic=t" : "";
     test(`${key}=${good} is accepted`, () => {
-      const o = parseConnectionString(`${BASE}?${key}=${encodeURIComponent(good)}${extra}`) as unknown as Record<string, unknown>;
+      const o = parseConnectionString(
+        `${BASE}?${key}=${encodeURIComponent(good)}${extra}`,
+      ) as unknown as Record<string, unknown>;
       assert.deepEqual(o[name], expected);
     });
     test(`${key}=${JSON.stringify(bad)} is refused, naming it and what is allowed`, () => {
-      const error = rejects(() => parseConnectionString(`${BASE}?${key}=${encodeURIComponent(bad)}${extra}`), new RegExp(`'${key}'`), allowed);
+      const error = rejects(
+        () => parseConnectionString(`${BASE}?${key}=${encodeURIComponent(bad)}${extra}`),
+        new RegExp(`'${key}'`),
+        allowed,
+      );
       assert.equal(error.option, key);
     });
   }
@@ -167,7 +198,10 @@ describe("parseConnectionString: each option, good and bad", () => {
     const o = withParam("password", "hunter2");
     assert.equal(o.password?.reveal(), "hunter2");
     for (const name of ["ssl.key.store.password", "ssl.trust.store.password", "ssl.key.password"]) {
-      assert.equal((withParam(name, "hunter2") as unknown as Record<string, Secret>)[name].reveal(), "hunter2");
+      assert.equal(
+        (withParam(name, "hunter2") as unknown as Record<string, Secret>)[name].reveal(),
+        "hunter2",
+      );
     }
   });
 
@@ -184,7 +218,10 @@ describe("parseConnectionString: each option, good and bad", () => {
 
   test("store bytes are accepted in an options object", () => {
     const bytes = new Uint8Array([1, 2, 3]);
-    assert.equal(parseConnectionString(BASE, { "ssl.trust.store": bytes })["ssl.trust.store"], bytes);
+    assert.equal(
+      parseConnectionString(BASE, { "ssl.trust.store": bytes })["ssl.trust.store"],
+      bytes,
+    );
   });
 
   test("store types default from the file's extension", () => {
@@ -194,7 +231,11 @@ describe("parseConnectionString: each option, good and bad", () => {
   });
 
   test("JKS gets a message telling how to convert it", () => {
-    rejects(() => withParam("ssl.key.store.type", "JKS"), /current value is JKS/, /keytool -importkeystore .* -deststoretype PKCS12/);
+    rejects(
+      () => withParam("ssl.key.store.type", "JKS"),
+      /current value is JKS/,
+      /keytool -importkeystore .* -deststoretype PKCS12/,
+    );
   });
 
   test("SSLv3 is refused with the reason", () => {
@@ -202,19 +243,34 @@ describe("parseConnectionString: each option, good and bad", () => {
   });
 
   test("ssl.* options on a plain mqtt:// URL are refused", () => {
-    rejects(() => parseConnectionString("mqtt://h?ssl.ca=/ca.pem"), /'ssl\.ca'/, /mqtts:\/\/, ssl:\/\/ or wss:\/\//);
+    rejects(
+      () => parseConnectionString("mqtt://h?ssl.ca=/ca.pem"),
+      /'ssl\.ca'/,
+      /mqtts:\/\/, ssl:\/\/ or wss:\/\//,
+    );
   });
 
   test("the last will needs a topic without wildcards", () => {
     const o = parseConnectionString("mqtt://h?will.topic=status/me&will.payload=offline");
-    assert.deepEqual([o["will.topic"], o["will.payload"], o["will.qos"], o["will.retain"]], ["status/me", "offline", 0, false]);
-    rejects(() => parseConnectionString("mqtt://h?will.payload=x"), /will\.\* options need will\.topic/);
+    assert.deepEqual([o["will.topic"], o["will.payload"], o["will.qos"], o["will.retain"]], [
+      "status/me",
+      "offline",
+      0,
+      false,
+    ]);
+    rejects(
+      () => parseConnectionString("mqtt://h?will.payload=x"),
+      /will\.\* options need will\.topic/,
+    );
     rejects(() => parseConnectionString("mqtt://h?will.topic=a/%2B"), /'will\.topic'/, /wildcards/);
   });
 
   test("persistence=file needs a fixed clientId and defaults its folder", () => {
     rejects(() => parseConnectionString("mqtt://h?persistence=file"), /needs a fixed clientId/);
-    assert.equal(parseConnectionString("mqtt://h?persistence=file&clientId=c1").localStorage, "./.mqtt-streams/c1");
+    assert.equal(
+      parseConnectionString("mqtt://h?persistence=file&clientId=c1").localStorage,
+      "./.mqtt-streams/c1",
+    );
   });
 });
 
@@ -222,11 +278,26 @@ describe("parseConnectionString: defaults", () => {
   test("are the documented ones", () => {
     const o = parseConnectionString("mqtt://h");
     assert.deepEqual(
-      [o.qos, o.connectionTimeout, o.keepAlive, o.mqttVersion, o.maxInflight, o.autoReconnect, o.persistence, o.ack],
+      [
+        o.qos,
+        o.connectionTimeout,
+        o.keepAlive,
+        o.mqttVersion,
+        o.maxInflight,
+        o.autoReconnect,
+        o.persistence,
+        o.ack,
+      ],
       [1, 30, 60, 4, 60, true, "memory", "read"],
     );
     assert.deepEqual(
-      [o.connectAttempts, o.connectBackoff, o.connectionCacheTimeout, o.publishAttempts, o.publishBackoff],
+      [
+        o.connectAttempts,
+        o.connectBackoff,
+        o.connectionCacheTimeout,
+        o.publishAttempts,
+        o.publishBackoff,
+      ],
       [5, 1000, 600_000, 3, 1000],
     );
     assert.equal(o["ssl.verify"], true);
@@ -247,14 +318,25 @@ describe("parseConnectionString: defaults", () => {
 
 describe("parseConnectionString: keys and precedence", () => {
   test("keys match case-insensitively, in the URL and in objects", () => {
-    const o = parseConnectionString("mqtt://h?QOS=0&CLEANSESSION=false", { KEEPALIVE: "5" } as MqttOptionsInit);
+    const o = parseConnectionString(
+      "mqtt://h?QOS=0&CLEANSESSION=false",
+      { KEEPALIVE: "5" } as MqttOptionsInit,
+    );
     assert.deepEqual([o.qos, o.cleanSession, o.keepAlive], [0, false, 5]);
   });
 
   test("an unknown key suggests the nearest option", () => {
-    const error = rejects(() => parseConnectionString("mqtt://h?cleanSesion=true"), /'cleanSesion' is not an option/, /did you mean 'cleanSession'/);
+    const error = rejects(
+      () => parseConnectionString("mqtt://h?cleanSesion=true"),
+      /'cleanSesion' is not an option/,
+      /did you mean 'cleanSession'/,
+    );
     assert.equal(error.option, "cleanSesion");
-    rejects(() => parseConnectionString({ brokerUrl: "mqtt://h", keepalive_seconds: 1 } as MqttOptionsInit), /'keepalive_seconds' is not an option/);
+    rejects(
+      () =>
+        parseConnectionString({ brokerUrl: "mqtt://h", keepalive_seconds: 1 } as MqttOptionsInit),
+      /'keepalive_seconds' is not an option/,
+    );
   });
 
   test("a key other than topic may not repeat in a URL", () => {
@@ -262,17 +344,30 @@ describe("parseConnectionString: keys and precedence", () => {
   });
 
   test("overrides win over the object, which wins over the URL", () => {
-    const o = parseConnectionString({ brokerUrl: "mqtt://h?qos=0&keepAlive=1&topic=a", keepAlive: 2, topic: "b" }, { keepAlive: 3 });
+    const o = parseConnectionString({
+      brokerUrl: "mqtt://h?qos=0&keepAlive=1&topic=a",
+      keepAlive: 2,
+      topic: "b",
+    }, { keepAlive: 3 });
     assert.deepEqual([o.qos, o.keepAlive, o.topic], [0, 3, ["b"]]);
   });
 
   test("an options object's values may be native types", () => {
-    const o = parseConnectionString({ brokerUrl: "mqtt://h", qos: 2, cleanSession: true, mqttVersion: 5, maxInflight: 10 });
+    const o = parseConnectionString({
+      brokerUrl: "mqtt://h",
+      qos: 2,
+      cleanSession: true,
+      mqttVersion: 5,
+      maxInflight: 10,
+    });
     assert.deepEqual([o.qos, o.cleanSession, o.mqttVersion, o.maxInflight], [2, true, 5, 10]);
   });
 
   test("a malformed percent-encoding is refused", () => {
-    rejects(() => parseConnectionString("mqtt://h?topic=%E0%A4%A"), /'topic' must be percent-encoded/);
+    rejects(
+      () => parseConnectionString("mqtt://h?topic=%E0%A4%A"),
+      /'topic' must be percent-encoded/,
+    );
   });
 });
 
@@ -289,7 +384,11 @@ describe("parseConnectionString: environment variables", () => {
       process.env[env] = value;
       try {
         assert.equal(parseConnectionString("mqtt://h")[name], expected);
-        assert.equal(parseConnectionString(`mqtt://h?${name}=42`)[name], 42, "an explicit option wins");
+        assert.equal(
+          parseConnectionString(`mqtt://h?${name}=42`)[name],
+          42,
+          "an explicit option wins",
+        );
       } finally {
         delete process.env[env];
       }
@@ -299,7 +398,11 @@ describe("parseConnectionString: environment variables", () => {
   test("a bad environment value names the variable", () => {
     process.env.MQTT_CONNECT_ATTEMPTS = "lots";
     try {
-      rejects(() => parseConnectionString("mqtt://h"), /environment variable MQTT_CONNECT_ATTEMPTS must be -1 or an integer/, /current value is lots/);
+      rejects(
+        () => parseConnectionString("mqtt://h"),
+        /environment variable MQTT_CONNECT_ATTEMPTS must be -1 or an integer/,
+        /current value is lots/,
+      );
     } finally {
       delete process.env.MQTT_CONNECT_ATTEMPTS;
     }
@@ -307,19 +410,30 @@ describe("parseConnectionString: environment variables", () => {
 });
 
 describe("redaction", () => {
-  const url = "mqtts://alice:hunter2@h?ssl.key.store.password=hunter2&ssl.trust.store.password=hunter2&ssl.key.password=hunter2";
+  const url =
+    "mqtts://alice:hunter2@h?ssl.key.store.password=hunter2&ssl.trust.store.password=hunter2&ssl.key.password=hunter2";
   const secrets = /hunter2/;
 
   test("no password in the options' JSON, String or inspected forms", () => {
     const o = parseConnectionString(url);
-    for (const text of [JSON.stringify(o), inspect(o, { depth: 5 }), String(o.password), `${o["ssl.key.password"]}`]) {
+    for (
+      const text of [
+        JSON.stringify(o),
+        inspect(o, { depth: 5 }),
+        String(o.password),
+        `${o["ssl.key.password"]}`,
+      ]
+    ) {
       assert.doesNotMatch(text, secrets);
     }
   });
 
   test("no password in an error about it, nor about the URL", () => {
     const errors = [
-      rejects(() => parseConnectionString({ brokerUrl: "mqtt://h", password: 5 as unknown as string }), /'password'/),
+      rejects(
+        () => parseConnectionString({ brokerUrl: "mqtt://h", password: 5 as unknown as string }),
+        /'password'/,
+      ),
       rejects(() => parseConnectionString("mqtt://alice:hunter2@h?qos=7")),
       rejects(() => parseConnectionString("ftp://alice:hunter2@h"), /alice:\*\*\*@h/),
       rejects(() => parseConnectionString("mqtt://h?password=hunter2&password=x")),

@@ -81,101 +81,44 @@ export interface Certificates {
   p12Password: string;
 }
 
-function openssl(dir: string, ...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+/** Runs openssl in `dir`: `command` split at spaces, then `extra` as given. */
+function openssl(dir: string, command: string, ...extra: string[]): void {
+  execFileSync("openssl", [...command.split(" "), ...extra], { cwd: dir, stdio: "pipe" });
 }
 
 /** Makes a CA, a server certificate for localhost/127.0.0.1, a client certificate, and PKCS12 forms. */
 export function makeCertificates(dir: string): Certificates {
   const p12Password = "changeit";
-  const subj = (cn: string) => ["-subj", `/CN=${cn}`];
-  openssl(
-    dir,
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    ...subj("mqtt-streams test CA"),
-  );
-  openssl(
-    dir,
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "other.key",
-    "-out",
-    "other.pem",
-    "-days",
-    "2",
-    ...subj("another CA"),
-  );
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  for (const [name, ext] of [["server", ["-extfile", "server.ext"]], ["client", []]] as const) {
+  const subject = (cn: string) => ["-subj", `/CN=${cn}`];
+  for (const [name, cn] of [["ca", "mqtt-streams test CA"], ["other", "another CA"]]) {
     openssl(
       dir,
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      ...subj(name === "server" ? "localhost" : "client"),
-    );
-    openssl(
-      dir,
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      ...ext,
+      `req -x509 -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.pem -days 2`,
+      ...subject(cn),
     );
   }
-  openssl(
-    dir,
-    "pkcs12",
-    "-export",
-    "-in",
-    "client.pem",
-    "-inkey",
-    "client.key",
-    "-out",
-    "client.p12",
-    "-passout",
-    `pass:${p12Password}`,
-  );
-  openssl(
-    dir,
-    "pkcs12",
-    "-export",
-    "-nokeys",
-    "-in",
-    "ca.pem",
-    "-out",
-    "ca.p12",
-    "-passout",
-    `pass:${p12Password}`,
-  );
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  for (
+    const [name, cn, ext] of [["server", "localhost", "-extfile server.ext"], [
+      "client",
+      "client",
+      "",
+    ]]
+  ) {
+    openssl(
+      dir,
+      `req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr`,
+      ...subject(cn),
+    );
+    openssl(
+      dir,
+      `x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${name}.pem -days 2 ${ext}`
+        .trim(),
+    );
+  }
+  const pass = `-passout pass:${p12Password}`;
+  openssl(dir, `pkcs12 -export -in client.pem -inkey client.key -out client.p12 ${pass}`);
+  openssl(dir, `pkcs12 -export -nokeys -in ca.pem -out ca.p12 ${pass}`);
   const at = (f: string) => join(dir, f);
   return {
     dir,

@@ -2,17 +2,17 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release holds the foundation: connection strings and options
- * ({@linkcode parseConnectionString}), the errors, and connecting with attempts and
- * backoff ({@linkcode connect}).
+ * This release (0.1.0) is the foundation: connection strings and options
+ * ({@linkcode parseConnectionString}), secrets that never print ({@linkcode Secret}) and
+ * the errors ({@linkcode MqttStreamError} and its subclasses). `MqttSource` and
+ * `MqttSink` build on them next.
  *
- * @example Parse a connection string and connect
- * ```ts ignore
- * import { connect, parseConnectionString } from "@mqtt-streams/core";
+ * @example Parse a connection string
+ * ```ts
+ * import { parseConnectionString } from "@mqtt-streams/core";
  *
- * const options = parseConnectionString("mqtt://localhost:1883?topic=sensors/%2B/temp&qos=1");
- * const client = await connect(options);
- * await client.endAsync();
+ * const options = parseConnectionString("mqtt://user:pass@localhost:1883?topic=sensors/%2B/temp&qos=1");
+ * console.log(options.topic, String(options.password)); // [ "sensors/+/temp" ] ***
  * ```
  *
  * @module

@@ -4,7 +4,8 @@
 import { MqttOptionsError } from "./errors.ts";
 import { Secret } from "./secret.ts";
 import { readEnv } from "./_env.ts";
-import type { MqttConnection, MqttOptionsInit, OptionMeta, OptionName } from "./options.ts";
+import type { MqttConnection, MqttOptionsInit } from "./options.ts";
+import type { OptionMeta, OptionName } from "./_option_schema.ts";
 
 /** One option as given, before validation. */
 export interface RawOption {

@@ -5,7 +5,17 @@
  * @module
  */
 
-/** What went wrong, as a stable string a caller can branch on. */
+/**
+ * What went wrong, as a stable string a caller can branch on.
+ *
+ * @example
+ * ```ts
+ * import type { MqttErrorCode } from "@mqtt-streams/core";
+ *
+ * const retryable = (code: MqttErrorCode) => code === "CONNECT_REFUSED" || code === "CONNECT_TIMEOUT";
+ * console.log(retryable("CONNECT_AUTH")); // false
+ * ```
+ */
 export type MqttErrorCode =
   /** An option or connection string is invalid. */
   | "INVALID_OPTION"
@@ -26,7 +36,17 @@ export type MqttErrorCode =
   /** The broker or the client broke the MQTT protocol. */
   | "PROTOCOL";
 
-/** Options every mqtt-streams error accepts. */
+/**
+ * Options every mqtt-streams error accepts.
+ *
+ * @example
+ * ```ts
+ * import { MqttStreamError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttStreamError("PROTOCOL", "Unexpected packet", { cause: new Error("PUBREL") });
+ * console.log(error.cause instanceof Error); // true
+ * ```
+ */
 export interface MqttStreamErrorOptions {
   /** The underlying error, if any. */
   cause?: unknown;

@@ -7,432 +7,30 @@
  */
 import * as v from "valibot";
 import { Secret } from "./secret.ts";
-import { topicFilterProblem, topicNameProblem } from "./_topic.ts";
 import { toOpenSslCiphers } from "./_ciphers.ts";
+import {
+  describeOption,
+  OPTION_NAMES,
+  type OptionMeta,
+  type OptionName,
+  OPTIONS_SCHEMA,
+} from "./_option_schema.ts";
 import { collectOptions, type RawOption } from "./_connection_string.ts";
 import { MqttOptionsError } from "./errors.ts";
 
-/** What the README and error messages say about an option, beside its schema. */
-export interface OptionMeta {
-  /** What values are allowed, as a phrase: "an integer from 0 to 65535". */
-  readonly allowed: string;
-  /** The environment variable read when the option is not given. */
-  readonly env?: string;
-  /** The value is a secret: never shown. */
-  readonly secret?: boolean;
-  /** The option may repeat in a URL. */
-  readonly repeat?: boolean;
-  /** The default, in words, when it depends on other options. */
-  readonly defaultText?: string;
-}
-
-// --- coercions: URL parameters and environment variables arrive as strings ---------------
-
-const toNumber = v.transform((x: unknown) =>
-  typeof x === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(x) ? Number(x) : x
-);
-const integer = (min: number, max: number) =>
-  v.pipe(v.unknown(), toNumber, v.number(), v.integer(), v.minValue(min), v.maxValue(max));
-const attempts = () =>
-  v.pipe(
-    v.unknown(),
-    toNumber,
-    v.number(),
-    v.integer(),
-    v.check((n) => n === -1 || (n >= 1 && n <= 1_000_000)),
-  );
-const BOOLEANS: Record<string, boolean> = {
-  true: true,
-  false: false,
-  "1": true,
-  "0": false,
-  yes: true,
-  no: false,
-  on: true,
-  off: false,
-};
-const boolean = () =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) => (typeof x === "string" ? BOOLEANS[x.trim().toLowerCase()] ?? x : x)),
-    v.boolean(),
-  );
-const qos = () => v.pipe(integer(0, 2), v.transform((n) => n as 0 | 1 | 2));
-/** Case-insensitive choice among `values`; returns the canonical spelling. */
-const choice = <const T extends string>(values: readonly T[]) =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) =>
-      typeof x === "string"
-        ? values.find((c) => c.toLowerCase() === x.trim().toLowerCase()) ?? x
-        : x
-    ),
-    v.picklist(values),
-  );
-const text = () => v.pipe(v.string(), v.minLength(1));
-const secret = () =>
-  v.union([v.instance(Secret<string>), v.pipe(v.string(), v.transform((s) => new Secret(s)))]);
-const pemOrPath = () => v.union([text(), v.instance(Uint8Array)]);
-const keyOrPath = () =>
-  v.union([
-    v.instance(Secret<string | Uint8Array>),
-    v.pipe(pemOrPath(), v.transform((k) => new Secret<string | Uint8Array>(k))),
-  ]);
-const storeType = () => choice(["PKCS12", "PEM"] as const);
-const topicFilters = () =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) => (typeof x === "string" ? [x] : x)),
-    v.array(
-      v.pipe(
-        v.string(),
-        v.check((f) => !topicFilterProblem(f), (issue) => topicFilterProblem(String(issue.input))!),
-      ),
-    ),
-  );
-
-const MQTT_VERSIONS: Record<string, 3 | 4 | 5> = {
-  "3": 3,
-  "3.1": 3,
-  "4": 4,
-  "3.1.1": 4,
-  "5": 5,
-  "5.0": 5,
-};
-
-/** Attaches the option's doc and metadata to its schema. */
-function option<S extends v.GenericSchema>(schema: S, doc: string, meta: OptionMeta) {
-  return v.pipe(schema, v.description(doc), v.metadata({ ...meta }));
-}
-
-const STORE_TYPE_DOC = "PKCS12 or PEM";
+export { describeOption, OPTION_NAMES, type OptionMeta, type OptionName, OPTIONS_SCHEMA };
 
 /**
- * The schema of every option: its name, type, default and doc. The README's option
- * table is checked against it by a test.
- */
-export const OPTIONS_SCHEMA = v.object({
-  brokerUrl: option(
-    text(),
-    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed.",
-    {
-      allowed: "a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss)",
-    },
-  ),
-  topic: v.optional(
-    option(
-      topicFilters(),
-      "Topic filter(s) to subscribe to (repeat it for several; $share/group/filter for shared subscriptions), and the default topic to publish to.",
-      {
-        allowed: "an MQTT topic filter (write %23 for # and %2B for + in a URL)",
-        repeat: true,
-      },
-    ),
-    [],
-  ),
-  clientId: v.optional(
-    option(
-      text(),
-      "Session identity. A fixed one lets a restarted source or sink resume its session.",
-      {
-        allowed: "a non-empty string (leave it out for a random one)",
-        defaultText: "random",
-      },
-    ),
-  ),
-  qos: v.optional(option(qos(), "QoS to subscribe and publish at.", { allowed: "0, 1 or 2" }), 1),
-  username: v.optional(
-    option(
-      text(),
-      "User name, also read from the URL's user info; leave it out rather than empty.",
-      { allowed: "a non-empty string" },
-    ),
-  ),
-  password: v.optional(
-    option(secret(), "Password, also read from the URL's user info. Never printed.", {
-      allowed: "a string",
-      secret: true,
-    }),
-  ),
-  cleanSession: v.optional(
-    option(boolean(), "Start a fresh session (true) or resume the stored one (false).", {
-      allowed: "true or false",
-      defaultText: "false with a clientId, true without",
-    }),
-  ),
-  sessionExpiryInterval: v.optional(
-    option(
-      integer(0, 0xffffffff),
-      "MQTT 5: seconds the broker keeps the session after a disconnect.",
-      {
-        allowed: "an integer from 0 to 4294967295",
-        defaultText: "0 with cleanSession, 4294967295 (never) without, as in MQTT 3.1.1",
-      },
-    ),
-  ),
-  connectionTimeout: v.optional(
-    option(integer(0, 2_147_483), "Seconds to wait for the broker's CONNACK; 0 waits for ever.", {
-      allowed: "an integer from 0 to 2147483",
-    }),
-    30,
-  ),
-  keepAlive: v.optional(
-    option(integer(0, 65535), "Keep-alive interval in seconds; 0 turns it off.", {
-      allowed: "an integer from 0 to 65535",
-    }),
-    60,
-  ),
-  mqttVersion: v.optional(
-    option(
-      v.pipe(
-        v.unknown(),
-        v.transform((x) => MQTT_VERSIONS[String(x).trim()] ?? x),
-        v.picklist([3, 4, 5] as const),
-      ),
-      "MQTT protocol version: 3 (3.1), 4 (3.1.1) or 5.",
-      { allowed: "3, 3.1, 4, 3.1.1, 5 or 5.0" },
-    ),
-    4,
-  ),
-  maxInflight: v.optional(
-    option(
-      integer(1, 65535),
-      "Unacknowledged QoS 1/2 messages each way; the streams' highWaterMark; MQTT 5 receiveMaximum.",
-      {
-        allowed: "an integer from 1 to 65535",
-      },
-    ),
-    60,
-  ),
-  autoReconnect: v.optional(
-    option(
-      boolean(),
-      "Reconnect (with connectAttempts and connectBackoff) and resume after the connection drops.",
-      {
-        allowed: "true or false",
-      },
-    ),
-    true,
-  ),
-  persistence: v.optional(
-    option(
-      choice(["memory", "file"] as const),
-      "Where in-flight messages are kept: memory, or files under localStorage that survive a restart.",
-      {
-        allowed: "memory or file",
-      },
-    ),
-    "memory",
-  ),
-  localStorage: v.optional(
-    option(text(), "Folder of the file store (persistence=file).", {
-      allowed: "a folder path",
-      defaultText: "./.mqtt-streams/<clientId>",
-    }),
-  ),
-  "ssl.protocol": v.optional(
-    option(
-      choice(["TLS", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const),
-      "Lowest TLS version accepted; TLS means the runtime's default.",
-      {
-        allowed:
-          "TLS, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3 (SSLv3 is not supported by any JavaScript runtime)",
-      },
-    ),
-    "TLS",
-  ),
-  "ssl.key.store": v.optional(
-    option(
-      pemOrPath(),
-      "Client certificate and key: a PKCS12 file (or bytes), or a PEM file holding both.",
-      {
-        allowed: "a file path or the store's bytes",
-      },
-    ),
-  ),
-  "ssl.key.store.password": v.optional(
-    option(secret(), "Password of ssl.key.store.", { allowed: "a string", secret: true }),
-  ),
-  "ssl.key.store.type": v.optional(
-    option(storeType(), "Type of ssl.key.store.", {
-      allowed: STORE_TYPE_DOC,
-      defaultText: "PEM for .pem/.crt/.key files, else PKCS12",
-    }),
-  ),
-  "ssl.key.store.provider": v.optional(
-    option(
-      text(),
-      "Accepted for compatibility with the seed; JavaScript runtimes have one TLS provider, so it has no effect.",
-      {
-        allowed: "a non-empty string",
-      },
-    ),
-  ),
-  "ssl.trust.store": v.optional(
-    option(
-      pemOrPath(),
-      "CA certificates to trust: a PKCS12 trust store or a PEM file (or bytes).",
-      {
-        allowed: "a file path or the store's bytes",
-      },
-    ),
-  ),
-  "ssl.trust.store.password": v.optional(
-    option(secret(), "Password of ssl.trust.store.", { allowed: "a string", secret: true }),
-  ),
-  "ssl.trust.store.type": v.optional(
-    option(storeType(), "Type of ssl.trust.store.", {
-      allowed: STORE_TYPE_DOC,
-      defaultText: "PEM for .pem/.crt files, else PKCS12",
-    }),
-  ),
-  "ssl.trust.store.provider": v.optional(
-    option(text(), "Accepted for compatibility with the seed; has no effect.", {
-      allowed: "a non-empty string",
-    }),
-  ),
-  "ssl.ciphers": v.optional(
-    option(text(), "Cipher suites, OpenSSL names or Java (IANA) names, separated by ':' or ','.", {
-      allowed: "a list of cipher suites",
-    }),
-  ),
-  "ssl.ca": v.optional(
-    option(pemOrPath(), "CA certificate(s) to trust, PEM: a file path, PEM text or bytes.", {
-      allowed: "a PEM file path, PEM text or bytes",
-    }),
-  ),
-  "ssl.cert": v.optional(
-    option(pemOrPath(), "Client certificate, PEM: a file path, PEM text or bytes.", {
-      allowed: "a PEM file path, PEM text or bytes",
-    }),
-  ),
-  "ssl.key": v.optional(
-    option(keyOrPath(), "Client private key, PEM: a file path, PEM text or bytes. Never printed.", {
-      allowed: "a PEM file path, PEM text or bytes",
-      secret: true,
-    }),
-  ),
-  "ssl.key.password": v.optional(
-    option(secret(), "Passphrase of an encrypted ssl.key.", { allowed: "a string", secret: true }),
-  ),
-  "ssl.verify": v.optional(
-    option(boolean(), "Verify the broker's certificate and host name. Turn off only for testing.", {
-      allowed: "true or false",
-    }),
-    true,
-  ),
-  connectAttempts: v.optional(
-    option(
-      attempts(),
-      "Connection attempts before failing, for the first connect and for each outage; -1 tries for ever.",
-      {
-        allowed: "-1 or an integer from 1 to 1000000",
-        env: "MQTT_CONNECT_ATTEMPTS",
-      },
-    ),
-    5,
-  ),
-  connectBackoff: v.optional(
-    option(
-      integer(0, 3_600_000),
-      "First delay (ms) between connection attempts; it doubles each attempt, with jitter, up to 60 s.",
-      {
-        allowed: "an integer from 0 to 3600000",
-        env: "MQTT_CONNECT_BACKOFF",
-      },
-    ),
-    1000,
-  ),
-  connectionCacheTimeout: v.optional(
-    option(
-      integer(0, 2_147_483_647),
-      "Milliseconds a shared sink connection stays open after its last sink closed.",
-      {
-        allowed: "an integer from 0 to 2147483647",
-        env: "MQTT_CONNECTION_CACHE_TIMEOUT",
-      },
-    ),
-    600_000,
-  ),
-  publishAttempts: v.optional(
-    option(
-      attempts(),
-      "Attempts of a publish that fails for a transient reason; -1 tries for ever.",
-      {
-        allowed: "-1 or an integer from 1 to 1000000",
-        env: "MQTT_PUBLISH_ATTEMPTS",
-      },
-    ),
-    3,
-  ),
-  publishBackoff: v.optional(
-    option(
-      integer(0, 3_600_000),
-      "First delay (ms) between publish attempts; it doubles each attempt, with jitter, up to 60 s.",
-      {
-        allowed: "an integer from 0 to 3600000",
-        env: "MQTT_PUBLISH_BACKOFF",
-      },
-    ),
-    1000,
-  ),
-  ack: v.optional(
-    option(
-      choice(["read", "manual"] as const),
-      "When a source acknowledges a QoS 1/2 message: when it is read, or when message.ack() is called.",
-      {
-        allowed: "read or manual",
-      },
-    ),
-    "read",
-  ),
-  "will.topic": v.optional(
-    option(
-      v.pipe(
-        v.string(),
-        v.check((t) => !topicNameProblem(t), (i) => topicNameProblem(String(i.input))!),
-      ),
-      "Topic of the last will, published by the broker if the connection is lost.",
-      { allowed: "a topic name without wildcards" },
-    ),
-  ),
-  "will.payload": v.optional(
-    option(v.union([v.string(), v.instance(Uint8Array)]), "Payload of the last will.", {
-      allowed: "a string or bytes",
-    }),
-  ),
-  "will.qos": v.optional(option(qos(), "QoS of the last will.", { allowed: "0, 1 or 2" }), 0),
-  "will.retain": v.optional(
-    option(boolean(), "Retain the last will.", { allowed: "true or false" }),
-    false,
-  ),
-});
-
-/** The name of an option. */
-export type OptionName = keyof typeof OPTIONS_SCHEMA.entries;
-
-/** Every option name, in the schema's order. */
-export const OPTION_NAMES = Object.keys(OPTIONS_SCHEMA.entries) as OptionName[];
-
-/** The doc, metadata and default of an option, read from the schema. */
-export function describeOption(
-  name: OptionName,
-): { doc: string; meta: OptionMeta; default: unknown } {
-  const entry = OPTIONS_SCHEMA.entries[name] as v.GenericSchema & {
-    type: string;
-    wrapped?: v.GenericSchema;
-    default?: unknown;
-  };
-  const inner = entry.type === "optional" ? entry.wrapped! : entry;
-  return {
-    doc: v.getDescription(inner as never) ?? "",
-    meta: v.getMetadata(inner as never) as unknown as OptionMeta,
-    default: entry.type === "optional" ? entry.default : undefined,
-  };
-}
-
-/**
- * Validated, fully defaulted options. Names are the seed connector's (Apache Bahir
+ * Validated, fully defaulted options.
+ *
+ * @example Read the defaults
+ * ```ts
+ * import { type MqttOptions, parseConnectionString } from "@mqtt-streams/core";
+ *
+ * const options: MqttOptions = parseConnectionString("mqtt://localhost");
+ * console.log(options.qos, options.maxInflight, options.keepAlive); // 1 60 60
+ * ```
+ * Names are the seed connector's (Apache Bahir
  * `sql-streaming-mqtt`); secrets are {@linkcode Secret}s.
  */
 export interface MqttOptions {
@@ -522,6 +120,14 @@ export interface MqttOptions {
  * Options as a caller writes them: any option of {@linkcode MqttOptions}, numbers and
  * booleans also as strings, `topic` as one string or several, secrets as plain strings.
  * Keys match case-insensitively at run time (`QoS` is `qos`).
+ *
+ * @example An options object
+ * ```ts
+ * import { type MqttOptionsInit, parseConnectionString } from "@mqtt-streams/core";
+ *
+ * const init: MqttOptionsInit = { brokerUrl: "mqtts://broker:8883", topic: ["a/#"], "ssl.ca": "/etc/ca.pem" };
+ * console.log(parseConnectionString(init).topic); // [ "a/#" ]
+ * ```
  */
 export type MqttOptionsInit =
   & {
@@ -532,7 +138,17 @@ export type MqttOptionsInit =
     brokerUrl?: string | URL;
   };
 
-/** A connection: a connection string, a `URL`, or an options object. */
+/**
+ * A connection: a connection string, a `URL`, or an options object.
+ *
+ * @example
+ * ```ts
+ * import { type MqttConnection, parseConnectionString } from "@mqtt-streams/core";
+ *
+ * const connections: MqttConnection[] = ["mqtt://h", new URL("mqtt://h"), { brokerUrl: "mqtt://h" }];
+ * for (const c of connections) console.log(parseConnectionString(c).brokerUrl); // mqtt://h
+ * ```
+ */
 export type MqttConnection = string | URL | MqttOptionsInit;
 
 const TLS_SCHEMES = new Set(["mqtts", "wss"]);

@@ -164,7 +164,7 @@ function decode(text: string, what: string, secret = false): string {
 }
 
 /** A URL with the password of its user info replaced by ***. */
-export function redactUrl(text: string): string {
+function redactUrl(text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, "$1***@");
 }
 

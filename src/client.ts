@@ -6,12 +6,10 @@ import type { IClientOptions, MqttClient } from "mqtt";
 import { MqttConnectError, type MqttErrorCode, MqttOptionsError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 
-export type { MqttClient };
-
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The longest delay between two attempts, whatever the base backoff. */
-export const MAX_BACKOFF_MS = 60_000;
+const MAX_BACKOFF_MS = 60_000;
 
 /**
  * The delay before retry number `attempt` (1 = the first retry): `base` doubled each
@@ -207,16 +205,9 @@ function classify(error: unknown, options: MqttOptions): Classified {
       permanent: false,
     };
   }
-  if (error === undefined) {
-    return {
-      code: "CONNECT_CLOSED",
-      reason: "the connection closed before CONNACK",
-      permanent: false,
-    };
-  }
   return {
     code: "CONNECT_CLOSED",
-    reason: `${message}${code ? ` (${code})` : ""}`,
+    reason: error === undefined ? "the connection closed" : `${message}${code ? ` (${code})` : ""}`,
     permanent: false,
   };
 }
@@ -311,9 +302,7 @@ export class Connection {
     if (this.attempts === 0) {
       // Connected until now: the connection was lost, and a new outage begins.
       if (!this.options.autoReconnect) return this.#fail("lost");
-    } else if (
-      this.options.connectAttempts !== -1 && this.attempts >= this.options.connectAttempts
-    ) {
+    } else if (this.#exhausted()) {
       return this.#fail("exhausted");
     }
     this.client.options.reconnectPeriod = Math.max(
@@ -339,8 +328,7 @@ export class Connection {
 
   /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
   #streamError(): unknown {
-    return (this.client.stream as unknown as { errored?: unknown } | undefined)?.errored ??
-      undefined;
+    return (this.client.stream as unknown as { errored?: unknown } | undefined)?.errored;
   }
 
   /** Disconnects (DISCONNECT sent, unless `force`) and settles `closed` with undefined. */

@@ -288,7 +288,7 @@ function invalid(
 }
 
 /** Shows a value in an error message. */
-export function showValue(value: unknown): string {
+function showValue(value: unknown): string {
   if (value instanceof Secret) return "***";
   if (value instanceof Uint8Array) return `<${value.length} bytes>`;
   if (typeof value === "string") return value === "" ? '""' : value;

@@ -16,8 +16,10 @@ export interface TestBroker extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts aedes (MQTT 3.1.1) on a random port of 127.0.0.1. */
-export async function startAedes(): Promise<TestBroker & { broker: Aedes; dropClients(): void }> {
+/** Starts aedes (MQTT 3.1.1) on 127.0.0.1, on `port` or a random one. */
+export async function startAedes(
+  { port: wanted = 0 }: { port?: number } = {},
+): Promise<TestBroker & { broker: Aedes; dropClients(): void }> {
   const broker = await Aedes.createBroker();
   const server: Server = createServer(broker.handle);
   const sockets = new Set<Socket>();
@@ -29,7 +31,7 @@ export async function startAedes(): Promise<TestBroker & { broker: Aedes; dropCl
   const dropClients = () => {
     for (const socket of sockets) socket.destroy();
   };
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(wanted, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   const close = async () => {
     await new Promise<void>((resolve) => broker.close(() => resolve()));

@@ -151,19 +151,10 @@ describe("Connection against aedes", () => {
     const port = await freePort();
     const connecting = open(`mqtt://127.0.0.1:${port}?connectAttempts=20&connectBackoff=50`);
     await new Promise((r) => setTimeout(r, 300));
-    const { Aedes } = await import("aedes");
-    const { createServer } = await import("node:net");
-    const broker = await Aedes.createBroker();
-    const server = createServer(broker.handle);
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    try {
-      const connection = await connecting;
-      assert.ok(connection.client.connected);
-      await connection.end();
-    } finally {
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await using _broker = await startAedes({ port });
+    const connection = await connecting;
+    assert.ok(connection.client.connected);
+    await connection.end();
   });
 
   test("an aborted signal stops connecting with the signal's reason", async () => {

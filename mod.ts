@@ -25,6 +25,7 @@ export {
   MqttPublishError,
   MqttStreamError,
   type MqttStreamErrorOptions,
+  MqttSubscribeError,
 } from "./src/errors.ts";
 export {
   type MqttConnection,
@@ -33,3 +34,5 @@ export {
   parseConnectionString,
 } from "./src/options.ts";
 export { Secret } from "./src/secret.ts";
+export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
+export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/source.ts";

@@ -378,6 +378,14 @@ export const OPTIONS_SCHEMA = v.object({
     ),
     "read",
   ),
+  qos0Overflow: v.optional(
+    option(
+      choice(["drop", "block"] as const),
+      "What a source does with a QoS 0 message that arrives while its queue is full: drop it (counted in stats.dropped) or stop reading the socket until the consumer reads (TCP backpressure onto the broker).",
+      { allowed: "drop or block" },
+    ),
+    "drop",
+  ),
   "will.topic": v.optional(
     option(
       v.pipe(

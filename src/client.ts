@@ -3,8 +3,18 @@
 // every outage. Sources and sinks talk to `Connection`, never to mqtt.js's internals.
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
-import { MqttConnectError, type MqttErrorCode, MqttOptionsError } from "./errors.ts";
+import {
+  MqttConnectError,
+  MqttOptionsError,
+  MqttProtocolError,
+  type MqttStreamError,
+} from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
+import { classify } from "./_classify.ts";
+import { tlsOptions } from "./_tls.ts";
+import { type Deliver, Inbound } from "./_client_inbound.ts";
+
+export type { Ack, Deliver } from "./_client_inbound.ts";
 
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -61,6 +71,8 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
     queueQoSZero: false,
     // Connect refusals are classified below; transient ones are retried by us.
     reconnectOnConnackError: true,
+    // Sources resubscribe themselves, so that a refused subscription errors the stream.
+    resubscribe: false,
     username: options.username,
     password: options.password?.reveal(),
     properties: v5
@@ -84,145 +96,23 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
   return clientOptions;
 }
 
-/** Node-style TLS options (as Node, Deno and Bun's `node:tls` take them). */
-async function tlsOptions(options: MqttOptions): Promise<Record<string, unknown>> {
-  const tls: Record<string, unknown> = { rejectUnauthorized: options["ssl.verify"] };
-  if (options["ssl.protocol"] !== "TLS") tls.minVersion = options["ssl.protocol"];
-  if (options["ssl.ciphers"]) tls.ciphers = options["ssl.ciphers"];
-  const ca: (string | Uint8Array)[] = [];
-  if (options["ssl.ca"] !== undefined) ca.push(await pem(options["ssl.ca"], "ssl.ca"));
-  const trust = options["ssl.trust.store"];
-  if (trust !== undefined) {
-    const bytes = await pem(trust, "ssl.trust.store");
-    if (options["ssl.trust.store.type"] === "PEM") ca.push(bytes);
-    else {
-      // No runtime's TLS takes a PKCS12 file without a private key, so its certificates
-      // are read here (WebCrypto only) and passed on as PEM.
-      const { pkcs12Certificates } = await import("./_pkcs12.ts");
-      ca.push(
-        ...await pkcs12Certificates(
-          toBytes(bytes),
-          options["ssl.trust.store.password"]?.reveal(),
-          "ssl.trust.store",
-        ),
-      );
-    }
-  }
-  if (ca.length) tls.ca = ca;
-  const store = options["ssl.key.store"];
-  if (store !== undefined) {
-    const bytes = await pem(store, "ssl.key.store");
-    const passphrase = options["ssl.key.store.password"]?.reveal();
-    if (options["ssl.key.store.type"] === "PEM") {
-      Object.assign(tls, { cert: bytes, key: bytes, passphrase });
-    } else Object.assign(tls, { pfx: bytes, passphrase });
-  }
-  if (options["ssl.cert"] !== undefined) tls.cert = await pem(options["ssl.cert"], "ssl.cert");
-  const key = options["ssl.key"]?.reveal();
-  if (key !== undefined) {
-    tls.key = await pem(key, "ssl.key");
-    if (options["ssl.key.password"]) tls.passphrase = options["ssl.key.password"].reveal();
-  }
-  return tls;
-}
-
-/** PEM text or bytes as given, or the contents of the file a path names. */
-async function pem(value: string | Uint8Array, option: string): Promise<string | Uint8Array> {
-  if (typeof value !== "string" || value.includes("-----BEGIN")) return value;
-  // Only reached when a file is named, so the file-system code stays out of the core.
-  const { readFileBytes } = await import("./runtime/files.ts");
-  try {
-    return await readFileBytes(value);
-  } catch (error) {
-    throw new MqttOptionsError(
-      option,
-      `Cannot configure MQTT as '${option}' must name a readable file: current value is ${value} (${
-        (error as Error).message
-      })`,
-      { cause: error },
-    );
-  }
-}
-
-function toBytes(value: string | Uint8Array): Uint8Array {
-  return typeof value === "string" ? new TextEncoder().encode(value) : value;
-}
-
-/** CONNACK codes that may clear up by themselves: server unavailable / busy, quota, rate. */
-const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f]);
-/** CONNACK codes about who the client is: bad credentials, not authorized, banned, bad auth method. */
-const AUTH_CONNACK = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
-
-interface Classified {
-  code: MqttErrorCode;
-  reason: string;
-  permanent: boolean;
-}
-
-/** Says what a connection failure was, in words, and whether another attempt could help. */
-function classify(error: unknown, options: MqttOptions): Classified {
-  const e = error as { message?: string; code?: string | number } | undefined;
-  const message = e?.message ?? String(error);
-  if (typeof e?.code === "number" && message.startsWith("Connection refused")) {
-    const what = `CONNACK ${e.code}: ${message.replace(/^Connection refused: /, "")}`;
-    if (AUTH_CONNACK.has(e.code)) {
-      const who = options.username === undefined
-        ? "without a user name"
-        : `as user '${options.username}'`;
-      return {
-        code: "CONNECT_AUTH",
-        reason: `the broker refused the credentials ${who} (${what})`,
-        permanent: true,
-      };
-    }
-    return {
-      code: "CONNECT_REJECTED",
-      reason: `the broker refused the connection (${what})`,
-      permanent: !TRANSIENT_CONNACK.has(e.code),
-    };
-  }
-  if (message === "connack timeout") {
-    return {
-      code: "CONNECT_TIMEOUT",
-      reason: `no CONNACK within connectionTimeout=${options.connectionTimeout} s`,
-      permanent: false,
-    };
-  }
-  const code = typeof e?.code === "string" ? e.code : "";
-  if (/CERT|SSL|TLS|certificate|handshake|self.signed|issuer/i.test(`${code} ${message}`)) {
-    return {
-      code: "CONNECT_TLS",
-      reason: `TLS handshake failed: ${message}${code ? ` (${code})` : ""}`,
-      permanent: true,
-    };
-  }
-  if (
-    /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|refused/i.test(`${code} ${message}`)
-  ) {
-    return {
-      code: "CONNECT_REFUSED",
-      reason: `nothing accepts connections there: ${message}`,
-      permanent: false,
-    };
-  }
-  return {
-    code: "CONNECT_CLOSED",
-    reason: error === undefined ? "the connection closed" : `${message}${code ? ` (${code})` : ""}`,
-    permanent: false,
-  };
-}
-
 /** Options of {@linkcode Connection.open}. */
 export interface OpenOptions {
   /** Aborts connecting; the promise rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Takes over incoming messages, with acknowledgements deferred until released (see
+   * `_client_inbound.ts`). Installed before connecting, so that messages a resumed
+   * session holds are not missed.
+   */
+  deliver?: Deliver;
 }
 
 /**
  * An mqtt.js client under our attempts-and-backoff policy. `closed` settles when the
- * connection is over: with undefined after `end()`, or with the MqttConnectError that
- * ended it (attempts exhausted in an outage, a permanent refusal, or a drop with
- * autoReconnect=false).
+ * connection is over: with undefined after `end()`, or with the error that ended it: an
+ * MqttConnectError (attempts exhausted in an outage, a permanent refusal, or a drop with
+ * autoReconnect=false) or an MqttProtocolError (the broker broke the protocol).
  */
 export class Connection {
   readonly client: MqttClient;
@@ -231,15 +121,18 @@ export class Connection {
   reconnects = 0;
   /** Attempts made in the current outage or first connect; 0 while connected. */
   attempts = 1;
-  readonly closed: Promise<MqttConnectError | undefined>;
-  #settle!: (error: MqttConnectError | undefined) => void;
+  /** Incoming messages, when opened with `deliver`. */
+  readonly inbound?: Inbound;
+  readonly closed: Promise<MqttStreamError | undefined>;
+  #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
   #connectedOnce = false;
   #over = false;
 
-  private constructor(client: MqttClient, options: MqttOptions) {
+  private constructor(client: MqttClient, options: MqttOptions, deliver?: Deliver) {
     this.client = client;
     this.options = options;
+    if (deliver) this.inbound = new Inbound(client, deliver, options.maxInflight);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
     // error and ends the connection on a permanent one, so none is lost or hidden.
@@ -269,6 +162,7 @@ export class Connection {
     const connection = new Connection(
       mqtt.connect({ ...clientOptions, manualConnect: true }),
       options,
+      init.deliver,
     );
     const { client } = connection;
     const connected = new Promise<void>((resolve, reject) => {
@@ -323,7 +217,16 @@ export class Connection {
         attempts === 1 ? "" : "s"
       } (connectAttempts=${this.options.connectAttempts}): ${reason}`;
     this.client.end(true);
-    this.#settle(new MqttConnectError(code, message, attempts, { cause: this.#lastError }));
+    this.inbound?.dispose();
+    const cause = { cause: this.#lastError };
+    this.#settle(
+      code === "PROTOCOL"
+        ? new MqttProtocolError(
+          `Protocol error on the connection to ${this.options.brokerUrl}: ${reason}`,
+          cause,
+        )
+        : new MqttConnectError(code, message, attempts, cause),
+    );
   }
 
   /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
@@ -337,6 +240,7 @@ export class Connection {
       this.#over = true;
       this.#settle(undefined);
     }
+    this.inbound?.dispose();
     await this.client.endAsync(force);
   }
 }

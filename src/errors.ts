@@ -33,6 +33,8 @@ export type MqttErrorCode =
   | "CONNECT_CLOSED"
   /** A publish failed after its attempts, or was refused by the broker. */
   | "PUBLISH_FAILED"
+  /** The broker refused a subscription (SUBACK failure code). */
+  | "SUBSCRIBE_REFUSED"
   /** The broker or the client broke the MQTT protocol. */
   | "PROTOCOL";
 
@@ -176,6 +178,35 @@ export class MqttPublishError extends MqttStreamError {
    */
   constructor(message: string, topic: string, options?: MqttStreamErrorOptions) {
     super("PUBLISH_FAILED", message, options);
+    this.topic = topic;
+  }
+}
+
+/**
+ * The broker refused to subscribe to a topic filter (SUBACK 0x80 or an MQTT 5 reason code
+ * of 0x80 or more: not authorized, filter invalid, shared subscriptions not supported, ...).
+ *
+ * @example
+ * ```ts
+ * import { MqttSubscribeError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttSubscribeError("Cannot subscribe to 'a/#': not authorized (0x87)", "a/#");
+ * console.log(error.code, error.topic); // "SUBSCRIBE_REFUSED" "a/#"
+ * ```
+ */
+export class MqttSubscribeError extends MqttStreamError {
+  /** The topic filter the broker refused. */
+  readonly topic: string;
+
+  /**
+   * Creates a subscribe error.
+   *
+   * @param message The whole message.
+   * @param topic The topic filter.
+   * @param options The cause, if any.
+   */
+  constructor(message: string, topic: string, options?: MqttStreamErrorOptions) {
+    super("SUBSCRIBE_REFUSED", message, options);
     this.topic = topic;
   }
 }

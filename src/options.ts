@@ -106,6 +106,8 @@ export interface MqttOptions {
   publishBackoff: number;
   /** When a source acknowledges. @default {"read"} */
   ack: "read" | "manual";
+  /** What a source does with QoS 0 messages while its queue is full. @default {"drop"} */
+  qos0Overflow: "drop" | "block";
   /** Topic of the last will. */
   "will.topic"?: string;
   /** Payload of the last will. */

@@ -1,0 +1,91 @@
+// Says what a connection failure was, in words, and whether another attempt could help.
+import type { MqttErrorCode } from "./errors.ts";
+import type { MqttOptions } from "./options.ts";
+
+/** CONNACK codes that may clear up by themselves: server unavailable / busy, quota, rate. */
+const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f]);
+/** CONNACK codes about who the client is: bad credentials, not authorized, banned, bad auth method. */
+const AUTH_CONNACK = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
+
+export interface Classified {
+  code: MqttErrorCode;
+  reason: string;
+  permanent: boolean;
+}
+
+/** Says what a connection failure was, in words, and whether another attempt could help. */
+export function classify(error: unknown, options: MqttOptions): Classified {
+  const e = error as { message?: string; code?: string | number } | undefined;
+  const message = e?.message ?? String(error);
+  if (typeof e?.code === "number" && message.startsWith("Connection refused")) {
+    const what = `CONNACK ${e.code}: ${message.replace(/^Connection refused: /, "")}`;
+    if (AUTH_CONNACK.has(e.code)) {
+      const who = options.username === undefined
+        ? "without a user name"
+        : `as user '${options.username}'`;
+      return {
+        code: "CONNECT_AUTH",
+        reason: `the broker refused the credentials ${who} (${what})`,
+        permanent: true,
+      };
+    }
+    return {
+      code: "CONNECT_REJECTED",
+      reason: `the broker refused the connection (${what})`,
+      permanent: !TRANSIENT_CONNACK.has(e.code),
+    };
+  }
+  if (typeof e?.code === "number") {
+    // mqtt.js's ErrorWithReasonCode outside CONNACK: the broker broke MQTT 5's rules
+    // (topic alias, packet size). Reconnecting would meet the same broker.
+    return {
+      code: "PROTOCOL",
+      reason: `protocol error (reason code 0x${e.code.toString(16)}): ${message}`,
+      permanent: true,
+    };
+  }
+  if (message === "Keepalive timeout") {
+    return {
+      code: "CONNECT_CLOSED",
+      reason: "no answer from the broker within 1.5 × keepAlive",
+      permanent: false,
+    };
+  }
+  if (
+    e?.code === undefined &&
+    /^(Protocol error|Invalid|Malformed|Cannot parse|Packet|Not supported|Unknown property|unrecognized packet|Wrong reason code)/i
+      .test(message)
+  ) {
+    // The packet parser's and handlers' errors: a malformed or unexpected packet.
+    return { code: "PROTOCOL", reason: `protocol error: ${message}`, permanent: true };
+  }
+  if (message === "connack timeout") {
+    return {
+      code: "CONNECT_TIMEOUT",
+      reason: `no CONNACK within connectionTimeout=${options.connectionTimeout} s`,
+      permanent: false,
+    };
+  }
+  const code = typeof e?.code === "string" ? e.code : "";
+  if (/CERT|SSL|TLS|certificate|handshake|self.signed|issuer/i.test(`${code} ${message}`)) {
+    return {
+      code: "CONNECT_TLS",
+      reason: `TLS handshake failed: ${message}${code ? ` (${code})` : ""}`,
+      permanent: true,
+    };
+  }
+  if (
+    /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|refused/i.test(`${code} ${message}`)
+  ) {
+    return {
+      code: "CONNECT_REFUSED",
+      reason: `nothing accepts connections there: ${message}`,
+      permanent: false,
+    };
+  }
+  return {
+    code: "CONNECT_CLOSED",
+    reason: error === undefined ? "the connection closed" : `${message}${code ? ` (${code})` : ""}`,
+    permanent: false,
+  };
+}

@@ -1,0 +1,275 @@
+// Part of the one door to mqtt.js (with client.ts): the only other file that touches
+// mqtt.js internals. It takes over incoming PUBLISH handling so that a source can
+// acknowledge a message when its consumer reads it, not when it arrives.
+//
+// mqtt.js 5.16 handles incoming packets one at a time: a PUBLISH goes to `handleMessage`,
+// and only when its callback runs does mqtt.js send the PUBACK (QoS 1) or PUBCOMP (QoS 2,
+// on PUBREL) and go on to the next packet, PINGRESP included. Holding that callback to
+// defer an acknowledgement would stall every later packet, and mqtt.js would end the
+// connection with "Keepalive timeout" after 1.5 × keepAlive (mqtt.js #1935).
+//
+// So the callback runs at once, and the acknowledgement is taken out of it instead: every
+// PUBACK/PUBCOMP leaves through `_sendPacket`, where it is caught and kept until the source
+// releases it. Packets keep flowing (PINGRESP too), and the broker's window (MQTT 5 §4.9
+// Receive Maximum, or its own in-flight limit) stops it sending more than the source holds.
+//
+// Only a broker that sends past that window (MQTT 3.1.1 has none in the protocol, and
+// mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
+// promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
+// rest at the broker. While paused, PINGRESPs wait unread in the socket like everything
+// else, so this file keeps the session alive itself: a PINGREQ every 0.75 × keepAlive
+// (the broker needs one within 1.5 × keepAlive, MQTT 3.1.1 §3.1.2.10), and mqtt.js's
+// keep-alive countdown restarted so it does not count the PINGRESPs it cannot yet read.
+import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
+
+/** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
+export interface Ack {
+  /** The QoS of the message: 1 (PUBACK) or 2 (PUBCOMP). */
+  readonly qos: 1 | 2;
+  /**
+   * Lets the acknowledgement go. It leaves once every earlier message's has, so the broker
+   * sees acknowledgements in arrival order (MQTT 5 §4.6). Idempotent.
+   */
+  release(): void;
+}
+
+/**
+ * Takes one incoming message. Returning a promise pauses the reading of packets until it
+ * settles; it must not reject.
+ */
+export type Deliver = (packet: IPublishPacket, ack: Ack | undefined) => void | Promise<void>;
+
+/** The parts of mqtt.js's client this file relies on; pinned by tests/client_test.ts. */
+interface Internals {
+  connected: boolean;
+  keepalive: number;
+  options: { clean?: boolean; protocolVersion?: number };
+  handleMessage(packet: IPublishPacket, callback: (error?: Error) => void): void;
+  _sendPacket(packet: Packet, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void;
+  _trackIncomingQoS2Publish(messageId: number, done: () => void, pump?: unknown): boolean;
+  _incomingQoS2Ids: Set<number>;
+  sendPing(): void;
+  reschedulePing(force?: boolean): void;
+}
+
+/** The members of mqtt.js 5.16 that {@linkcode Inbound} replaces or calls. */
+export const MQTT_INTERNALS = [
+  "handleMessage",
+  "_sendPacket",
+  "_trackIncomingQoS2Publish",
+  "sendPing",
+  "reschedulePing",
+] as const;
+
+class PendingAck implements Ack {
+  /** The PUBACK/PUBCOMP mqtt.js built, once it has. */
+  packet?: Packet;
+  released = false;
+  /** In the arrival-order queue of the current connection. */
+  queued = true;
+  constructor(
+    readonly qos: 1 | 2,
+    readonly messageId: number,
+    /** The connection it arrived on: an acknowledgement never crosses to another. */
+    public epoch: number,
+    readonly inbound: Inbound,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.inbound.released(this);
+  }
+}
+
+/** Incoming messages with deferred, ordered acknowledgements, on one mqtt.js client. */
+export class Inbound {
+  /** Acknowledgements sent to the broker. */
+  acked = 0;
+  /** QoS 1/2 messages that arrived while `maxInflight` were already unacknowledged. */
+  beyondWindow = 0;
+  readonly #client: Internals;
+  readonly #send: Internals["_sendPacket"];
+  readonly #window: number;
+  /** Counts connections: a new one begins at every 'close'. */
+  #epoch = 0;
+  /** This connection's unsent acknowledgements, in arrival order. */
+  #queue: PendingAck[] = [];
+  /** QoS 2 messages delivered on an earlier connection whose PUBREL the broker will send again. */
+  #awaitingPubrel = new Map<number, PendingAck>();
+  /** The acknowledgement whose packet mqtt.js is about to send. */
+  #capturing?: PendingAck;
+  #pauses = 0;
+  #pinger?: ReturnType<typeof setInterval>;
+
+  /** Installs itself on `client`; `window` is maxInflight. */
+  constructor(client: MqttClient, deliver: Deliver, window: number) {
+    const c = client as unknown as Internals;
+    for (const name of MQTT_INTERNALS) {
+      if (typeof c[name] !== "function") {
+        throw new TypeError(
+          `Cannot receive with this mqtt.js: its client has no ${name}() (mqtt-streams needs mqtt 5.16)`,
+        );
+      }
+    }
+    this.#client = c;
+    this.#window = window;
+    this.#send = c._sendPacket.bind(client);
+    c._sendPacket = (packet, cb, cbStorePut, noStore) => {
+      if (packet.cmd === "puback" || packet.cmd === "pubcomp") {
+        if (this.#capture(packet)) return cb?.();
+      }
+      this.#send(packet, cb, cbStorePut, noStore);
+    };
+    c.handleMessage = (packet, callback) => this.#handle(packet, callback, deliver);
+    // mqtt.js ends the connection when more QoS 2 messages than its receiveMaximum await
+    // PUBREL. A broker that over-sends (mosquitto 2.0.11) would then never get through, so
+    // the message is counted, kept, and the pause below bounds what follows.
+    c._trackIncomingQoS2Publish = (messageId) => {
+      const ids = c._incomingQoS2Ids;
+      if (!ids.has(messageId)) {
+        if (this.unacked + ids.size >= this.#window) this.beyondWindow++;
+        ids.add(messageId);
+      }
+      return true;
+    };
+    client.on("close", () => this.#onClose());
+    // On CONNACK itself, before any packet that follows it is handled.
+    client.on("packetreceive", (packet) => {
+      if (packet.cmd === "connack") this.#onConnack(packet);
+    });
+  }
+
+  /** Delivered QoS 1/2 messages whose acknowledgement has not been sent. */
+  get unacked(): number {
+    return this.#queue.length + this.#awaitingPubrel.size;
+  }
+
+  /** Stops the keep-alive timer of a pause; called when the connection ends. */
+  dispose(): void {
+    this.#pauses = 0;
+    clearInterval(this.#pinger);
+    this.#pinger = undefined;
+  }
+
+  #handle(packet: IPublishPacket, callback: (error?: Error) => void, deliver: Deliver): void {
+    const proceed = (ack: PendingAck | undefined) => {
+      this.#capturing = ack;
+      try {
+        callback();
+      } finally {
+        this.#capturing = undefined;
+      }
+    };
+    const { qos, messageId } = packet;
+    const again = qos === 2 ? this.#awaitingPubrel.get(messageId!) : undefined;
+    if (again) {
+      // The broker sent PUBREL again after a reconnect for a message already delivered,
+      // and mqtt.js still had it stored: its PUBCOMP is the old delivery's, not a new one.
+      this.#awaitingPubrel.delete(messageId!);
+      again.epoch = this.#epoch;
+      return proceed(again);
+    }
+    let ack: PendingAck | undefined;
+    if (qos > 0) {
+      ack = new PendingAck(qos as 1 | 2, messageId!, this.#epoch, this);
+      this.#queue.push(ack);
+      if (qos === 1 && this.unacked > this.#window) this.beyondWindow++;
+    }
+    let pending: void | Promise<void>;
+    try {
+      pending = deliver(packet, ack);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    if (!pending) return proceed(ack);
+    this.#pause();
+    pending.then(() => {
+      this.#resume();
+      proceed(ack);
+    });
+  }
+
+  /** Keeps mqtt.js's PUBACK/PUBCOMP for a message not yet released; false to let it go. */
+  #capture(packet: Packet): boolean {
+    const messageId = (packet as { messageId?: number }).messageId!;
+    const capturing = this.#capturing;
+    if (capturing?.messageId === messageId) {
+      // From a connection that is gone (a pause outlived it): the broker no longer
+      // expects it, and the id may already name another message.
+      if (capturing.epoch !== this.#epoch) return true;
+      capturing.packet = packet;
+      if (capturing.queued) this.#flush();
+      else if (capturing.released) this.#transmit(capturing);
+      return true;
+    }
+    const again = packet.cmd === "pubcomp" ? this.#awaitingPubrel.get(messageId) : undefined;
+    if (!again) return false;
+    // PUBREL re-sent for a QoS 2 message delivered before the reconnect (mqtt.js no
+    // longer has it stored): answer when the consumer has read it.
+    this.#awaitingPubrel.delete(messageId);
+    again.epoch = this.#epoch;
+    again.packet = packet;
+    if (again.released) this.#transmit(again);
+    return true;
+  }
+
+  /** Called by an acknowledgement when released. */
+  released(ack: PendingAck): void {
+    if (ack.queued) this.#flush();
+    else if (ack.packet && ack.epoch === this.#epoch) this.#transmit(ack);
+  }
+
+  /** Sends the released acknowledgements at the head of the queue, in arrival order. */
+  #flush(): void {
+    const queue = this.#queue;
+    let sent = 0;
+    while (sent < queue.length && queue[sent].released && queue[sent].packet) {
+      queue[sent].queued = false;
+      this.#transmit(queue[sent++]);
+    }
+    if (sent) queue.splice(0, sent);
+  }
+
+  #transmit(ack: PendingAck): void {
+    if (ack.epoch !== this.#epoch || !this.#client.connected || !ack.packet) return;
+    const packet = ack.packet;
+    ack.packet = undefined;
+    this.#send(packet);
+    this.acked++;
+  }
+
+  #onClose(): void {
+    this.#epoch++;
+    // Unacknowledged QoS 1 messages come again (DUP) if the session resumes; their old
+    // acknowledgements must not be sent. A QoS 2 message is not sent again, only its
+    // PUBREL, whose PUBCOMP must wait for the consumer as before.
+    for (const ack of this.#queue) {
+      ack.queued = false;
+      ack.packet = undefined;
+      if (ack.qos === 2) this.#awaitingPubrel.set(ack.messageId, ack);
+    }
+    this.#queue = [];
+  }
+
+  #onConnack(connack: IConnackPacket): void {
+    const { clean, protocolVersion = 4 } = this.#client.options;
+    const resumed = !clean && (protocolVersion < 4 || connack.sessionPresent);
+    if (!resumed) this.#awaitingPubrel.clear();
+  }
+
+  #pause(): void {
+    if (this.#pauses++ > 0 || !this.#client.keepalive) return;
+    const period = Math.max(50, Math.floor(this.#client.keepalive * 750));
+    this.#pinger = setInterval(() => {
+      if (!this.#client.connected) return;
+      this.#client.sendPing();
+      this.#client.reschedulePing(true);
+    }, period);
+  }
+
+  #resume(): void {
+    if (this.#pauses === 0 || --this.#pauses > 0) return;
+    clearInterval(this.#pinger);
+    this.#pinger = undefined;
+  }
+}

@@ -1,0 +1,68 @@
+// TLS options for mqtt.js (as Node, Deno and Bun's `node:tls` take them), from the ssl.*
+// options: PEM paths, text or bytes, PKCS12 key stores, and PKCS12 trust stores.
+import { MqttOptionsError } from "./errors.ts";
+import type { MqttOptions } from "./options.ts";
+
+/** Node-style TLS options (as Node, Deno and Bun's `node:tls` take them). */
+export async function tlsOptions(options: MqttOptions): Promise<Record<string, unknown>> {
+  const tls: Record<string, unknown> = { rejectUnauthorized: options["ssl.verify"] };
+  if (options["ssl.protocol"] !== "TLS") tls.minVersion = options["ssl.protocol"];
+  if (options["ssl.ciphers"]) tls.ciphers = options["ssl.ciphers"];
+  const ca: (string | Uint8Array)[] = [];
+  if (options["ssl.ca"] !== undefined) ca.push(await pem(options["ssl.ca"], "ssl.ca"));
+  const trust = options["ssl.trust.store"];
+  if (trust !== undefined) {
+    const bytes = await pem(trust, "ssl.trust.store");
+    if (options["ssl.trust.store.type"] === "PEM") ca.push(bytes);
+    else {
+      // No runtime's TLS takes a PKCS12 file without a private key, so its certificates
+      // are read here (WebCrypto only) and passed on as PEM.
+      const { pkcs12Certificates } = await import("./_pkcs12.ts");
+      ca.push(
+        ...await pkcs12Certificates(
+          toBytes(bytes),
+          options["ssl.trust.store.password"]?.reveal(),
+          "ssl.trust.store",
+        ),
+      );
+    }
+  }
+  if (ca.length) tls.ca = ca;
+  const store = options["ssl.key.store"];
+  if (store !== undefined) {
+    const bytes = await pem(store, "ssl.key.store");
+    const passphrase = options["ssl.key.store.password"]?.reveal();
+    if (options["ssl.key.store.type"] === "PEM") {
+      Object.assign(tls, { cert: bytes, key: bytes, passphrase });
+    } else Object.assign(tls, { pfx: bytes, passphrase });
+  }
+  if (options["ssl.cert"] !== undefined) tls.cert = await pem(options["ssl.cert"], "ssl.cert");
+  const key = options["ssl.key"]?.reveal();
+  if (key !== undefined) {
+    tls.key = await pem(key, "ssl.key");
+    if (options["ssl.key.password"]) tls.passphrase = options["ssl.key.password"].reveal();
+  }
+  return tls;
+}
+
+/** PEM text or bytes as given, or the contents of the file a path names. */
+async function pem(value: string | Uint8Array, option: string): Promise<string | Uint8Array> {
+  if (typeof value !== "string" || value.includes("-----BEGIN")) return value;
+  // Only reached when a file is named, so the file-system code stays out of the core.
+  const { readFileBytes } = await import("./runtime/files.ts");
+  try {
+    return await readFileBytes(value);
+  } catch (error) {
+    throw new MqttOptionsError(
+      option,
+      `Cannot configure MQTT as '${option}' must name a readable file: current value is ${value} (${
+        (error as Error).message
+      })`,
+      { cause: error },
+    );
+  }
+}
+
+function toBytes(value: string | Uint8Array): Uint8Array {
+  return typeof value === "string" ? new TextEncoder().encode(value) : value;
+}

@@ -1,0 +1,134 @@
+/**
+ * {@linkcode MqttMessage}: what an {@linkcode MqttSource} yields.
+ *
+ * @module
+ */
+// This module is browser compatible.
+import type { IPublishPacket } from "mqtt";
+
+/** MQTT 5 properties of a message (user properties included), as mqtt.js reads them. */
+export type MqttMessageProperties = NonNullable<IPublishPacket["properties"]>;
+
+const decoder = new TextDecoder();
+
+/**
+ * One message received by an {@linkcode MqttSource}.
+ *
+ * @example Read a message's fields
+ * ```ts
+ * import { MqttMessage } from "@mqtt-streams/core";
+ *
+ * const message = new MqttMessage("sensors/1/temp", new TextEncoder().encode('{"c":21.5}'), { qos: 1, id: 7 });
+ * console.log(message.topic, message.qos, message.json()); // sensors/1/temp 1 { c: 21.5 }
+ * ```
+ */
+export class MqttMessage {
+  /** The topic it was published to. */
+  readonly topic: string;
+  /** The payload. */
+  readonly payload: Uint8Array;
+  /** The QoS it was delivered at: the lower of the publish's and the subscription's. */
+  readonly qos: 0 | 1 | 2;
+  /** Whether the broker delivered it as a retained message. */
+  readonly retain: boolean;
+  /**
+   * Whether it may have been delivered before (DUP): a QoS 1 message sent again after a
+   * reconnect. Such duplicates are what at-least-once means; they are counted in
+   * `source.stats.redelivered`, never hidden.
+   */
+  readonly dup: boolean;
+  /** The packet identifier (QoS 1/2); undefined at QoS 0. Identifiers are reused. */
+  readonly id: number | undefined;
+  /** When it arrived, in ms since the epoch. */
+  readonly timestamp: number;
+  /** MQTT 5 properties (user properties, content type, response topic, ...); undefined on 3.1.1. */
+  readonly properties: MqttMessageProperties | undefined;
+  readonly #ack: (() => void) | undefined;
+
+  /**
+   * Creates a message. Sources create them; this is public for tests and transforms.
+   *
+   * @param topic The topic.
+   * @param payload The payload.
+   * @param init The other fields, and `ack`: what {@linkcode MqttMessage.ack} calls.
+   */
+  constructor(
+    topic: string,
+    payload: Uint8Array,
+    init: {
+      qos?: 0 | 1 | 2;
+      retain?: boolean;
+      dup?: boolean;
+      id?: number;
+      timestamp?: number;
+      properties?: MqttMessageProperties;
+      ack?: () => void;
+    } = {},
+  ) {
+    this.topic = topic;
+    this.payload = payload;
+    this.qos = init.qos ?? 0;
+    this.retain = init.retain ?? false;
+    this.dup = init.dup ?? false;
+    this.id = init.id;
+    this.timestamp = init.timestamp ?? Date.now();
+    this.properties = init.properties;
+    this.#ack = init.ack;
+  }
+
+  /**
+   * The payload decoded as UTF-8.
+   *
+   * @returns The text.
+   */
+  text(): string {
+    return decoder.decode(this.payload);
+  }
+
+  /**
+   * The payload parsed as JSON.
+   *
+   * @returns The parsed value.
+   * @throws {SyntaxError} When the payload is not JSON.
+   */
+  json<T = unknown>(): T {
+    return JSON.parse(this.text());
+  }
+
+  /**
+   * Acknowledges the message to the broker, with `ack: "manual"`: a QoS 1 message's PUBACK
+   * or a QoS 2 message's PUBCOMP is sent once this and every earlier message are
+   * acknowledged, so the broker sees them in arrival order (MQTT 5 §4.6). Harmless and
+   * idempotent otherwise (QoS 0, `ack: "read"`, a second call).
+   *
+   * @example Acknowledge after processing
+   * ```ts
+   * import { MqttMessage } from "@mqtt-streams/core";
+   *
+   * let acked = 0;
+   * const message = new MqttMessage("a", new Uint8Array(), { qos: 1, ack: () => acked++ });
+   * message.ack();
+   * console.log(acked); // 1
+   * ```
+   */
+  ack(): void {
+    this.#ack?.();
+  }
+}
+
+/** The message of an incoming PUBLISH; the payload is a view of mqtt.js's buffer, not a copy. */
+export function messageOf(packet: IPublishPacket, ack: (() => void) | undefined): MqttMessage {
+  const payload = packet.payload as Uint8Array;
+  return new MqttMessage(
+    packet.topic,
+    new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
+    {
+      qos: packet.qos,
+      retain: packet.retain,
+      dup: packet.dup,
+      id: packet.qos > 0 ? packet.messageId : undefined,
+      properties: packet.properties,
+      ack,
+    },
+  );
+}

@@ -6,7 +6,12 @@
  */
 import type { IPublishPacket } from "mqtt";
 import { type Ack, Connection } from "./client.ts";
-import { MqttOptionsError, type MqttStreamError, MqttSubscribeError } from "./errors.ts";
+import {
+  MqttConnectError,
+  MqttOptionsError,
+  type MqttStreamError,
+  MqttSubscribeError,
+} from "./errors.ts";
 import { messageOf, type MqttMessage } from "./message.ts";
 import {
   type MqttConnection,
@@ -102,9 +107,15 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     };
   }
 
+  /** Settles when the first subscription is in place (or the start failed). */
+  ready!: Promise<void>;
+
   start(controller: ReadableStreamDefaultController<MqttMessage>): Promise<void> {
     this.#controller = controller;
-    return this.#open();
+    this.ready = this.#open();
+    // The stream reports a failed start itself; `ready` is for callers who want to wait.
+    this.ready.catch(() => {});
+    return this.ready;
   }
 
   async #open(): Promise<void> {
@@ -135,23 +146,31 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   }
 
   async #subscribe(): Promise<void> {
-    const { qos, topic } = this.options;
-    const granted = await this.#connection!.client.subscribeAsync(
-      Object.fromEntries(topic.map((filter) => [filter, { qos }])),
-    );
-    for (const grant of granted) {
-      if (grant.qos >= 0x80) {
+    const { qos, topic, brokerUrl } = this.options;
+    try {
+      await this.#connection!.client.subscribeAsync(
+        Object.fromEntries(topic.map((filter) => [filter, { qos }])),
+      );
+    } catch (error) {
+      // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
+      const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+      const refused = granted.findIndex((code) => code >= 0x80);
+      if (refused !== -1) {
+        const filter = topic[refused];
         throw new MqttSubscribeError(
-          `Cannot subscribe to '${grant.topic}' on ${this.options.brokerUrl}: the broker refused it (SUBACK 0x${
-            grant.qos.toString(16)
-          }${
-            grant.topic.startsWith("$share/")
-              ? "; does the broker support shared subscriptions?"
-              : ""
-          })`,
-          grant.topic,
+          `Cannot subscribe to '${filter}' on ${brokerUrl}: the broker refused it (SUBACK 0x${
+            granted[refused].toString(16)
+          }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
+          filter,
+          { cause: error },
         );
       }
+      throw new MqttConnectError(
+        "CONNECT_CLOSED",
+        `Cannot subscribe to ${topic.join(", ")} on ${brokerUrl}: ${(error as Error).message}`,
+        1,
+        { cause: error },
+      );
     }
   }
 
@@ -238,8 +257,8 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   }
 
   #onAbort = () => {
-    const reason = this.#signal!.reason;
-    this.#stop().finally(() => this.#controller.error(reason));
+    this.#controller.error(this.#signal!.reason);
+    this.#stop();
   };
 
   /** The connection is over for good: what was received stays readable, then the error. */
@@ -354,6 +373,22 @@ export class MqttSource extends ReadableStream<MqttMessage> {
   /** Live counters: received, acked, dropped, redelivered, reconnects, buffered, held, beyondWindow. */
   get stats(): MqttSourceStats {
     return this.#receiver.stats;
+  }
+
+  /**
+   * Resolves once connected and subscribed, so that what is published from then on
+   * arrives; rejects with the error that failed the start. Reading does not need it.
+   *
+   * @example Wait for the subscription
+   * ```ts ignore
+   * import { MqttSource } from "@mqtt-streams/core";
+   *
+   * const source = new MqttSource("mqtt://localhost?topic=replies/%23");
+   * await source.ready; // now it is safe to send the requests whose replies we read
+   * ```
+   */
+  get ready(): Promise<void> {
+    return this.#receiver.ready;
   }
 
   /** The validated options the source runs with. */

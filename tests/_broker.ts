@@ -146,19 +146,29 @@ export interface MosquittoConfig {
   requireCertificate?: boolean;
   /** More lines for mosquitto.conf (max_queued_messages, max_inflight_messages, ...). */
   lines?: string[];
+  /** Keep sessions and queued messages on disk across restart() (saved on SIGTERM). */
+  persistence?: boolean;
 }
 
 /** Starts Debian's mosquitto on a random port of 127.0.0.1 with a temp config. */
 export async function startMosquitto(
   config: MosquittoConfig = {},
-): Promise<TestBroker & { certificates?: Certificates; log(): string }> {
+): Promise<
+  TestBroker & {
+    certificates?: Certificates;
+    log(): string;
+    /** Stops mosquitto (SIGTERM, so it saves its state), waits `downMs`, starts it again. */
+    restart(downMs?: number): Promise<void>;
+  }
+> {
   const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-mosquitto-"));
-  // mosquitto started as root drops to the 'mosquitto' user, which must read these files.
-  chmodSync(dir, 0o755);
+  // mosquitto started as root drops to the 'mosquitto' user, which must read these files
+  // (and write its persistence file).
+  chmodSync(dir, config.persistence ? 0o777 : 0o755);
   const port = await freePort();
   const lines = [
     `listener ${port} 127.0.0.1`,
-    "persistence false",
+    config.persistence ? `persistence true\npersistence_location ${dir}/` : "persistence false",
     "log_dest stderr",
     "log_type error",
     "log_type warning",
@@ -187,28 +197,49 @@ export async function startMosquitto(
   lines.push(...(config.lines ?? []));
   writeFileSync(join(dir, "mosquitto.conf"), lines.join("\n") + "\n");
   execFileSync("chmod", ["-R", "a+r", dir]);
-  const child: ChildProcess = spawn("mosquitto", ["-c", join(dir, "mosquitto.conf")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
   let log = "";
-  child.stderr!.on("data", (chunk) => (log += chunk));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let child!: ChildProcess;
+  let exited!: Promise<void>;
+  const launch = async () => {
+    child = spawn("mosquitto", ["-c", join(dir, "mosquitto.conf")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr!.on("data", (chunk) => (log += chunk));
+    exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    await waitForPort(port, () => child.exitCode !== null, 5000);
+  };
+  const stop = async () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    await exited;
+  };
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
-    if (child.exitCode === null) child.kill("SIGTERM");
-    await exited;
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   };
+  const restart = async (downMs = 0) => {
+    await stop();
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    await launch();
+  };
   try {
-    await waitForPort(port, () => child.exitCode !== null, 5000);
+    await launch();
   } catch (error) {
     await close();
     throw new Error(`mosquitto did not start: ${(error as Error).message}\n${log}`);
   }
   const url = `${config.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`;
-  return { url, port, certificates, log: () => log, close, [Symbol.asyncDispose]: close };
+  return {
+    url,
+    port,
+    certificates,
+    log: () => log,
+    restart,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }
 
 /** A port that was free a moment ago. */

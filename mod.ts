@@ -2,10 +2,20 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.1.0) is the foundation: connection strings and options
- * ({@linkcode parseConnectionString}), secrets that never print ({@linkcode Secret}) and
- * the errors ({@linkcode MqttStreamError} and its subclasses). `MqttSource` and
- * `MqttSink` build on them next.
+ * This release (0.2.0) has {@linkcode MqttSource}: a flow-controlled subscribe stream
+ * whose QoS 1/2 acknowledgements follow what the consumer read. It stands on connection
+ * strings and options ({@linkcode parseConnectionString}), secrets that never print
+ * ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError} and its subclasses).
+ * `MqttSink` comes next.
+ *
+ * @example Subscribe
+ * ```ts ignore
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * for await (const message of new MqttSource("mqtt://localhost?topic=sensors/%2B/temp")) {
+ *   console.log(message.topic, message.text());
+ * }
+ * ```
  *
  * @example Parse a connection string
  * ```ts

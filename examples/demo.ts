@@ -1,10 +1,11 @@
-// The demo: starts an embedded aedes broker on a random port, connects through
-// mqtt-streams (connection string -> validated options -> connection with attempts and
-// backoff), publishes a few sensor readings, reads them back, and stops by itself.
+// The demo: starts an embedded aedes broker on a random port, opens an MqttSource on a
+// connection string, publishes a few sensor readings, reads them back with `for await`
+// (each QoS 1 message is acknowledged to the broker as it is read), and stops by itself.
 // Run: npx --yes deno@2 task demo
 import { Aedes } from "aedes";
 import { createServer } from "node:net";
-import { parseConnectionString } from "../mod.ts";
+import { MqttSource, parseConnectionString } from "../mod.ts";
+// The publishing side uses the internal connection until MqttSink lands.
 import { Connection } from "../src/client.ts";
 
 const broker = await Aedes.createBroker();
@@ -13,38 +14,29 @@ await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const { port } = server.address() as { port: number };
 
 const url =
-  `mqtt://demo:s3cret@127.0.0.1:${port}?topic=sensors/%2B/temperature&qos=1&clientId=demo&keepAlive=10`;
-const options = parseConnectionString(url);
-console.log("options:", JSON.stringify(options));
-
-const connection = await Connection.open(options);
-const { client } = connection;
+  `mqtt://demo:s3cret@127.0.0.1:${port}?topic=sensors/%2B/temperature&qos=1&clientId=demo&maxInflight=16`;
+const source = new MqttSource(url);
+console.log("options:", JSON.stringify(source.options));
+const publisher = await Connection.open(parseConnectionString(`mqtt://127.0.0.1:${port}`));
+const timeout = setTimeout(() => source.cancel(new Error("timed out")), 5000);
 try {
-  await client.subscribeAsync(options.topic, { qos: options.qos });
+  await source.ready; // subscribed: what is published from now on arrives
   const sites = ["north", "south", "east"];
-  const received = new Promise<void>((resolve) => {
-    let count = 0;
-    client.on("message", (topic, payload, packet) => {
-      console.log(`received ${topic} qos=${packet.qos}: ${payload}`);
-      if (++count === sites.length) resolve();
-    });
-  });
   for (const [i, site] of sites.entries()) {
     const reading = JSON.stringify({ site, celsius: 20 + i * 1.5 });
-    await client.publishAsync(`sensors/${site}/temperature`, reading, { qos: options.qos });
+    await publisher.client.publishAsync(`sensors/${site}/temperature`, reading, { qos: 1 });
     console.log(`published sensors/${site}/temperature: ${reading}`);
   }
-  await Promise.race([
-    received,
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error("timed out waiting for messages")), 5000)
-    ),
-  ]);
-  console.log(
-    `done: ${sites.length} published, ${sites.length} received, ${connection.reconnects} reconnects`,
-  );
+  let count = 0;
+  for await (const message of source) {
+    const { site, celsius } = message.json<{ site: string; celsius: number }>();
+    console.log(`received ${message.topic} qos=${message.qos}: ${site} ${celsius} °C`);
+    if (++count === sites.length) break; // cancels the stream: unsubscribes, disconnects
+  }
+  console.log(`done: ${count} received, stats ${JSON.stringify(source.stats)}`);
 } finally {
-  await connection.end();
+  clearTimeout(timeout);
+  await publisher.end();
   await new Promise<void>((resolve) => broker.close(() => resolve()));
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }

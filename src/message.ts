@@ -6,8 +6,25 @@
 // This module is browser compatible.
 import type { IPublishPacket } from "mqtt";
 
-/** MQTT 5 properties of a message (user properties included), as mqtt.js reads them. */
-export type MqttMessageProperties = NonNullable<IPublishPacket["properties"]>;
+/** MQTT 5 properties of a PUBLISH (MQTT 5 §3.3.2.3), as mqtt.js reads them. */
+export interface MqttMessageProperties {
+  /** True when the payload is UTF-8 text. */
+  payloadFormatIndicator?: boolean;
+  /** Seconds the message had left to live when the broker sent it. */
+  messageExpiryInterval?: number;
+  /** The topic alias the broker used. */
+  topicAlias?: number;
+  /** Where to send a reply (request/response). */
+  responseTopic?: string;
+  /** Correlates a reply with its request. */
+  correlationData?: Uint8Array;
+  /** User properties; a name that repeats has an array of values. */
+  userProperties?: Record<string, string | string[]>;
+  /** The identifier(s) of the subscription(s) that matched. */
+  subscriptionIdentifier?: number | number[];
+  /** The MIME type of the payload. */
+  contentType?: string;
+}
 
 const decoder = new TextDecoder();
 
@@ -127,7 +144,7 @@ export function messageOf(packet: IPublishPacket, ack: (() => void) | undefined)
       retain: packet.retain,
       dup: packet.dup,
       id: packet.qos > 0 ? packet.messageId : undefined,
-      properties: packet.properties,
+      properties: packet.properties as MqttMessageProperties | undefined,
       ack,
     },
   );

@@ -109,13 +109,21 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
 
   /** Settles when the first subscription is in place (or the start failed). */
   ready!: Promise<void>;
+  #subscribed?: Promise<void>;
 
+  /**
+   * Resolves once connected. The subscription is not awaited here: a resumed session
+   * delivers its backlog at once, and while the queue is full mqtt.js reads no further
+   * packets (SUBACK included) until a read makes room, which `pull` is what sees, and the
+   * stream calls `pull` only after `start` has resolved.
+   */
   start(controller: ReadableStreamDefaultController<MqttMessage>): Promise<void> {
     this.#controller = controller;
-    this.ready = this.#open();
-    // The stream reports a failed start itself; `ready` is for callers who want to wait.
+    const opened = this.#open();
+    this.ready = opened.then(() => this.#subscribed);
+    // The stream reports a failure itself; `ready` is for callers who want to wait.
     this.ready.catch(() => {});
-    return this.ready;
+    return opened;
   }
 
   async #open(): Promise<void> {
@@ -136,13 +144,8 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       if (!resumed && !this.#done) this.#subscribe().catch((error) => this.#fail(error));
     });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-    try {
-      await this.#subscribe();
-    } catch (error) {
-      this.#done = true;
-      await connection.end(true);
-      throw error;
-    }
+    this.#subscribed = this.#subscribe();
+    this.#subscribed.catch((error) => this.#fail(error));
   }
 
   async #subscribe(): Promise<void> {

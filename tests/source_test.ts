@@ -159,6 +159,22 @@ describe("MqttSource", () => {
     }
   });
 
+  test("drains a resumed session's backlog larger than maxInflight", async () => {
+    await using broker = await startAedes();
+    const options = { topic: "backlog", clientId: uniqueId(), maxInflight: 10 };
+    const first = new MqttSource(broker.url, options);
+    await first.ready;
+    await first.cancel(); // a persistent session keeps its subscription
+    const publisher = await mqtt.connectAsync(broker.url);
+    await publishRange(publisher, "backlog", 0, 200);
+    await using second = new MqttSource(broker.url, options);
+    const reader = second.getReader();
+    assert.deepEqual(texts(await readN(reader, 200)), range(0, 200));
+    await second.ready;
+    reader.releaseLock();
+    await publisher.endAsync();
+  });
+
   test("sends acknowledgements in arrival order whatever order ack() is called in", async () => {
     await using broker = await startAedes();
     const clientId = uniqueId();

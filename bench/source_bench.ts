@@ -14,22 +14,25 @@ import process from "node:process";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MqttSource } from "../mod.ts";
-import { hasMosquitto, startAedes, startMosquitto, type TestBroker } from "../tests/_broker.ts";
+import { hasMosquitto, startMosquitto, type TestBroker } from "../tests/_broker.ts";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const MEMORY_MESSAGES = Number(process.env.BENCH_MEMORY_MESSAGES ?? 100_000);
 const runtime = typeof Deno === "object"
   ? `Deno ${Deno.version.deno}`
   : `Bun ${process.versions.bun}`;
 
 async function main() {
-  const broker: TestBroker = hasMosquitto
-    ? await startMosquitto({
-      lines: ["max_queued_messages 0", "queue_qos0_messages true", "max_inflight_messages 60"],
-    })
-    : await startAedes();
-  const name = hasMosquitto ? "mosquitto 2 (separate process)" : "aedes (in process)";
+  if (!hasMosquitto) {
+    throw new Error(
+      "the benchmark needs mosquitto and mosquitto_pub (apt-get install mosquitto mosquitto-clients)",
+    );
+  }
+  const broker: TestBroker = await startMosquitto({
+    lines: ["max_queued_messages 0", "queue_qos0_messages true", "max_inflight_messages 60"],
+  });
+  const name = "mosquitto 2 (separate process), published by mosquitto_pub";
   console.log(`${runtime}, broker: ${name}, ${N} messages, median of ${ROUNDS} rounds\n`);
   try {
     for (const qos of [0, 1] as const) {
@@ -62,22 +65,52 @@ async function main() {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (ms: number) => Math.round(N / (ms / 1000));
 
-/** Creates the persistent session and fills it with N messages. */
-async function prepare(url: string, clientId: string, qos: 0 | 1) {
+/** One line per message for mosquitto_pub -l: a 64-byte payload each. */
+const LINE = "x".repeat(64);
+
+/**
+ * Creates the persistent session and fills it with `count` messages. mosquitto_pub
+ * publishes them (one per line of stdin), when it is installed: mqtt.js publishing tens of
+ * thousands of messages in a row stalled here on Deno and Bun alike (not investigated).
+ */
+async function prepare(
+  url: string,
+  clientId: string,
+  qos: 0 | 1,
+  count = N,
+  topic = `bench/${clientId}`,
+) {
   const subscriber = await mqtt.connectAsync(url, { clientId, clean: false });
-  await subscriber.subscribeAsync("bench", { qos });
+  await subscriber.subscribeAsync(topic, { qos });
   await subscriber.endAsync();
-  const publisher = await mqtt.connectAsync(url);
-  const payload = new Uint8Array(64);
-  for (let i = 0; i < N; i += 20) {
-    await Promise.all(
-      Array.from(
-        { length: Math.min(20, N - i) },
-        () => publisher.publishAsync("bench", payload as never, { qos: 1 }),
-      ),
-    );
+  await publish(url, topic, count);
+}
+
+/** Publishes `count` 64-byte QoS 1 messages to `topic`. */
+async function publish(url: string, topic: string, count: number) {
+  const { port } = new URL(url);
+  const child = spawn("mosquitto_pub", [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    port,
+    "-t",
+    topic,
+    "-q",
+    "1",
+    "-l",
+  ], {
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  for (let i = 0; i < count; i += 1000) {
+    const lines = `${LINE}\n`.repeat(Math.min(1000, count - i));
+    if (!child.stdin!.write(lines)) {
+      await new Promise((resolve) => child.stdin!.once("drain", resolve));
+    }
   }
-  await publisher.endAsync();
+  child.stdin!.end();
+  if ((await exited) !== 0) throw new Error("mosquitto_pub failed");
 }
 
 async function drainRaw(url: string, clientId: string, qos: 0 | 1): Promise<number> {
@@ -97,7 +130,12 @@ async function drainRaw(url: string, clientId: string, qos: 0 | 1): Promise<numb
 
 async function drainSource(url: string, clientId: string, qos: 0 | 1): Promise<number> {
   const started = performance.now();
-  const source = new MqttSource(url, { topic: "bench", clientId, qos, qos0Overflow: "block" });
+  const source = new MqttSource(url, {
+    topic: `bench/${clientId}`,
+    clientId,
+    qos,
+    qos0Overflow: "block",
+  });
   let count = 0;
   for await (const message of source) {
     if (message.payload.length === 64 && ++count === N) break;
@@ -116,17 +154,7 @@ async function memory(url: string) {
     const check = () => (out.includes("ready") ? resolve() : setTimeout(check, 20));
     check();
   });
-  const publisher = await mqtt.connectAsync(url);
-  const payload = new Uint8Array(64);
-  for (let i = 0; i < MEMORY_MESSAGES; i += 20) {
-    await Promise.all(
-      Array.from(
-        { length: 20 },
-        () => publisher.publishAsync("memory", payload as never, { qos: 1 }),
-      ),
-    );
-  }
-  await publisher.endAsync();
+  await publish(url, "memory", MEMORY_MESSAGES);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   child.stdin!.end();
   await new Promise((resolve) => child.once("exit", resolve));

@@ -17,9 +17,10 @@
 // mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
 // promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
 // rest at the broker. While paused, PINGRESPs wait unread in the socket like everything
-// else, so this file keeps the session alive itself: a PINGREQ every 0.75 × keepAlive
-// (the broker needs one within 1.5 × keepAlive, MQTT 3.1.1 §3.1.2.10), and mqtt.js's
-// keep-alive countdown restarted so it does not count the PINGRESPs it cannot yet read.
+// else, so this file keeps the session alive itself: while a pause spans two ticks of
+// 0.5 × keepAlive, it sends a PINGREQ (the broker needs a packet within 1.5 × keepAlive,
+// MQTT 3.1.1 §3.1.2.10) and restarts mqtt.js's keep-alive countdown, which would otherwise
+// end the connection for want of the PINGRESPs it cannot yet read.
 import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
 
 /** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
@@ -258,18 +259,25 @@ export class Inbound {
   }
 
   #pause(): void {
-    if (this.#pauses++ > 0 || !this.#client.keepalive) return;
-    const period = Math.max(50, Math.floor(this.#client.keepalive * 750));
+    this.#pauses++;
+    // One timer for the life of the connection, made at the first pause: pauses come and
+    // go at the pace of reads, too often for a timer each.
+    if (this.#pinger || !this.#client.keepalive) return;
+    const period = Math.max(50, Math.floor(this.#client.keepalive * 500));
+    let pausedAtLastTick = false;
     this.#pinger = setInterval(() => {
-      if (!this.#client.connected) return;
-      this.#client.sendPing();
-      this.#client.reschedulePing(true);
+      // Ping only across a pause that spans two ticks: while packets flow, mqtt.js's own
+      // keep-alive is right and must not be reset.
+      const paused = this.#pauses > 0;
+      if (paused && pausedAtLastTick && this.#client.connected) {
+        this.#client.sendPing();
+        this.#client.reschedulePing(true);
+      }
+      pausedAtLastTick = paused;
     }, period);
   }
 
   #resume(): void {
-    if (this.#pauses === 0 || --this.#pauses > 0) return;
-    clearInterval(this.#pinger);
-    this.#pinger = undefined;
+    if (this.#pauses > 0) this.#pauses--;
   }
 }

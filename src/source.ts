@@ -70,6 +70,8 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   #unread: { message: MqttMessage; ack?: Ack }[] = [];
   #held: Held[] = [];
   #heldAcks = 0;
+  /** Paused packet readers whose held message is queued now, waiting for the low-water mark. */
+  #resumes: (() => void)[] = [];
   #done = false;
   #pendingError?: unknown;
 
@@ -227,7 +229,18 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       this.#held.shift();
       if (next.message.qos > 0) this.#heldAcks--;
       this.#enqueue(next.message, next.ack);
-      next.resume();
+      this.#resumes.push(next.resume);
+    }
+    this.#resumeBelowLowWater();
+  }
+
+  /**
+   * Lets mqtt.js read on once the queue is down to half: resuming at the first free slot
+   * would pause and resume once a message while a backlog drains.
+   */
+  #resumeBelowLowWater(): void {
+    if (this.#done || this.#unread.length <= this.options.maxInflight >> 1) {
+      for (const resume of this.#resumes.splice(0)) resume();
     }
   }
 
@@ -278,6 +291,7 @@ class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#signal?.removeEventListener("abort", this.#onAbort);
     for (const { resume } of this.#held.splice(0)) resume();
     this.#heldAcks = 0;
+    this.#resumeBelowLowWater();
     const connection = this.#connection;
     if (!connection) return;
     if (this.options.cleanSession && connection.client.connected) {

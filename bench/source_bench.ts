@@ -43,7 +43,7 @@ async function main() {
           await prepare(broker.url, clientId, qos);
           times[who].push(
             who === "raw"
-              ? await drainRaw(broker.url, clientId, qos)
+              ? await drainRaw(broker.url, clientId)
               : await drainSource(broker.url, clientId, qos),
           );
         }
@@ -69,21 +69,16 @@ const rate = (ms: number) => Math.round(N / (ms / 1000));
 const LINE = "x".repeat(64);
 
 /**
- * Creates the persistent session and fills it with `count` messages. mosquitto_pub
+ * Creates the persistent session and fills it with N messages. mosquitto_pub
  * publishes them (one per line of stdin), when it is installed: mqtt.js publishing tens of
  * thousands of messages in a row stalled here on Deno and Bun alike (not investigated).
  */
-async function prepare(
-  url: string,
-  clientId: string,
-  qos: 0 | 1,
-  count = N,
-  topic = `bench/${clientId}`,
-) {
+async function prepare(url: string, clientId: string, qos: 0 | 1) {
+  const topic = `bench/${clientId}`;
   const subscriber = await mqtt.connectAsync(url, { clientId, clean: false });
   await subscriber.subscribeAsync(topic, { qos });
   await subscriber.endAsync();
-  await publish(url, topic, count);
+  await publish(url, topic, N);
 }
 
 /** Publishes `count` 64-byte QoS 1 messages to `topic`. */
@@ -113,7 +108,7 @@ async function publish(url: string, topic: string, count: number) {
   if ((await exited) !== 0) throw new Error("mosquitto_pub failed");
 }
 
-async function drainRaw(url: string, clientId: string, qos: 0 | 1): Promise<number> {
+async function drainRaw(url: string, clientId: string): Promise<number> {
   const started = performance.now();
   const client = mqtt.connect(url, { clientId, clean: false });
   let count = 0;
@@ -124,7 +119,6 @@ async function drainRaw(url: string, clientId: string, qos: 0 | 1): Promise<numb
   );
   const elapsed = performance.now() - started;
   await client.endAsync();
-  void qos;
   return elapsed;
 }
 

@@ -22,6 +22,7 @@
 // MQTT 3.1.1 §3.1.2.10) and restarts mqtt.js's keep-alive countdown, which would otherwise
 // end the connection for want of the PINGRESPs it cannot yet read.
 import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
+import type { MqttOptions } from "./options.ts";
 
 /** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
 export interface Ack {
@@ -40,11 +41,21 @@ export interface Ack {
  */
 export type Deliver = (packet: IPublishPacket, ack: Ack | undefined) => void | Promise<void>;
 
-/** The parts of mqtt.js's client this file relies on; pinned by tests/client_test.ts. */
+/**
+ * Whether the broker resumed the session (as mqtt.js decides it): not with a clean
+ * session; on MQTT 3.1 always otherwise, which has no session-present flag.
+ */
+export function sessionResumed(
+  options: Pick<MqttOptions, "cleanSession" | "mqttVersion">,
+  connack: IConnackPacket,
+): boolean {
+  return !options.cleanSession && (options.mqttVersion < 4 || connack.sessionPresent);
+}
+
+/** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
 interface Internals {
   connected: boolean;
   keepalive: number;
-  options: { clean?: boolean; protocolVersion?: number };
   handleMessage(packet: IPublishPacket, callback: (error?: Error) => void): void;
   _sendPacket(packet: Packet, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void;
   _trackIncomingQoS2Publish(messageId: number, done: () => void, pump?: unknown): boolean;
@@ -90,7 +101,7 @@ export class Inbound {
   beyondWindow = 0;
   readonly #client: Internals;
   readonly #send: Internals["_sendPacket"];
-  readonly #window: number;
+  readonly #options: MqttOptions;
   /** Counts connections: a new one begins at every 'close'. */
   #epoch = 0;
   /** This connection's unsent acknowledgements, in arrival order. */
@@ -102,8 +113,8 @@ export class Inbound {
   #pauses = 0;
   #pinger?: ReturnType<typeof setInterval>;
 
-  /** Installs itself on `client`; `window` is maxInflight. */
-  constructor(client: MqttClient, deliver: Deliver, window: number) {
+  /** Installs itself on `client`; `options.maxInflight` is the window. */
+  constructor(client: MqttClient, deliver: Deliver, options: MqttOptions) {
     const c = client as unknown as Internals;
     for (const name of MQTT_INTERNALS) {
       if (typeof c[name] !== "function") {
@@ -113,7 +124,7 @@ export class Inbound {
       }
     }
     this.#client = c;
-    this.#window = window;
+    this.#options = options;
     this.#send = c._sendPacket.bind(client);
     c._sendPacket = (packet, cb, cbStorePut, noStore) => {
       if (packet.cmd === "puback" || packet.cmd === "pubcomp") {
@@ -128,7 +139,7 @@ export class Inbound {
     c._trackIncomingQoS2Publish = (messageId) => {
       const ids = c._incomingQoS2Ids;
       if (!ids.has(messageId)) {
-        if (this.unacked + ids.size >= this.#window) this.beyondWindow++;
+        if (this.unacked + ids.size >= this.#options.maxInflight) this.beyondWindow++;
         ids.add(messageId);
       }
       return true;
@@ -162,19 +173,15 @@ export class Inbound {
       }
     };
     const { qos, messageId } = packet;
-    const again = qos === 2 ? this.#awaitingPubrel.get(messageId!) : undefined;
-    if (again) {
-      // The broker sent PUBREL again after a reconnect for a message already delivered,
-      // and mqtt.js still had it stored: its PUBCOMP is the old delivery's, not a new one.
-      this.#awaitingPubrel.delete(messageId!);
-      again.epoch = this.#epoch;
-      return proceed(again);
-    }
+    // The broker sent PUBREL again after a reconnect for a message already delivered,
+    // and mqtt.js still had it stored: its PUBCOMP is the old delivery's, not a new one.
+    const again = qos === 2 ? this.#takeAwaiting(messageId!) : undefined;
+    if (again) return proceed(again);
     let ack: PendingAck | undefined;
     if (qos > 0) {
       ack = new PendingAck(qos as 1 | 2, messageId!, this.#epoch, this);
       this.#queue.push(ack);
-      if (qos === 1 && this.unacked > this.#window) this.beyondWindow++;
+      if (qos === 1 && this.unacked > this.#options.maxInflight) this.beyondWindow++;
     }
     let pending: void | Promise<void>;
     try {
@@ -203,15 +210,22 @@ export class Inbound {
       else if (capturing.released) this.#transmit(capturing);
       return true;
     }
-    const again = packet.cmd === "pubcomp" ? this.#awaitingPubrel.get(messageId) : undefined;
-    if (!again) return false;
     // PUBREL re-sent for a QoS 2 message delivered before the reconnect (mqtt.js no
     // longer has it stored): answer when the consumer has read it.
-    this.#awaitingPubrel.delete(messageId);
-    again.epoch = this.#epoch;
+    const again = packet.cmd === "pubcomp" ? this.#takeAwaiting(messageId) : undefined;
+    if (!again) return false;
     again.packet = packet;
     if (again.released) this.#transmit(again);
     return true;
+  }
+
+  /** The QoS 2 acknowledgement awaiting PUBREL for `messageId`, moved to this connection. */
+  #takeAwaiting(messageId: number): PendingAck | undefined {
+    const ack = this.#awaitingPubrel.get(messageId);
+    if (!ack) return undefined;
+    this.#awaitingPubrel.delete(messageId);
+    ack.epoch = this.#epoch;
+    return ack;
   }
 
   /** Called by an acknowledgement when released. */
@@ -253,9 +267,7 @@ export class Inbound {
   }
 
   #onConnack(connack: IConnackPacket): void {
-    const { clean, protocolVersion = 4 } = this.#client.options;
-    const resumed = !clean && (protocolVersion < 4 || connack.sessionPresent);
-    if (!resumed) this.#awaitingPubrel.clear();
+    if (!sessionResumed(this.#options, connack)) this.#awaitingPubrel.clear();
   }
 
   #pause(): void {

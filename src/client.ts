@@ -14,7 +14,7 @@ import { classify } from "./_classify.ts";
 import { tlsOptions } from "./_tls.ts";
 import { type Deliver, Inbound } from "./_client_inbound.ts";
 
-export type { Ack, Deliver } from "./_client_inbound.ts";
+export { type Ack, sessionResumed } from "./_client_inbound.ts";
 
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -132,7 +132,7 @@ export class Connection {
   private constructor(client: MqttClient, options: MqttOptions, deliver?: Deliver) {
     this.client = client;
     this.options = options;
-    if (deliver) this.inbound = new Inbound(client, deliver, options.maxInflight);
+    if (deliver) this.inbound = new Inbound(client, deliver, options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
     // error and ends the connection on a permanent one, so none is lost or hidden.

@@ -1,0 +1,274 @@
+// The logic of an MqttSource, as its ReadableStream's underlying source: queueing, acks
+// on read, holding what arrives past the window, reconnect subscriptions and shutdown.
+import type { IPublishPacket } from "mqtt";
+import { type Ack, Connection, sessionResumed } from "./client.ts";
+import { MqttConnectError, MqttSubscribeError } from "./errors.ts";
+import { messageOf, type MqttMessage } from "./message.ts";
+import type { MqttOptions } from "./options.ts";
+import type { MqttSourceStats } from "./source.ts";
+
+interface Held {
+  message: MqttMessage;
+  ack?: Ack;
+  resume: () => void;
+}
+
+/** The source's logic, as the ReadableStream's underlying source. */
+export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
+  readonly stats: MqttSourceStats;
+  readonly options: MqttOptions;
+  #counts = { received: 0, dropped: 0, redelivered: 0 };
+  readonly #signal?: AbortSignal;
+  #controller!: ReadableStreamDefaultController<MqttMessage>;
+  #connection?: Connection;
+  /** The messages in the stream's queue, in order, with their acknowledgements. */
+  #unread: { message: MqttMessage; ack?: Ack }[] = [];
+  #held: Held[] = [];
+  /** Paused packet readers whose held message is queued now, waiting for the low-water mark. */
+  #resumes: (() => void)[] = [];
+  #done = false;
+  #pendingError?: unknown;
+
+  constructor(options: MqttOptions, signal?: AbortSignal) {
+    this.options = options;
+    this.#signal = signal;
+    const counts = this.#counts;
+    const unread = this.#unread;
+    const held = this.#held;
+    const connection = () => this.#connection;
+    this.stats = {
+      get received() {
+        return counts.received;
+      },
+      get dropped() {
+        return counts.dropped;
+      },
+      get redelivered() {
+        return counts.redelivered;
+      },
+      get acked() {
+        return connection()?.inbound?.acked ?? 0;
+      },
+      get reconnects() {
+        return connection()?.reconnects ?? 0;
+      },
+      get buffered() {
+        return unread.length;
+      },
+      get held() {
+        return held.length;
+      },
+      get beyondWindow() {
+        return connection()?.inbound?.beyondWindow ?? 0;
+      },
+    };
+  }
+
+  /** Settles when the first subscription is in place (or the start failed). */
+  ready!: Promise<void>;
+  #subscribed?: Promise<void>;
+
+  /**
+   * Resolves once connected. The subscription is not awaited here: a resumed session
+   * delivers its backlog at once, and while the queue is full mqtt.js reads no further
+   * packets (SUBACK included) until a read makes room, which `pull` is what sees, and the
+   * stream calls `pull` only after `start` has resolved.
+   */
+  start(controller: ReadableStreamDefaultController<MqttMessage>): Promise<void> {
+    this.#controller = controller;
+    const opened = this.#open();
+    this.ready = opened.then(() => this.#subscribed);
+    // The stream reports a failure itself; `ready` is for callers who want to wait.
+    this.ready.catch(() => {});
+    return opened;
+  }
+
+  async #open(): Promise<void> {
+    const connection = await Connection.open(this.options, {
+      signal: this.#signal,
+      deliver: (packet, ack) => this.#deliver(packet, ack),
+    });
+    this.#connection = connection;
+    if (this.#done) return void await connection.end(true);
+    connection.closed.then((error) => error && this.#fail(error));
+    const { client } = connection;
+    client.on("close", () => this.#admit());
+    client.on("connect", (connack) => {
+      // A broker without our session (restarted without persistence, or a clean session)
+      // has forgotten the subscriptions: subscribe again, and fail loudly if refused.
+      if (!sessionResumed(this.options, connack) && !this.#done) {
+        this.#subscribe().catch((error) => this.#fail(error));
+      }
+    });
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#subscribed = this.#subscribe();
+    this.#subscribed.catch((error) => this.#fail(error));
+  }
+
+  async #subscribe(): Promise<void> {
+    const { qos, topic, brokerUrl } = this.options;
+    try {
+      await this.#connection!.client.subscribeAsync(
+        Object.fromEntries(topic.map((filter) => [filter, { qos }])),
+      );
+    } catch (error) {
+      // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
+      const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+      const refused = granted.findIndex((code) => code >= 0x80);
+      if (refused !== -1) {
+        const filter = topic[refused];
+        throw new MqttSubscribeError(
+          `Cannot subscribe to '${filter}' on ${brokerUrl}: the broker refused it (SUBACK 0x${
+            granted[refused].toString(16)
+          }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
+          filter,
+          { cause: error },
+        );
+      }
+      throw new MqttConnectError(
+        "CONNECT_CLOSED",
+        `Cannot subscribe to ${topic.join(", ")} on ${brokerUrl}: ${(error as Error).message}`,
+        1,
+        { cause: error },
+      );
+    }
+  }
+
+  /** One message from the broker: queued, dropped (QoS 0 when full), or held until there is room. */
+  #deliver(packet: IPublishPacket, ack: Ack | undefined): void | Promise<void> {
+    if (this.#done) return;
+    this.#counts.received++;
+    if (packet.dup) this.#counts.redelivered++;
+    const message = messageOf(
+      packet,
+      ack && (() => {
+        ack.release();
+        this.#admit();
+      }),
+    );
+    if (packet.qos === 0 && this.options.qos0Overflow === "drop" && !this.#hasRoom(0, 0)) {
+      this.#counts.dropped++;
+      return;
+    }
+    if (this.#held.length === 0 && this.#hasRoom(packet.qos, ack ? 1 : 0)) {
+      return this.#enqueue(message, ack);
+    }
+    // Returning a promise stops mqtt.js reading packets until there is room: TCP then
+    // holds the rest at the broker, and the connection is kept alive meanwhile (see
+    // _client_inbound.ts). Memory stays at maxInflight messages, plus this one.
+    return new Promise((resume) => this.#held.push({ message, ack, resume }));
+  }
+
+  /**
+   * Whether a message of `qos` fits: the queue has room and, for QoS 1/2, fewer than
+   * maxInflight messages are unacknowledged (`own` = 1 when its ack is already counted).
+   */
+  #hasRoom(qos: number, own: number): boolean {
+    if (this.#unread.length >= this.options.maxInflight) return false;
+    if (qos === 0) return true;
+    // Held messages' acks are counted by the inbound side but not yet in the queue.
+    const heldAcks = this.#held.filter((held) => held.ack).length;
+    const unacked = (this.#connection?.inbound?.unacked ?? 0) - heldAcks - own;
+    return unacked < this.options.maxInflight;
+  }
+
+  #enqueue(message: MqttMessage, ack: Ack | undefined): void {
+    this.#unread.push({ message, ack });
+    this.#controller.enqueue(message);
+  }
+
+  /** Moves held messages into the queue while there is room, and lets mqtt.js read on. */
+  #admit(): void {
+    while (this.#held.length && !this.#done) {
+      const next = this.#held[0];
+      if (!this.#hasRoom(next.message.qos, 0)) break;
+      this.#held.shift();
+      this.#enqueue(next.message, next.ack);
+      this.#resumes.push(next.resume);
+    }
+    this.#resumeBelowLowWater();
+  }
+
+  /**
+   * Lets mqtt.js read on once the queue is down to half: resuming at the first free slot
+   * would pause and resume once a message while a backlog drains.
+   */
+  #resumeBelowLowWater(): void {
+    if (this.#done || this.#unread.length <= this.options.maxInflight >> 1) {
+      for (const resume of this.#resumes.splice(0)) resume();
+    }
+  }
+
+  /** Called after every read: what left the queue was read, and is acknowledged with ack=read. */
+  pull(): void {
+    const queued = this.options.maxInflight - (this.#controller.desiredSize ?? 0);
+    const read = this.#unread.length - queued;
+    if (read > 0) {
+      const taken = this.#unread.splice(0, read);
+      if (this.options.ack === "read") { for (const { ack } of taken) ack?.release(); }
+    }
+    this.#admit();
+    if (this.#pendingError !== undefined && this.#unread.length === 0) {
+      this.#controller.error(this.#pendingError);
+    }
+  }
+
+  cancel(): Promise<void> {
+    return this.#stop();
+  }
+
+  /** Stops, keeping what is queued readable, and ends the stream after it. */
+  async close(): Promise<void> {
+    await this.#stop();
+    try {
+      this.#controller.close();
+    } catch {
+      // Already closed or errored.
+    }
+  }
+
+  #onAbort = () => {
+    this.#controller.error(this.#signal!.reason);
+    this.#stop();
+  };
+
+  /** The connection is over for good: what was received stays readable, then the error. */
+  #fail(error: unknown): void {
+    if (this.#done) return;
+    this.#stop();
+    if (this.#unread.length === 0) this.#controller.error(error);
+    else this.#pendingError = error;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    for (const { resume } of this.#held.splice(0)) resume();
+    this.#resumeBelowLowWater();
+    const connection = this.#connection;
+    if (!connection) return;
+    if (this.options.cleanSession && connection.client.connected) {
+      // A persistent session keeps its subscriptions for the next run; a clean one ends
+      // with them. Bounded, so a silent broker cannot hold up cancel().
+      await bounded(
+        connection.client.unsubscribeAsync(this.options.topic),
+        Math.min(5000, (this.options.connectionTimeout || 5) * 1000),
+      );
+    }
+    await connection.end();
+  }
+}
+
+/** Waits for `promise` at most `ms`, ignoring its outcome. */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      promise.catch(() => {}),
+      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -33,6 +33,8 @@ export {
   MqttOptionsError,
   MqttProtocolError,
   MqttPublishError,
+  type MqttPublishErrorOptions,
+  MqttRecordError,
   MqttStreamError,
   type MqttStreamErrorOptions,
   MqttSubscribeError,
@@ -46,3 +48,5 @@ export {
 export { Secret } from "./src/secret.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/source.ts";
+export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
+export { MqttSink, type MqttSinkChunk, type MqttSinkInit, type MqttSinkStats } from "./src/sink.ts";

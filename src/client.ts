@@ -12,6 +12,7 @@ import {
 import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
 import { tlsOptions } from "./_tls.ts";
+import { refTimer, unrefTimer } from "./_timers.ts";
 import { type Deliver, Inbound } from "./_client_inbound.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
@@ -128,12 +129,29 @@ export class Connection {
   #lastError: unknown;
   #connectedOnce = false;
   #over = false;
+  #idle = false;
+  /** The keep-alive intervals mqtt.js has running (one at a time). */
+  #timers = new Set<unknown>();
 
   private constructor(client: MqttClient, options: MqttOptions, deliver?: Deliver) {
     this.client = client;
     this.options = options;
     if (deliver) this.inbound = new Inbound(client, deliver, options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
+    // mqtt.js's documented `timerVariant` option: its keep-alive interval runs on timers
+    // that setIdle can let go of.
+    client.options.timerVariant = {
+      set: (tick: () => void, ms: number) => {
+        const timer = setInterval(tick, ms);
+        this.#timers.add(timer);
+        if (this.#idle) unrefTimer(timer);
+        return timer as unknown as number;
+      },
+      clear: (timer: unknown) => {
+        clearInterval(timer as number);
+        this.#timers.delete(timer);
+      },
+    };
     // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
     // error and ends the connection on a permanent one, so none is lost or hidden.
     client.on("error", (error) => {
@@ -232,6 +250,49 @@ export class Connection {
   /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
   #streamError(): unknown {
     return (this.client.stream as unknown as { errored?: unknown } | undefined)?.errored;
+  }
+
+  /**
+   * Marks the connection idle (a cached connection no sink uses) or busy. An idle one
+   * does not keep the process alive: its socket and keep-alive timer are unref'd, so a
+   * script that closed its last sink exits instead of waiting out connectionCacheTimeout.
+   */
+  setIdle(idle: boolean): void {
+    if (this.#idle === idle) return;
+    this.#idle = idle;
+    const socket = this.client.stream as unknown as { ref?(): void; unref?(): void } | undefined;
+    if (idle) socket?.unref?.();
+    else socket?.ref?.();
+    for (const timer of this.#timers) (idle ? unrefTimer : refTimer)(timer);
+  }
+
+  /**
+   * Resolves once the broker has read everything written so far: it answers a PINGREQ
+   * sent after it, and TCP keeps order. QoS 0 publishes have no other confirmation.
+   *
+   * @throws {Error} When the connection closes first.
+   */
+  flush(): Promise<void> {
+    const { client } = this;
+    return new Promise((resolve, reject) => {
+      const onPacket = (packet: { cmd: string }) => {
+        if (packet.cmd !== "pingresp") return;
+        done();
+        resolve();
+      };
+      const onClose = () => {
+        done();
+        reject(new Error("the connection closed before the broker confirmed the QoS 0 publishes"));
+      };
+      const done = () => {
+        client.removeListener("packetreceive", onPacket);
+        client.removeListener("close", onClose);
+      };
+      if (!client.connected) return onClose();
+      client.on("packetreceive", onPacket);
+      client.on("close", onClose);
+      client.sendPing();
+    });
   }
 
   /** Disconnects (DISCONNECT sent, unless `force`) and settles `closed` with undefined. */

@@ -33,6 +33,8 @@ export type MqttErrorCode =
   | "CONNECT_CLOSED"
   /** A publish failed after its attempts, or was refused by the broker. */
   | "PUBLISH_FAILED"
+  /** A chunk written to a sink is not a publishable record (shape, topic, QoS, properties). */
+  | "INVALID_RECORD"
   /** The broker refused a subscription (SUBACK failure code). */
   | "SUBSCRIBE_REFUSED"
   /** The broker or the client broke the MQTT protocol. */
@@ -154,31 +156,81 @@ export class MqttConnectError extends MqttStreamError {
 }
 
 /**
- * A publish failed for good: refused by the broker, or still failing after
- * `publishAttempts`.
+ * Options of a {@linkcode MqttPublishError}: the cause, and the broker's reason code.
+ *
+ * @example
+ * ```ts
+ * import type { MqttPublishErrorOptions } from "@mqtt-streams/core";
+ *
+ * const options: MqttPublishErrorOptions = { reasonCode: 0x87 };
+ * console.log(options.reasonCode); // 135
+ * ```
+ */
+export interface MqttPublishErrorOptions extends MqttStreamErrorOptions {
+  /** The PUBACK / PUBREC / PUBCOMP reason code of the refusal (MQTT 5), if the broker sent one. */
+  reasonCode?: number;
+}
+
+/**
+ * A publish failed for good: refused by the broker for a reason that does not clear up
+ * (MQTT 5 reason codes such as 0x87 not authorized or 0x90 topic name invalid), or still
+ * failing after `publishAttempts`.
  *
  * @example
  * ```ts
  * import { MqttPublishError } from "@mqtt-streams/core";
  *
- * const error = new MqttPublishError("Cannot publish to 'a/b': not authorized (0x87)", "a/b");
- * console.log(error.topic); // "a/b"
+ * const error = new MqttPublishError("Cannot publish to 'a/b': not authorized (0x87)", "a/b", { reasonCode: 0x87 });
+ * console.log(error.topic, error.reasonCode); // "a/b" 135
  * ```
  */
 export class MqttPublishError extends MqttStreamError {
   /** The topic of the publish that failed. */
   readonly topic: string;
+  /** The broker's reason code (MQTT 5), when it refused the publish with one. */
+  readonly reasonCode: number | undefined;
 
   /**
    * Creates a publish error.
    *
    * @param message The whole message.
    * @param topic The topic of the publish.
-   * @param options The cause, if any.
+   * @param options The cause and the reason code, if any.
    */
-  constructor(message: string, topic: string, options?: MqttStreamErrorOptions) {
+  constructor(message: string, topic: string, options?: MqttPublishErrorOptions) {
     super("PUBLISH_FAILED", message, options);
     this.topic = topic;
+    this.reasonCode = options?.reasonCode;
+  }
+}
+
+/**
+ * A chunk written to an `MqttSink` cannot be published: it is not a string, a
+ * `Uint8Array` or a record with a payload, or its topic, QoS, retain flag or properties
+ * are invalid. The message says what is wrong with which chunk; `index` counts the
+ * chunks written to the sink, from 0.
+ *
+ * @example
+ * ```ts
+ * import { MqttRecordError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttRecordError("Cannot publish chunk #3 to 'a/+': ...", 3);
+ * console.log(error.code, error.index); // "INVALID_RECORD" 3
+ * ```
+ */
+export class MqttRecordError extends MqttStreamError {
+  /** Which chunk written to the sink it was, counting from 0. */
+  readonly index: number;
+
+  /**
+   * Creates a record error.
+   *
+   * @param message The whole message.
+   * @param index Which chunk it was, counting from 0.
+   */
+  constructor(message: string, index: number) {
+    super("INVALID_RECORD", message);
+    this.index = index;
   }
 }
 

@@ -148,6 +148,8 @@ export interface MosquittoConfig {
   lines?: string[];
   /** Keep sessions and queued messages on disk across restart() (saved on SIGTERM). */
   persistence?: boolean;
+  /** Files written beside mosquitto.conf (an ACL, ...); `%DIR%` in `lines` is their folder. */
+  files?: Record<string, string>;
 }
 
 /** Starts Debian's mosquitto on a random port of 127.0.0.1 with a temp config. */
@@ -194,7 +196,10 @@ export async function startMosquitto(
   } else {
     lines.push("allow_anonymous true");
   }
-  lines.push(...(config.lines ?? []));
+  for (const [name, text] of Object.entries(config.files ?? {})) {
+    writeFileSync(join(dir, name), text);
+  }
+  lines.push(...(config.lines ?? []).map((line) => line.replaceAll("%DIR%", dir)));
   writeFileSync(join(dir, "mosquitto.conf"), lines.join("\n") + "\n");
   execFileSync("chmod", ["-R", "a+r", dir]);
   let log = "";

@@ -1,0 +1,305 @@
+// The logic of an MqttSink, as its WritableStream's underlying sink: a window of QoS 1/2
+// publishes in flight, waiting while disconnected, resends, retries of transient
+// refusals, and the end-to-end acknowledgement of bridged messages.
+//
+// Flow control (MQTT 5 §4.9): a QoS 1/2 publish takes a slot in this sink's window
+// (maxInflight) and in its connection's (the broker's Receive Maximum, shared by the sinks
+// on a cached connection); write() resolves once it is sent, and the next write waits
+// while either window is full or the connection is down. mqtt.js keeps every unacknowledged
+// QoS 1/2 publish in its outgoing store and sends it again after a reconnect, before it
+// emits 'connect'; the sink counts those as retried and keeps their slots.
+import type { IClientPublishOptions, MqttClient } from "mqtt";
+import { backoffDelay } from "./client.ts";
+import { acquire, type Lease } from "./connection_cache.ts";
+import { MqttPublishError } from "./errors.ts";
+import type { MqttOptions } from "./options.ts";
+import { type Publish, RecordReader } from "./record.ts";
+import type { MqttSinkChunk, MqttSinkStats } from "./sink.ts";
+import { reasonText } from "./_reason_codes.ts";
+
+/**
+ * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
+ * within publishAttempts. Every other code of 0x80 or more is a refusal that would
+ * repeat (not authorized, topic name invalid, packet too large, QoS not supported, ...).
+ */
+const TRANSIENT_REFUSALS = new Set([
+  0x80, // unspecified error
+  0x89, // server busy
+  0x91, // packet identifier in use
+  0x96, // message rate too high
+  0x97, // quota exceeded
+]);
+
+export class Publisher implements UnderlyingSink<MqttSinkChunk> {
+  readonly options: MqttOptions;
+  readonly stats: MqttSinkStats;
+  readonly #counts = { published: 0, acked: 0, retried: 0, failed: 0, inflight: 0 };
+  readonly #reader: RecordReader;
+  readonly #signal?: AbortSignal;
+  #controller!: WritableStreamDefaultController;
+  #lease?: Lease;
+  /** Publishes of this sink not yet settled: sent and unacknowledged, or waiting to retry. */
+  #pending = new Set<Publish>();
+  /** QoS 0 publishes written since the broker last confirmed it read everything. */
+  #unflushed = 0;
+  #error?: unknown;
+  /** Rejects when the sink fails, to wake a write or close that waits. */
+  #failed: Promise<never>;
+  #rejectFailed!: (error: unknown) => void;
+
+  constructor(options: MqttOptions, signal?: AbortSignal) {
+    this.options = options;
+    this.#signal = signal;
+    this.#reader = new RecordReader(options);
+    this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
+    this.#failed.catch(() => {});
+    const counts = this.#counts;
+    this.stats = {
+      get published() {
+        return counts.published;
+      },
+      get acked() {
+        return counts.acked;
+      },
+      get retried() {
+        return counts.retried;
+      },
+      get inflight() {
+        return counts.inflight;
+      },
+      get failed() {
+        return counts.failed;
+      },
+    };
+  }
+
+  async start(controller: WritableStreamDefaultController): Promise<void> {
+    this.#controller = controller;
+    const lease = await acquire(this.options, this.#signal);
+    this.#lease = lease;
+    if (this.#error !== undefined) return void await lease.release(true);
+    const { connection } = lease;
+    connection.closed.then((error) => error && this.#fail(error));
+    connection.client.on("connect", this.#onReconnect);
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** mqtt.js has just sent every unacknowledged publish again (see the file header). */
+  #onReconnect = () => {
+    this.#counts.retried += this.#counts.inflight;
+  };
+
+  #onAbort = () => {
+    this.#controller.error(this.#signal!.reason);
+    this.abort(this.#signal!.reason);
+  };
+
+  get #client(): MqttClient {
+    return this.#lease!.connection.client;
+  }
+
+  async write(chunk: MqttSinkChunk): Promise<void> {
+    try {
+      const publish = this.#reader.read(chunk);
+      if (publish.qos === 0) return await this.#publishQoS0(publish);
+      await this.#room();
+      this.#pending.add(publish);
+      this.#send(publish, 1);
+    } catch (error) {
+      throw this.#fail(error);
+    }
+  }
+
+  /** Waits until a QoS 1/2 publish may go out: connected, and room in both windows. */
+  async #room(): Promise<void> {
+    const window = this.#lease!.window;
+    while (!(this.#counts.inflight < this.options.maxInflight && window.open)) {
+      if (this.#error !== undefined) throw this.#error;
+      await Promise.race([window.changed(), this.#failed]);
+    }
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  /** Waits until connected. */
+  async #connected(): Promise<void> {
+    while (!this.#client.connected) {
+      if (this.#error !== undefined) throw this.#error;
+      await Promise.race([this.#lease!.window.changed(), this.#failed]);
+    }
+  }
+
+  /** Writes a QoS 0 publish to the connection; no acknowledgement will come. */
+  async #publishQoS0(publish: Publish): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      await this.#connected();
+      const error = await new Promise<Error | undefined>((resolve) =>
+        this.#client.publish(
+          publish.topic,
+          publish.payload as string,
+          this.#packetOptions(publish),
+          resolve,
+        )
+      );
+      if (!error) break;
+      // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
+      // offline (queueQoSZero=false), so this sink sends it again once reconnected.
+      if (!this.#mayRetry(attempt)) {
+        throw this.#publishError(publish, error, attempt);
+      }
+      this.#counts.retried++;
+    }
+    this.#counts.published++;
+    this.#unflushed++;
+    publish.ack?.();
+  }
+
+  /** Sends a QoS 1/2 publish, holding a slot in both windows until it is settled. */
+  #send(publish: Publish, attempt: number): void {
+    if (attempt === 1) {
+      this.#counts.inflight++;
+      this.#lease!.window.take();
+      this.#counts.published++;
+    }
+    this.#client.publish(
+      publish.topic,
+      publish.payload as string,
+      this.#packetOptions(publish),
+      (error) => this.#settled(publish, attempt, error),
+    );
+  }
+
+  #settled(publish: Publish, attempt: number, error: Error | undefined): void {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (error && (typeof code !== "number" || TRANSIENT_REFUSALS.has(code))) {
+      if (this.#mayRetry(attempt) && this.#error === undefined) {
+        this.#counts.retried++;
+        // The slot stays taken while the retry waits: the window bounds what is unsettled.
+        setTimeout(
+          () => this.#resend(publish, attempt + 1),
+          backoffDelay(attempt, this.options.publishBackoff),
+        );
+        return;
+      }
+    }
+    this.#counts.inflight--;
+    this.#lease!.window.give();
+    if (!this.#pending.delete(publish)) return; // given up on when the sink failed
+    if (error) {
+      this.#counts.failed++;
+      this.#fail(this.#publishError(publish, error, attempt));
+      return;
+    }
+    this.#counts.acked++;
+    publish.ack?.();
+  }
+
+  async #resend(publish: Publish, attempt: number): Promise<void> {
+    try {
+      await this.#connected();
+    } catch {
+      // The sink failed meanwhile; the publish was counted as given up on.
+      this.#counts.inflight--;
+      this.#lease!.window.give();
+      return;
+    }
+    this.#send(publish, attempt);
+  }
+
+  #mayRetry(attempt: number): boolean {
+    return this.options.publishAttempts === -1 || attempt < this.options.publishAttempts;
+  }
+
+  #packetOptions(publish: Publish): IClientPublishOptions {
+    // mqtt.js types correlationData as a Buffer; mqtt-packet writes any Uint8Array.
+    const properties = publish.properties as IClientPublishOptions["properties"];
+    return { qos: publish.qos, retain: publish.retain, properties };
+  }
+
+  #publishError(publish: Publish, error: Error, attempts: number): MqttPublishError {
+    const code = (error as { code?: unknown }).code;
+    const where = `Cannot publish to '${publish.topic}' on ${this.options.brokerUrl}`;
+    if (typeof code === "number" && !TRANSIENT_REFUSALS.has(code)) {
+      return new MqttPublishError(
+        `${where}: the broker refused it with reason code 0x${code.toString(16)} (${
+          reasonText(code)
+        }); not retried, as that refusal would repeat`,
+        publish.topic,
+        { cause: error, reasonCode: code },
+      );
+    }
+    const reason = typeof code === "number"
+      ? `reason code 0x${code.toString(16)} (${reasonText(code)})`
+      : error.message;
+    return new MqttPublishError(
+      `${where} after ${attempts} attempt${
+        attempts === 1 ? "" : "s"
+      } (publishAttempts=${this.options.publishAttempts}): ${reason}`,
+      publish.topic,
+      { cause: error, reasonCode: typeof code === "number" ? code : undefined },
+    );
+  }
+
+  /**
+   * Resolves once every publish is acknowledged and the broker has read the QoS 0 ones,
+   * then lets go of the connection.
+   */
+  async close(): Promise<void> {
+    const window = this.#lease!.window;
+    while (this.#pending.size > 0 && this.#error === undefined) {
+      await Promise.race([window.changed(), this.#failed]).catch(() => {});
+    }
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#unflushed > 0) {
+      await Promise.race([this.#flush(), this.#failed]);
+    }
+    await this.#release(false);
+  }
+
+  /** Waits for the broker to confirm it read the QoS 0 publishes, reconnecting if need be. */
+  async #flush(): Promise<void> {
+    const unflushed = this.#unflushed;
+    await this.#connected();
+    try {
+      await this.#lease!.connection.flush();
+      this.#unflushed -= unflushed;
+    } catch (error) {
+      throw this.#fail(
+        new MqttPublishError(
+          `Cannot confirm ${unflushed} QoS 0 publish${
+            unflushed === 1 ? "" : "es"
+          } to ${this.options.brokerUrl}: ${
+            (error as Error).message
+          }; QoS 0 has no resend, they may be lost`,
+          this.options.topic[0] ?? "",
+          { cause: error },
+        ),
+      );
+    }
+  }
+
+  /** Disconnects at once (when no other sink shares the connection); unsettled publishes are given up. */
+  async abort(reason?: unknown): Promise<void> {
+    this.#fail(reason ?? new Error("aborted"), true);
+    await this.#release(true);
+  }
+
+  /** The sink is over: counts what is unsettled as failed, errors the stream, wakes waiters. */
+  #fail(error: unknown, now = false): unknown {
+    if (this.#error !== undefined) return this.#error;
+    this.#error = error;
+    this.#counts.failed += this.#pending.size;
+    this.#pending.clear();
+    this.#rejectFailed(error);
+    this.#controller.error(error);
+    this.#release(now);
+    return error;
+  }
+
+  async #release(now: boolean): Promise<void> {
+    const lease = this.#lease;
+    if (!lease) return;
+    lease.connection.client.removeListener("connect", this.#onReconnect);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    await lease.release(now);
+  }
+}

@@ -1,0 +1,197 @@
+// Shared, ref-counted connections for sinks, as the seed's sink cached its MQTT clients:
+// sinks with the same connection identity share one client, which closes
+// `connectionCacheTimeout` ms after its last sink let go, or serves the next sink that
+// comes before. A serverless handler that runs many times per warm instance then pays for
+// one connect, not one per invocation.
+//
+// The identity is every option that shapes the connection (broker, credentials, TLS,
+// protocol version, a fixed clientId, keep-alive, will, ...), not the options of one sink
+// (topic, qos, maxInflight, publish attempts). Without a fixed clientId the shared client
+// has a random one, so sinks in different processes never take over each other's session.
+//
+// The broker's window (MQTT 5 §4.9 Receive Maximum, from CONNACK) is per connection, so it
+// lives here too: every sink on a connection draws its in-flight QoS 1/2 publishes from it.
+import { Connection } from "./client.ts";
+import type { MqttOptions } from "./options.ts";
+import { unrefTimer } from "./_timers.ts";
+
+/** Options of one sink: sinks that differ only in these share a connection. */
+const PER_SINK: ReadonlySet<string> = new Set<keyof MqttOptions>([
+  "topic",
+  "qos",
+  "maxInflight",
+  "publishAttempts",
+  "publishBackoff",
+  "connectionCacheTimeout",
+  "ack",
+  "qos0Overflow",
+]);
+
+/** MQTT 5's Receive Maximum when the CONNACK does not say (MQTT 5 §3.2.2.3.3). */
+const DEFAULT_RECEIVE_MAXIMUM = 65_535;
+
+/**
+ * The QoS 1/2 publishes in flight on one connection, against the broker's Receive
+ * Maximum (MQTT 3.1.1 has none: 65,535). `changed()` wakes a sink waiting for room or for
+ * the connection to come back.
+ */
+export class PublishWindow {
+  /** Publishes sent and not yet acknowledged, by every sink on the connection. */
+  inflight = 0;
+  readonly #connection: Connection;
+  #waiters: (() => void)[] = [];
+
+  constructor(connection: Connection) {
+    this.#connection = connection;
+    connection.client.on("connect", () => this.wake());
+    connection.client.on("close", () => this.wake());
+    connection.closed.then(() => this.wake());
+  }
+
+  /** The broker's Receive Maximum, from the latest CONNACK. */
+  get limit(): number {
+    return this.#connection.client.serverProperties?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+  }
+
+  /** Whether another publish may go out now: connected, and the broker's window has room. */
+  get open(): boolean {
+    return this.#connection.client.connected && this.inflight < this.limit;
+  }
+
+  take(): void {
+    this.inflight++;
+  }
+
+  give(): void {
+    this.inflight--;
+    this.wake();
+  }
+
+  /** Resolves at the next acknowledgement, connect, disconnect or end of the connection. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  wake(): void {
+    for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+}
+
+/** One sink's hold on a shared connection. */
+export interface Lease {
+  readonly connection: Connection;
+  readonly window: PublishWindow;
+  /**
+   * Lets go (idempotent). The connection closes `connectionCacheTimeout` ms after its last
+   * lease is released, or at once with `now` (abort): then without DISCONNECT.
+   */
+  release(now?: boolean): Promise<void>;
+}
+
+interface Entry {
+  key: string;
+  opening: Promise<Connection>;
+  connection?: Connection;
+  window?: PublishWindow;
+  refs: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const entries = new Map<string, Entry>();
+
+/** How many connections the cache holds, open or opening (for tests and diagnostics). */
+export function cachedConnections(): number {
+  return entries.size;
+}
+
+/**
+ * A lease on the shared connection for `options`, opened if there is none.
+ *
+ * @throws {MqttConnectError} When a new connection cannot be opened.
+ */
+export async function acquire(options: MqttOptions, signal?: AbortSignal): Promise<Lease> {
+  signal?.throwIfAborted();
+  const key = await identity(options);
+  let entry = entries.get(key);
+  if (!entry) {
+    const created: Entry = { key, refs: 0, opening: Connection.open(options) };
+    entry = created;
+    entries.set(key, created);
+    created.opening.then((connection) => {
+      created.connection = connection;
+      created.window = new PublishWindow(connection);
+      // An idle connection that drops is not worth reconnecting: the next sink opens anew.
+      connection.client.on("close", () => created.refs === 0 && evict(created, true));
+      // A connection that failed for good is never handed out again.
+      connection.closed.then((error) => error && evict(created, true));
+    }, () => evict(created, true));
+  }
+  entry.refs++;
+  clearTimeout(entry.timer);
+  entry.connection?.setIdle(false);
+  const held = entry;
+  let released = false;
+  const release = (now = false): Promise<void> => {
+    if (released) return Promise.resolve();
+    released = true;
+    if (--held.refs > 0) return Promise.resolve();
+    const connection = held.connection;
+    const timeout = options.connectionCacheTimeout;
+    if (now || timeout === 0 || !connection) return evict(held, now);
+    connection.setIdle(true);
+    held.timer = setTimeout(() => evict(held, false), timeout);
+    unrefTimer(held.timer);
+    return Promise.resolve();
+  };
+  try {
+    const connection = await abortable(held.opening, signal);
+    return { connection, window: held.window!, release };
+  } catch (error) {
+    await release(true);
+    throw error;
+  }
+}
+
+/** Drops the entry from the cache and ends its connection, unless a sink took it again. */
+async function evict(entry: Entry, force: boolean): Promise<void> {
+  if (entry.refs > 0 && entry.connection && !force) return;
+  if (entries.get(entry.key) === entry) entries.delete(entry.key);
+  clearTimeout(entry.timer);
+  // Sinks still on a connection that failed have their own error; ending is for the idle.
+  if (entry.refs === 0) await entry.connection?.end(force);
+}
+
+/** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * The connection identity of `options`, as a SHA-256 digest: credentials and keys take
+ * part in it but never sit in the cache in the clear.
+ */
+async function identity(options: MqttOptions): Promise<string> {
+  const parts = Object.entries(options)
+    .filter(([name, value]) => !PER_SINK.has(name) && value !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, value]) => [name, canonical(value)]);
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(JSON.stringify(parts)),
+  );
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** An option value as JSON: secrets revealed (only to be hashed), bytes as arrays. */
+function canonical(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Array.from(value);
+  if (value && typeof value === "object" && "reveal" in value) {
+    return canonical((value as { reveal(): unknown }).reveal());
+  }
+  return value;
+}

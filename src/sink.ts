@@ -1,0 +1,171 @@
+/**
+ * {@linkcode MqttSink}: a `WritableStream` that publishes what is written to it, with a
+ * window of acknowledged publishes in flight.
+ *
+ * @module
+ */
+import { MqttOptionsError } from "./errors.ts";
+import { Publisher } from "./_publisher.ts";
+import {
+  type MqttConnection,
+  type MqttOptions,
+  type MqttOptionsInit,
+  parseConnectionString,
+} from "./options.ts";
+import type { MqttRecord } from "./record.ts";
+import { topicNameProblem } from "./_topic.ts";
+
+/**
+ * What an {@linkcode MqttSink} takes: a record, or a bare payload for the sink's topic.
+ *
+ * @example
+ * ```ts
+ * import type { MqttSinkChunk } from "@mqtt-streams/core";
+ *
+ * const chunks: MqttSinkChunk[] = ["text", new Uint8Array([1, 2]), { topic: "a/b", payload: "x" }];
+ * console.log(chunks.length); // 3
+ * ```
+ */
+export type MqttSinkChunk = MqttRecord | Uint8Array | string;
+
+/**
+ * The options of an {@linkcode MqttSink}: any connection option, and a signal.
+ *
+ * @example
+ * ```ts
+ * import type { MqttSinkInit } from "@mqtt-streams/core";
+ *
+ * const init: MqttSinkInit = { qos: 2, maxInflight: 20, signal: AbortSignal.timeout(60_000) };
+ * console.log(init.qos); // 2
+ * ```
+ */
+export type MqttSinkInit = MqttOptionsInit & {
+  /** Aborting it aborts the sink: it disconnects at once and errors with the signal's reason. */
+  signal?: AbortSignal;
+};
+
+/**
+ * Counters of an {@linkcode MqttSink}; live, read them at any time.
+ *
+ * @example
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * const sink = new MqttSink("mqtt://localhost?topic=out");
+ * await ReadableStream.from(["a", "b"]).pipeTo(sink);
+ * console.log(sink.stats.published, sink.stats.acked); // 2 2
+ * ```
+ */
+export interface MqttSinkStats {
+  /** Publishes sent, at every QoS (a resend is not counted again). */
+  readonly published: number;
+  /** QoS 1/2 publishes the broker acknowledged (PUBACK / PUBCOMP). */
+  readonly acked: number;
+  /**
+   * Publishes sent again: after a reconnect (still unacknowledged), or after a transient
+   * refusal (within `publishAttempts`).
+   */
+  readonly retried: number;
+  /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
+  readonly inflight: number;
+  /**
+   * Publishes given up on: refused for good, out of attempts, or unacknowledged when the
+   * sink failed or was aborted (those may still have reached the broker).
+   */
+  readonly failed: number;
+}
+
+/**
+ * Publishes what is written to it: a `WritableStream<MqttRecord | Uint8Array | string>`.
+ *
+ * A bare payload goes to the sink's `topic` at its `qos`; an {@linkcode MqttRecord} sets
+ * its own topic, QoS, retain flag and MQTT 5 properties. Up to
+ * `min(maxInflight, the broker's Receive Maximum)` QoS 1/2 publishes are in flight at
+ * once: `write()` resolves when a publish is sent, the next write waits while the window
+ * is full or the connection is down, and `close()` resolves when every publish is
+ * acknowledged and the broker has read the QoS 0 ones. Publishes unacknowledged when the
+ * connection drops are sent again after the reconnect; a refusal that may clear up is
+ * retried within `publishAttempts`; one that would repeat (not authorized, topic name
+ * invalid, ...) errors the stream with an `MqttPublishError` at once.
+ *
+ * Sinks with the same connection identity share one connection, which stays open
+ * `connectionCacheTimeout` ms after the last of them closed, without keeping the process
+ * alive. Writing an `MqttMessage` from a source with `ack: "manual"` acknowledges it to
+ * its broker only once this sink's broker confirmed it: `source.pipeTo(sink)` is an
+ * at-least-once bridge.
+ *
+ * @example Options are checked at once
+ * ```ts
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * try {
+ *   new MqttSink("mqtt://localhost?topic=out/%23");
+ * } catch (error) {
+ *   console.log((error as Error).message); // Cannot publish as 'topic' must be a topic name: ...
+ * }
+ * ```
+ *
+ * @example Publish readings
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * const readings = ReadableStream.from([{ celsius: 21.5 }, { celsius: 22 }]);
+ * await readings
+ *   .pipeThrough(new TransformStream({ transform: (r, c) => c.enqueue(JSON.stringify(r)) }))
+ *   .pipeTo(new MqttSink("mqtt://localhost:1883?topic=sensors/north/temp&qos=1"));
+ * ```
+ *
+ * @example Bridge two brokers, at least once
+ * ```ts ignore
+ * import { MqttSink, MqttSource } from "@mqtt-streams/core";
+ *
+ * await new MqttSource("mqtt://edge:1883?topic=plant/%23&clientId=bridge&ack=manual")
+ *   .pipeTo(new MqttSink("mqtts://cloud:8883"));
+ * ```
+ */
+export class MqttSink extends WritableStream<MqttSinkChunk> {
+  readonly #publisher: Publisher;
+
+  /**
+   * Creates the sink; it connects at once (or takes a cached connection), and the first
+   * write waits for it.
+   *
+   * @param connection A connection string, a `URL`, or an options object.
+   * @param init Options merged over the connection's, and `signal`.
+   * @throws {MqttOptionsError} When an option is invalid, or `topic` is not one topic name.
+   */
+  constructor(connection: MqttConnection, init: MqttSinkInit = {}) {
+    const { signal, ...overrides } = init;
+    const options = parseConnectionString(connection, overrides);
+    if (options.topic.length > 1) {
+      throw new MqttOptionsError(
+        "topic",
+        `Cannot publish as 'topic' must be one topic name for a sink: current value is ${
+          options.topic.join(", ")
+        } (records can name their own topics)`,
+      );
+    }
+    const problem = options.topic.length === 1 ? topicNameProblem(options.topic[0]) : undefined;
+    if (problem) {
+      throw new MqttOptionsError(
+        "topic",
+        `Cannot publish as 'topic' must be a topic name: current value is ${
+          options.topic[0]
+        } (${problem})`,
+      );
+    }
+    const publisher = new Publisher(options, signal);
+    super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
+    this.#publisher = publisher;
+  }
+
+  /** Live counters: published, acked, retried, inflight, failed. */
+  get stats(): MqttSinkStats {
+    return this.#publisher.stats;
+  }
+
+  /** The validated options the sink runs with. */
+  get options(): MqttOptions {
+    return this.#publisher.options;
+  }
+}

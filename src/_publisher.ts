@@ -98,59 +98,105 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     return this.#lease!.connection.client;
   }
 
-  async write(chunk: MqttSinkChunk): Promise<void> {
+  /**
+   * Publishes one chunk. Synchronous while the connection is up and the window has room
+   * (the common case, and the cheap one); a promise when it must wait.
+   */
+  write(chunk: MqttSinkChunk): void | Promise<void> {
+    let publish: Publish;
     try {
-      const publish = this.#reader.read(chunk);
-      if (publish.qos === 0) return await this.#publishQoS0(publish);
-      await this.#room();
-      this.#pending.add(publish);
-      this.#send(publish, 1);
+      publish = this.#reader.read(chunk);
     } catch (error) {
       throw this.#fail(error);
     }
+    if (publish.qos === 0) return this.#publishQoS0(publish, 1);
+    if (this.#hasRoom()) return this.#start(publish);
+    return this.#room().then(() => this.#start(publish), (error) => {
+      throw this.#fail(error);
+    });
   }
 
-  /** Waits until a QoS 1/2 publish may go out: connected, and room in both windows. */
+  /** Whether a QoS 1/2 publish may go out now: connected, and room in both windows. */
+  #hasRoom(): boolean {
+    return this.#error === undefined && this.#counts.inflight < this.options.maxInflight &&
+      this.#lease!.window.open;
+  }
+
+  /** Waits until {@linkcode #hasRoom}, or rejects when the sink fails. */
   async #room(): Promise<void> {
-    const window = this.#lease!.window;
-    while (!(this.#counts.inflight < this.options.maxInflight && window.open)) {
-      if (this.#error !== undefined) throw this.#error;
-      await Promise.race([window.changed(), this.#failed]);
-    }
-    if (this.#error !== undefined) throw this.#error;
-  }
-
-  /** Waits until connected. */
-  async #connected(): Promise<void> {
-    while (!this.#client.connected) {
+    this.#lease!.connection.sendBatch();
+    while (!this.#hasRoom()) {
       if (this.#error !== undefined) throw this.#error;
       await Promise.race([this.#lease!.window.changed(), this.#failed]);
     }
   }
 
-  /** Writes a QoS 0 publish to the connection; no acknowledgement will come. */
-  async #publishQoS0(publish: Publish): Promise<void> {
-    for (let attempt = 1;; attempt++) {
-      await this.#connected();
-      const error = await new Promise<Error | undefined>((resolve) =>
-        this.#client.publish(
-          publish.topic,
-          publish.payload as string,
-          this.#packetOptions(publish),
-          resolve,
-        )
-      );
-      if (!error) break;
-      // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
-      // offline (queueQoSZero=false), so this sink sends it again once reconnected.
-      if (!this.#mayRetry(attempt)) {
-        throw this.#publishError(publish, error, attempt);
-      }
-      this.#counts.retried++;
+  /** Waits until connected, or rejects when the sink fails. */
+  async #connected(): Promise<void> {
+    while (!this.#client.connected) {
+      if (this.#error !== undefined) throw this.#error;
+      await Promise.race([this.#lease!.window.changed(), this.#failed]);
     }
-    this.#counts.published++;
-    this.#unflushed++;
-    publish.ack?.();
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  #start(publish: Publish): void {
+    this.#pending.add(publish);
+    this.#send(publish, 1);
+  }
+
+  /**
+   * Writes a QoS 0 publish to the connection; no acknowledgement will come. mqtt.js calls
+   * back at once when the socket takes the bytes, later when its buffer is full.
+   */
+  #publishQoS0(publish: Publish, attempt: number): void | Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    if (!this.#client.connected) {
+      return this.#connected().then(() => this.#publishQoS0(publish, attempt), (error) => {
+        throw this.#fail(error);
+      });
+    }
+    this.#written = undefined;
+    this.#lease!.connection.batch();
+    this.#client.publish(
+      publish.topic,
+      publish.payload as string,
+      this.#packetOptions(publish),
+      this.#onWritten,
+    );
+    if (this.#written !== undefined) return this.#settleQoS0(publish, attempt, this.#written);
+    // The socket's buffer is full: send what is held, and wait for it to drain.
+    this.#lease!.connection.sendBatch();
+    return new Promise<Error | null>((resolve) => (this.#whenWritten = resolve))
+      .then((error) => this.#settleQoS0(publish, attempt, error));
+  }
+
+  /**
+   * mqtt.js's callback for the QoS 0 publish being written: one object for all of them,
+   * since the stream hands over one chunk at a time.
+   */
+  #onWritten = (error?: Error) => {
+    const waiting = this.#whenWritten;
+    this.#whenWritten = undefined;
+    if (waiting) waiting(error ?? null);
+    else this.#written = error ?? null;
+  };
+  /** The outcome of the last QoS 0 write when mqtt.js called back at once. */
+  #written: Error | null | undefined;
+  #whenWritten?: (error: Error | null) => void;
+
+  #settleQoS0(publish: Publish, attempt: number, error: Error | null): void | Promise<void> {
+    if (!error) {
+      this.#counts.published++;
+      this.#unflushed++;
+      publish.ack?.();
+      return;
+    }
+    // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
+    // offline (queueQoSZero=false), so this sink sends it again once reconnected.
+    if (!this.#mayRetry(attempt)) throw this.#fail(this.#publishError(publish, error, attempt));
+    this.#counts.retried++;
+    return this.#publishQoS0(publish, attempt + 1);
   }
 
   /** Sends a QoS 1/2 publish, holding a slot in both windows until it is settled. */
@@ -160,6 +206,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       this.#lease!.window.take();
       this.#counts.published++;
     }
+    this.#lease!.connection.batch();
     this.#client.publish(
       publish.topic,
       publish.payload as string,

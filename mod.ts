@@ -2,11 +2,13 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.2.0) has {@linkcode MqttSource}: a flow-controlled subscribe stream
- * whose QoS 1/2 acknowledgements follow what the consumer read. It stands on connection
- * strings and options ({@linkcode parseConnectionString}), secrets that never print
- * ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError} and its subclasses).
- * `MqttSink` comes next.
+ * This release (0.3.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
+ * whose QoS 1/2 acknowledgements follow what the consumer read, and {@linkcode MqttSink},
+ * a publish stream with a window of acknowledged publishes in flight, resends after a
+ * reconnect, and connections shared between sinks. Together they bridge brokers at least
+ * once. They stand on connection strings and options ({@linkcode parseConnectionString}),
+ * secrets that never print ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError}
+ * and its subclasses).
  *
  * @example Subscribe
  * ```ts ignore
@@ -15,6 +17,14 @@
  * for await (const message of new MqttSource("mqtt://localhost?topic=sensors/%2B/temp")) {
  *   console.log(message.topic, message.text());
  * }
+ * ```
+ *
+ * @example Publish
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * await ReadableStream.from(["21.5", "22.0"])
+ *   .pipeTo(new MqttSink("mqtt://localhost?topic=sensors/north/temp&qos=1"));
  * ```
  *
  * @example Parse a connection string

@@ -338,7 +338,7 @@ export const OPTIONS_SCHEMA = v.object({
   connectionCacheTimeout: v.optional(
     option(
       integer(0, 2_147_483_647),
-      "Milliseconds a shared sink connection stays open after its last sink closed.",
+      "Milliseconds a shared sink connection stays open after its last sink closed, for the next sink with the same identity; an idle one does not keep the process alive.",
       {
         allowed: "an integer from 0 to 2147483647",
         env: "MQTT_CONNECTION_CACHE_TIMEOUT",
@@ -349,7 +349,7 @@ export const OPTIONS_SCHEMA = v.object({
   publishAttempts: v.optional(
     option(
       attempts(),
-      "Attempts of a publish that fails for a transient reason; -1 tries for ever.",
+      "Attempts of a publish the broker refused for a reason that may clear up (MQTT 5: 0x80, 0x89, 0x91, 0x96, 0x97); -1 tries for ever. Resends after a reconnect are not counted.",
       {
         allowed: "-1 or an integer from 1 to 1000000",
         env: "MQTT_PUBLISH_ATTEMPTS",

@@ -49,7 +49,7 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
     // not believe they have it.
     throw new MqttOptionsError(
       "persistence",
-      "Cannot configure MQTT as 'persistence' must be memory in mqtt-streams 0.2.0: current value is file (the file store is not built yet)",
+      "Cannot configure MQTT as 'persistence' must be memory in mqtt-streams 0.3.0: current value is file (the file store is not built yet)",
     );
   }
   const url = new URL(options.brokerUrl);

@@ -303,6 +303,26 @@ describe("MqttSink", { timeout: 120_000 }, () => {
     assert.equal(cachedConnections(), before);
   });
 
+  test("MqttSink's idle cached connection does not keep the process alive", async () => {
+    await using broker = await startAedes();
+    const child = spawn(
+      process.execPath,
+      [
+        ...(typeof Deno === "object" ? ["run", "-A"] : []),
+        fileURLToPath(new URL("./_sink_child.ts", import.meta.url)),
+        `${broker.url}?topic=idle&qos=1`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, "the child had to be killed: something kept it alive");
+    assert.match(output, /published 3/);
+  });
+
   test("MqttSink gives every connection a unique clientId unless one is fixed", async () => {
     await using broker = await startAedes();
     const ids: string[] = [];

@@ -217,6 +217,13 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #settled(publish: Publish, attempt: number, error: Error | undefined): void {
     const code = (error as { code?: unknown } | undefined)?.code;
+    if (error?.message === "Connection closed" && this.#error === undefined) {
+      // mqtt.js fails publishes it had queued behind its resends when the connection drops
+      // again: an outage (bounded by connectAttempts), not a failed attempt. Send it again.
+      this.#counts.retried++;
+      this.#resend(publish, attempt);
+      return;
+    }
     if (error && (typeof code !== "number" || TRANSIENT_REFUSALS.has(code))) {
       if (this.#mayRetry(attempt) && this.#error === undefined) {
         this.#counts.retried++;

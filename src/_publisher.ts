@@ -8,14 +8,13 @@
 // while either window is full or the connection is down. mqtt.js keeps every unacknowledged
 // QoS 1/2 publish in its outgoing store and sends it again after a reconnect, before it
 // emits 'connect'; the sink counts those as retried and keeps their slots.
-import type { IClientPublishOptions, MqttClient } from "mqtt";
+import { type IClientPublishOptions, type MqttClient, ReasonCodes } from "mqtt";
 import { backoffDelay } from "./client.ts";
 import { acquire, type Lease } from "./connection_cache.ts";
 import { MqttPublishError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { type Publish, RecordReader } from "./record.ts";
 import type { MqttSinkChunk, MqttSinkStats } from "./sink.ts";
-import { reasonText } from "./_reason_codes.ts";
 
 /**
  * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
@@ -33,12 +32,15 @@ const TRANSIENT_REFUSALS = new Set([
 export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   readonly options: MqttOptions;
   readonly stats: MqttSinkStats;
-  readonly #counts = { published: 0, acked: 0, retried: 0, failed: 0, inflight: 0 };
+  readonly #counts = { published: 0, acked: 0, retried: 0, failed: 0 };
   readonly #reader: RecordReader;
   readonly #signal?: AbortSignal;
   #controller!: WritableStreamDefaultController;
   #lease?: Lease;
-  /** Publishes of this sink not yet settled: sent and unacknowledged, or waiting to retry. */
+  /**
+   * QoS 1/2 publishes of this sink not yet settled: sent and unacknowledged, or waiting to
+   * retry. Its size is the sink's share of the window (`stats.inflight`).
+   */
   #pending = new Set<Publish>();
   /** QoS 0 publishes written since the broker last confirmed it read everything. */
   #unflushed = 0;
@@ -54,6 +56,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     const counts = this.#counts;
+    const pending = this.#pending;
     this.stats = {
       get published() {
         return counts.published;
@@ -65,7 +68,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         return counts.retried;
       },
       get inflight() {
-        return counts.inflight;
+        return pending.size;
       },
       get failed() {
         return counts.failed;
@@ -86,7 +89,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   /** mqtt.js has just sent every unacknowledged publish again (see the file header). */
   #onReconnect = () => {
-    this.#counts.retried += this.#counts.inflight;
+    this.#counts.retried += this.#pending.size;
   };
 
   #onAbort = () => {
@@ -118,22 +121,27 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   /** Whether a QoS 1/2 publish may go out now: connected, and room in both windows. */
   #hasRoom(): boolean {
-    return this.#error === undefined && this.#counts.inflight < this.options.maxInflight &&
+    return this.#error === undefined && this.#pending.size < this.options.maxInflight &&
       this.#lease!.window.open;
   }
 
-  /** Waits until {@linkcode #hasRoom}, or rejects when the sink fails. */
-  async #room(): Promise<void> {
+  /** Waits until {@linkcode #hasRoom}, sending what is batched first. */
+  #room(): Promise<void> {
     this.#lease!.connection.sendBatch();
-    while (!this.#hasRoom()) {
-      if (this.#error !== undefined) throw this.#error;
-      await Promise.race([this.#lease!.window.changed(), this.#failed]);
-    }
+    return this.#until(() => this.#hasRoom());
   }
 
-  /** Waits until connected, or rejects when the sink fails. */
-  async #connected(): Promise<void> {
-    while (!this.#client.connected) {
+  /** Waits until connected. */
+  #connected(): Promise<void> {
+    return this.#until(() => this.#client.connected);
+  }
+
+  /**
+   * Waits until `ready()` holds, checking again at every acknowledgement, connect or
+   * disconnect on the connection; rejects with the sink's error when it fails.
+   */
+  async #until(ready: () => boolean): Promise<void> {
+    while (!ready()) {
       if (this.#error !== undefined) throw this.#error;
       await Promise.race([this.#lease!.window.changed(), this.#failed]);
     }
@@ -202,7 +210,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** Sends a QoS 1/2 publish, holding a slot in both windows until it is settled. */
   #send(publish: Publish, attempt: number): void {
     if (attempt === 1) {
-      this.#counts.inflight++;
       this.#lease!.window.take();
       this.#counts.published++;
     }
@@ -235,7 +242,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         return;
       }
     }
-    this.#counts.inflight--;
     this.#lease!.window.give();
     if (!this.#pending.delete(publish)) return; // given up on when the sink failed
     if (error) {
@@ -252,7 +258,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       await this.#connected();
     } catch {
       // The sink failed meanwhile; the publish was counted as given up on.
-      this.#counts.inflight--;
       this.#lease!.window.give();
       return;
     }
@@ -298,11 +303,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
    * then lets go of the connection.
    */
   async close(): Promise<void> {
-    const window = this.#lease!.window;
-    while (this.#pending.size > 0 && this.#error === undefined) {
-      await Promise.race([window.changed(), this.#failed]).catch(() => {});
-    }
-    if (this.#error !== undefined) throw this.#error;
+    await this.#until(() => this.#pending.size === 0);
     if (this.#unflushed > 0) {
       await Promise.race([this.#flush(), this.#failed]);
     }
@@ -356,4 +357,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#signal?.removeEventListener("abort", this.#onAbort);
     await lease.release(now);
   }
+}
+
+/** mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized"). */
+function reasonText(code: number): string {
+  const name = (ReasonCodes as Record<number, string>)[code] ?? "unknown reason code";
+  // Lower-case a leading capital, but not an acronym such as "QoS".
+  return name.replace(/^[A-Z](?=[a-z]+\b)/, (first) => first.toLowerCase());
 }

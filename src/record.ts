@@ -140,17 +140,13 @@ export class RecordReader {
       return { topic: this.#topic(topic[0], index), payload: chunk, qos, retain: false };
     }
     if (typeof chunk !== "object" || chunk === null || !("payload" in chunk)) {
-      throw new MqttRecordError(
-        `Cannot publish chunk #${index} as it is not a string, a Uint8Array or a record with a payload: got ${
-          describe(chunk)
-        }`,
+      refuse(
         index,
+        `it is not a string, a Uint8Array or a record with a payload: got ${describe(chunk)}`,
       );
     }
     const record = chunk as Partial<MqttRecord>;
-    const fail = (what: string) => {
-      throw new MqttRecordError(`Cannot publish chunk #${index} as its ${what}`, index);
-    };
+    const fail = (what: string) => refuse(index, `its ${what}`);
     if (typeof record.payload !== "string" && !(record.payload instanceof Uint8Array)) {
       fail(`payload must be a string or a Uint8Array: got ${describe(record.payload)}`);
     }
@@ -179,9 +175,9 @@ export class RecordReader {
   #topic(topic: string | undefined, index: number): string {
     if (topic === this.#lastTopic && topic !== undefined) return topic;
     if (topic === undefined) {
-      throw new MqttRecordError(
-        `Cannot publish chunk #${index} as it has no topic and the sink has none (give the record a topic, or the sink ?topic=...)`,
+      refuse(
         index,
+        "it has no topic and the sink has none (give the record a topic, or the sink ?topic=...)",
       );
     }
     const problem = topicNameProblem(topic);
@@ -197,9 +193,7 @@ export class RecordReader {
 
   #properties(properties: unknown, index: number): MqttPublishProperties | undefined {
     if (properties === undefined || properties === null) return undefined;
-    const fail = (what: string): never => {
-      throw new MqttRecordError(`Cannot publish chunk #${index} as ${what}`, index);
-    };
+    const fail = (what: string) => refuse(index, what);
     if (typeof properties !== "object") {
       fail(`its properties must be an object: got ${describe(properties)}`);
     }
@@ -228,6 +222,11 @@ export class RecordReader {
     }
     return kept as MqttPublishProperties;
   }
+}
+
+/** Throws the error of chunk `index`, which cannot be published as `what` says. */
+function refuse(index: number, what: string): never {
+  throw new MqttRecordError(`Cannot publish chunk #${index} as ${what}`, index);
 }
 
 /** A value in a message: its type, and a short preview. */

@@ -1,19 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { spawnScript } from "./_helpers.ts";
 
 /** Runs an example in a child process of the same runtime; returns its exit code and output. */
 function run(example: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...(typeof Deno === "object" ? ["run", "-A"] : []),
-      fileURLToPath(new URL(`../examples/${example}`, import.meta.url)),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const child = spawnScript(new URL(`../examples/${example}`, import.meta.url), []);
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);

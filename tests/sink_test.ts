@@ -1,8 +1,5 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
 import {
   MqttConnectError,
@@ -16,19 +13,7 @@ import {
 } from "../mod.ts";
 import { cachedConnections } from "../src/connection_cache.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** A mosquitto that never drops a message for a slow subscriber (its default drops past 1000). */
-const LOSSLESS = ["max_queued_messages 0"];
-
-/** Polls `condition` every 10 ms for at most `ms`. */
-async function waitFor(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 
 /** Rejects with `what` if `promise` takes longer than `ms`. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -305,15 +290,9 @@ describe("MqttSink", { timeout: 120_000 }, () => {
 
   test("MqttSink's idle cached connection does not keep the process alive", async () => {
     await using broker = await startAedes();
-    const child = spawn(
-      process.execPath,
-      [
-        ...(typeof Deno === "object" ? ["run", "-A"] : []),
-        fileURLToPath(new URL("./_sink_child.ts", import.meta.url)),
-        `${broker.url}?topic=idle&qos=1`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
+    const child = spawnScript(new URL("./_sink_child.ts", import.meta.url), [
+      `${broker.url}?topic=idle&qos=1`,
+    ]);
     let output = "";
     child.stdout!.on("data", (chunk) => (output += chunk));
     const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
@@ -357,15 +336,10 @@ describe("MqttSink", { timeout: 120_000 }, () => {
     }
     await publisher.endAsync();
     const bridge = () =>
-      spawn(
-        process.execPath,
-        [
-          ...(typeof Deno === "object" ? ["run", "-A"] : []),
-          fileURLToPath(new URL("./_bridge_child.ts", import.meta.url)),
-          bridgeUrl,
-          `${to.url}?qos=1&maxInflight=20`,
-        ],
-        { stdio: ["ignore", "inherit", "inherit"] },
+      spawnScript(
+        new URL("./_bridge_child.ts", import.meta.url),
+        [bridgeUrl, `${to.url}?qos=1&maxInflight=20`],
+        "inherit",
       );
     const distinct = () => new Set(arrived.received.map((m) => m.topic)).size;
     const first = bridge();

@@ -1,27 +1,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Aedes } from "aedes";
 import { MqttConnectError, type MqttMessage, MqttSource, MqttSubscribeError } from "../mod.ts";
 import { MQTT_INTERNALS } from "../src/_client_inbound.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
+import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 
 const uniqueId = () => `src_${crypto.randomUUID().slice(0, 8)}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** A mosquitto that never drops a message for a slow subscriber (its default drops past 1000). */
-const LOSSLESS = ["max_queued_messages 0"];
-
-/** Polls `condition` every 10 ms for at most `ms`. */
-async function waitFor(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Reads `n` messages, failing if they do not come within `ms`. */
 async function readN(
@@ -463,16 +449,10 @@ describe("MqttSource", () => {
         const feeding = setInterval(() => publisher.publish("feed", "x", { qos: 1 }), 5);
         const gone = new Promise((resolve) => broker.broker.on("clientDisconnect", resolve));
         try {
-          const child = spawn(
-            process.execPath,
-            [
-              ...(typeof Deno === "object" ? ["run", "-A"] : []),
-              fileURLToPath(new URL("./_cancel_child.ts", import.meta.url)),
-              broker.url,
-              how,
-            ],
-            { stdio: ["ignore", "pipe", "inherit"] },
-          );
+          const child = spawnScript(new URL("./_cancel_child.ts", import.meta.url), [
+            broker.url,
+            how,
+          ]);
           let out = "";
           child.stdout!.on("data", (chunk) => (out += chunk));
           const started = Date.now();

@@ -1,0 +1,40 @@
+// What the test files share besides brokers: waiting, mosquitto settings, child processes.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A mosquitto that never drops a message for a slow subscriber (its default drops past 1000). */
+export const LOSSLESS: string[] = ["max_queued_messages 0"];
+
+/** Polls `condition` every 10 ms for at most `ms`. */
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * Runs the script at `script` with `args` in a child process of the runtime that runs the
+ * tests (Deno or Bun); stderr is inherited, stdout piped or inherited.
+ */
+export function spawnScript(
+  script: URL,
+  args: string[],
+  stdout: "pipe" | "inherit" = "pipe",
+): ChildProcess {
+  return spawn(
+    process.execPath,
+    [...(typeof Deno === "object" ? ["run", "-A"] : []), fileURLToPath(script), ...args],
+    { stdio: ["ignore", stdout, "inherit"] },
+  );
+}

@@ -9,7 +9,7 @@
 // QoS 1/2 publish in its outgoing store and sends it again after a reconnect, before it
 // emits 'connect'; the sink counts those as retried and keeps their slots.
 import { type IClientPublishOptions, type MqttClient, ReasonCodes } from "mqtt";
-import { backoffDelay } from "./client.ts";
+import { backoffDelay, mustResend } from "./client.ts";
 import { acquire, type Lease } from "./connection_cache.ts";
 import { MqttPublishError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
@@ -150,6 +150,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #start(publish: Publish): void {
     this.#pending.add(publish);
+    this.#lease!.window.take();
+    this.#counts.published++;
     this.#send(publish, 1);
   }
 
@@ -207,12 +209,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     return this.#publishQoS0(publish, attempt + 1);
   }
 
-  /** Sends a QoS 1/2 publish, holding a slot in both windows until it is settled. */
+  /** Sends a QoS 1/2 publish (again); its window slot is held from #start until settled. */
   #send(publish: Publish, attempt: number): void {
-    if (attempt === 1) {
-      this.#lease!.window.take();
-      this.#counts.published++;
-    }
     this.#lease!.connection.batch();
     this.#client.publish(
       publish.topic,
@@ -224,9 +222,10 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #settled(publish: Publish, attempt: number, error: Error | undefined): void {
     const code = (error as { code?: unknown } | undefined)?.code;
-    if (error?.message === "Connection closed" && this.#error === undefined) {
+    if (mustResend(error) && this.#error === undefined) {
       // mqtt.js fails publishes it had queued behind its resends when the connection drops
-      // again: an outage (bounded by connectAttempts), not a failed attempt. Send it again.
+      // again, and Connection fails QoS 2 publishes whose session the broker lost: an
+      // outage (bounded by connectAttempts), not a failed attempt. Send it again.
       this.#counts.retried++;
       this.#resend(publish, attempt);
       return;

@@ -227,6 +227,37 @@ describe("MqttSink", { timeout: 120_000 }, () => {
   });
 
   test(
+    "MqttSink loses no QoS 2 record when mosquitto drops it past its in-flight limit (MQTT 3.1.1, clean session)",
+    {
+      skip: skipWithoutMosquitto(),
+    },
+    async () => {
+      // mosquitto's default max_inflight_messages is 20: a QoS 2 publisher over MQTT 3.1.1
+      // (no Receive Maximum to keep to) with more in flight is disconnected, and its clean
+      // session, PUBREC'd publishes included, is discarded. Replaying PUBREL would lose them.
+      await using broker = await startMosquitto({ lines: LOSSLESS });
+      const subscriber = await mqtt.connectAsync(broker.url, { clean: true });
+      const seen = new Set<string>();
+      subscriber.on("message", (_topic, payload) => seen.add(payload.toString()));
+      await subscriber.subscribeAsync("limit/x", { qos: 2 });
+      const sink = new MqttSink(`${broker.url}?topic=limit/x&qos=2&maxInflight=40`, {
+        connectBackoff: 10,
+        connectAttempts: 100,
+        connectionCacheTimeout: 0,
+      });
+      const records = Array.from({ length: 300 }, (_, i) => `m${i}`);
+      await within(ReadableStream.from(records).pipeTo(sink), 60_000, "publishing 300 at QoS 2");
+      assert.equal(sink.stats.acked, 300);
+      assert.equal(sink.stats.published, 300, "a resend is not counted as a new publish");
+      assert.ok(sink.stats.retried > 0, "mosquitto did disconnect the sink");
+      await waitFor(() => seen.size === 300, `300 delivered (got ${seen.size})`);
+      assert.deepEqual(records.filter((record) => !seen.has(record)), []);
+      console.log(`in-flight limit: sink ${JSON.stringify(sink.stats)}`);
+      await subscriber.endAsync();
+    },
+  );
+
+  test(
     "MqttSink errors with MqttPublishError naming the topic and 0x87 when an ACL denies it, without retrying",
     {
       skip: skipWithoutMosquitto(),

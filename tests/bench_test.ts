@@ -1,0 +1,88 @@
+// The benchmark harness in --quick mode (small counts, one run), so it never rots: it must
+// complete and print every row, each with its figures and ratios. How fast is not checked.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { skipWithoutMosquitto } from "./_broker.ts";
+import { spawnScript } from "./_helpers.ts";
+
+const RUNTIME = typeof Deno === "object"
+  ? `Deno ${Deno.version.deno}`
+  : `Bun ${process.versions.bun}`;
+/** Node's raw baselines ride along on Deno's run only: one run of them is enough. */
+const runtimes = typeof Deno === "object" ? "deno,node" : "bun";
+
+/** The cells of the table row whose first cells are `start`, or undefined. */
+function row(markdown: string, start: string[]): string[] | undefined {
+  for (const line of markdown.split("\n")) {
+    if (!line.startsWith("|")) continue;
+    const cells = line.slice(1, -1).split("|").map((cell) => cell.trim());
+    if (start.every((cell, i) => cells[i] === cell)) return cells;
+  }
+  return undefined;
+}
+
+/** Asserts the row exists and its last `ratios` cells are positive numbers. */
+function assertRow(markdown: string, start: string[], ratios: number) {
+  const cells = row(markdown, start);
+  assert.ok(cells, `a row ${start.join(" | ")}`);
+  for (const cell of cells.slice(cells.length - ratios)) {
+    assert.ok(Number(cell) > 0, `${start.join(" | ")}: ratio ${JSON.stringify(cell)}`);
+  }
+}
+
+test("bench/main.ts --quick completes and prints every row of every table", {
+  skip: skipWithoutMosquitto(),
+  timeout: 300_000,
+}, async () => {
+  const out = mkdtempSync(join(tmpdir(), "mqtt-streams-bench-"));
+  try {
+    const child = spawnScript(new URL("../bench/main.ts", import.meta.url), [
+      "--quick",
+      "--runtimes",
+      runtimes,
+      "--out",
+      out,
+    ]);
+    let stdout = "";
+    child.stdout!.on("data", (chunk) => (stdout += chunk));
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, "the benchmark exits 0");
+    const markdown = readFileSync(join(out, "RESULTS.md"), "utf8");
+    assert.ok(stdout.includes(markdown.trim().slice(0, 200)), "the tables go to stdout too");
+    for (const qos of [0, 1, 2]) {
+      for (const size of ["2,000 × 64 B", "200 × 4 KiB"]) {
+        assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, RUNTIME], 1);
+        assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, "C (mosquitto-clients)"], 0);
+        if (qos === 1) assertRow(markdown, ["aedes", `QoS ${qos}, ${size}`, RUNTIME], 1);
+      }
+      for (const broker of ["mosquitto", "aedes"]) {
+        assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, RUNTIME], 3);
+        assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, "C (mosquitto-clients)"], 0);
+      }
+    }
+    for (const broker of ["mosquitto", "aedes"]) {
+      assertRow(markdown, [broker, "QoS 1, 1,000 × 64 B, ack=manual", RUNTIME], 1);
+    }
+    for (const stat of ["p50", "p99", "max"]) {
+      assertRow(markdown, ["mosquitto", `QoS 1, 500 msg/s for 1 s: ${stat}`, RUNTIME], 1);
+    }
+    assertRow(markdown, ["mosquitto", "QoS 1, 5,000 × 64 B, nothing read", RUNTIME], 1);
+    assertRow(markdown, ["none", "2,000 messages, no MQTT", RUNTIME], 0);
+    for (const window of ["1", "10", "60", "256"]) {
+      assertRow(markdown, ["mosquitto", "QoS 1, 500 × 64 B", window, RUNTIME], 1);
+    }
+    if (runtimes.includes("node")) {
+      assert.ok(row(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B"]), "Node's raw rows");
+      assert.match(markdown, /\| Node \d+\.\d+\.\d+ \| [\d,]+ \|/);
+    }
+    const svg = readFileSync(join(out, "sweep.svg"), "utf8");
+    assert.match(svg, /^<svg[^>]*>/);
+    assert.equal(svg.match(/<polyline /g)?.length, runtimes.includes("node") ? 3 : 2);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,7 @@
 // writes them to bench/RESULTS.md with the maxInflight chart bench/sweep.svg.
 //
 //   deno run -A bench/main.ts [--quick] [--runtimes deno,bun,node] [--brokers mosquitto,aedes]
-//     [--rounds 3] [--out bench]
+//     [--rounds 3] [--only source,floor,sink,bridge,sweep,latency,memory] [--out DIR]
 //
 // --quick: small counts, one run, nothing written unless --out is given (a test runs it so
 // the harness never rots). Node runs only the raw mqtt.js baselines, under tsx.
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     runtimes: { type: "string", default: "deno,bun,node" },
     brokers: { type: "string", default: "mosquitto,aedes" },
     rounds: { type: "string" },
+    only: { type: "string" },
     out: { type: "string" },
   },
 });
@@ -117,6 +118,7 @@ async function main() {
       ...(aedes ? ["--aedes", aedes.url] : []),
       ...(args.quick ? ["--quick"] : []),
       ...(args.rounds ? ["--rounds", args.rounds] : []),
+      ...(args.only ? ["--only", args.only] : []),
     ];
     for (const [i, runtime] of runtimes.entries()) {
       // The C clients once, beside the first runtime's figures.

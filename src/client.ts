@@ -42,6 +42,15 @@ export function mustResend(error: Error | undefined): boolean {
   return error?.message === "Connection closed" || error?.message === SESSION_LOST;
 }
 
+/**
+ * Runs `fn` once the current turn of the event loop, its I/O callbacks included, is over:
+ * setImmediate where the runtime has it (Deno, Bun, Node). setTimeout(0) would wait for a
+ * timer tick (1 ms or more), and every batch would wait that long.
+ */
+const afterIo: (fn: () => void) => void =
+  (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
+    ((fn) => setTimeout(fn, 0));
+
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The longest delay between two attempts, whatever the base backoff. */
@@ -336,7 +345,7 @@ export class Connection {
     if (!this.#corked) {
       this.#corked = true;
       socket.cork();
-      setTimeout(() => this.sendBatch(), 0);
+      afterIo(() => this.sendBatch());
     } else if (socket.writableLength >= socket.writableHighWaterMark) {
       this.sendBatch();
     }

@@ -23,6 +23,19 @@ export async function waitFor(
   }
 }
 
+/** Rejects when `promise` takes longer than `ms`, naming `what`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Runs the script at `script` with `args` in a child process of the runtime that runs the
  * tests (Deno or Bun); stderr is inherited, stdout piped or inherited.

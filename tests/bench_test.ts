@@ -61,7 +61,11 @@ test("bench/main.ts --quick completes and prints every row of every table", {
       }
       for (const broker of ["mosquitto", "aedes"]) {
         assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, RUNTIME], 3);
-        assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, "C (mosquitto-clients)"], 0);
+        assertRow(markdown, [
+          broker,
+          `QoS ${qos}, 2,000 × 64 B, window 60`,
+          "C (mosquitto-clients)",
+        ], 0);
       }
     }
     for (const broker of ["mosquitto", "aedes"]) {

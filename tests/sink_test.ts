@@ -13,22 +13,7 @@ import {
 } from "../mod.ts";
 import { cachedConnections } from "../src/connection_cache.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
-import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
-
-/** Rejects with `what` if `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { LOSSLESS, sleep, spawnScript, waitFor, within } from "./_helpers.ts";
 
 /**
  * A stream of `n` chunks made by `make`, which records the sink's in-flight count each

@@ -2,6 +2,8 @@
 // and a time limit on each run.
 import process from "node:process";
 
+export { within } from "../tests/_helpers.ts";
+
 /** One measured figure: every run's value; the report shows the median and min–max. */
 export interface Result {
   /** Which table the row belongs to. */
@@ -57,19 +59,6 @@ export async function alternate<K extends string>(
     }
   }
   return runs;
-}
-
-/** Rejects when `promise` takes longer than `ms`, naming `what`: every run is bounded in time. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Messages a second for `count` messages in `ms`. */

@@ -6,7 +6,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
   source: {
     title: "Source: `for await` over an MqttSource against a raw mqtt.js 'message' listener",
     about:
-      "Each drains a persistent session that already holds every message (published by a raw mqtt.js publisher, window 100); the clock runs from connect to the last message. The source acknowledges when read (`ack=read`, `qos0Overflow=block`). mosquitto_sub includes its process start.",
+      "Each drains a persistent session that already holds every message (published by a raw mqtt.js publisher, window 50); the clock runs from connect to the last message. The source acknowledges when read (`ack=read`, `qos0Overflow=block`). mosquitto_sub includes its process start.",
   },
   floor: {
     title: "The floor under a source: `for await` over a ReadableStream, no MQTT (msg/s)",

@@ -84,6 +84,11 @@ function begin(what: string) {
   console.error(`${RUNTIME}: ${what}`);
 }
 
+/** A fresh session name for each run of `rounds` (and the warm-up): a drain uses one up. */
+function sessions(rounds: number, who: string): string[] {
+  return Array.from({ length: rounds + (WARM_UP ? 1 : 0) }, () => fresh(who));
+}
+
 function emit(
   section: Result["section"],
   broker: string,
@@ -111,11 +116,9 @@ async function source(broker: string, url: string) {
       const topic = fresh("source");
       // A drain shorter than ~0.3 s is at the mercy of one GC pause: more rounds.
       const rounds = count * size < 5_000_000 || qos === 2 ? ROUNDS * 2 + 1 : ROUNDS;
-      const sessions = (who: string) =>
-        Array.from({ length: rounds + (WARM_UP ? 1 : 0) }, () => fresh(who));
-      const ids: Record<string, string[]> = { raw: sessions("raw") };
-      if (lib) ids.lib = sessions("lib");
-      if (args.native) ids.native = sessions("native");
+      const ids: Record<string, string[]> = { raw: sessions(rounds, "raw") };
+      if (lib) ids.lib = sessions(rounds, "lib");
+      if (args.native) ids.native = sessions(rounds, "native");
       await prefill(url, topic, Object.values(ids).flat(), raw.payloads(count, size), qos);
       const subjects: Record<string, () => Promise<number>> = {
         "mqtt.js": () => bounded(() => raw.drainRaw(url, ids.raw.shift()!, count)),
@@ -248,9 +251,8 @@ async function bridge(broker: string, url: string) {
   const qos = 1;
   const topic = fresh("bridge");
   const to = `${topic}/out`;
-  const sessions = () => Array.from({ length: ROUNDS + (WARM_UP ? 1 : 0) }, () => fresh("bridge"));
-  const ids: Record<string, string[]> = { raw: sessions() };
-  if (lib) ids.lib = sessions();
+  const ids: Record<string, string[]> = { raw: sessions(ROUNDS, "bridge") };
+  if (lib) ids.lib = sessions(ROUNDS, "bridge");
   await prefill(url, topic, Object.values(ids).flat(), raw.payloads(count, 64), qos);
   const publisher = await raw.connect(url);
   try {

@@ -13,12 +13,14 @@ import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
 import { tlsOptions } from "./_tls.ts";
 import { refTimer, unrefTimer } from "./_timers.ts";
-import { type Deliver, Inbound } from "./_client_inbound.ts";
+import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
-import { sessionResumed } from "./_client_inbound.ts";
 
-/** The parts of mqtt.js's client that #forgetReleases relies on; pinned by tests/sink_test.ts. */
+/**
+ * The parts of mqtt.js's client that #forgetReleases relies on; the QoS 2 in-flight-limit
+ * test in tests/sink_test.ts fails if they change.
+ */
 interface MqttInternals {
   outgoing: Record<number, { cb: (error?: Error) => void }>;
   outgoingStore: {

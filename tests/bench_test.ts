@@ -5,13 +5,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
+import { RUNTIME } from "../bench/_measure.ts";
 import { skipWithoutMosquitto } from "./_broker.ts";
 import { spawnScript } from "./_helpers.ts";
 
-const RUNTIME = typeof Deno === "object"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${process.versions.bun}`;
 /** Node's raw baselines ride along on Deno's run only: one run of them is enough. */
 const runtimes = typeof Deno === "object" ? "deno,node" : "bun";
 

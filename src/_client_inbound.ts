@@ -60,6 +60,9 @@ interface Internals {
   _sendPacket(packet: Packet, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void;
   _trackIncomingQoS2Publish(messageId: number, done: () => void, pump?: unknown): boolean;
   _incomingQoS2Ids: Set<number>;
+  incomingStore: {
+    del(packet: { messageId?: number }, cb?: (error?: Error) => void): unknown;
+  };
   sendPing(): void;
   reschedulePing(force?: boolean): void;
 }
@@ -76,6 +79,8 @@ export const MQTT_INTERNALS = [
 class PendingAck implements Ack {
   /** The PUBACK/PUBCOMP mqtt.js built, once it has. */
   packet?: Packet;
+  /** Deletes the QoS 2 message from mqtt.js's incoming store: done as its PUBCOMP leaves. */
+  forget?: () => void;
   released = false;
   /** In the arrival-order queue of the current connection. */
   queued = true;
@@ -166,10 +171,24 @@ export class Inbound {
   #handle(packet: IPublishPacket, callback: (error?: Error) => void, deliver: Deliver): void {
     const proceed = (ack: PendingAck | undefined) => {
       this.#capturing = ack;
+      // On PUBREL, mqtt.js deletes a QoS 2 message from its incoming store in this callback.
+      // Deleted before the consumer read it, a message whose process then died would be
+      // lost: the broker sends PUBREL again, and mqtt.js answers PUBCOMP for a message it
+      // no longer has. So the delete waits for the PUBCOMP (see #transmit).
+      const store = ack?.qos === 2 ? this.#client.incomingStore : undefined;
+      const del = store?.del;
+      if (store) {
+        store.del = (packet, cb) => {
+          ack!.forget = () => del!.call(store, packet, cb);
+          return store;
+        };
+      }
       try {
         callback();
       } finally {
         this.#capturing = undefined;
+        // The store's own del is a method of its class: removing the stand-in restores it.
+        if (store) delete (store as Partial<Internals["incomingStore"]>).del;
       }
     };
     const { qos, messageId } = packet;
@@ -249,6 +268,10 @@ export class Inbound {
     if (ack.epoch !== this.#epoch || !this.#client.connected || !ack.packet) return;
     const packet = ack.packet;
     ack.packet = undefined;
+    // Stored until now, so that a process killed before this point gets the message again
+    // from its file store when the broker repeats PUBREL (persistence=file).
+    ack.forget?.();
+    ack.forget = undefined;
     this.#send(packet);
     this.acked++;
   }
@@ -267,7 +290,10 @@ export class Inbound {
   }
 
   #onConnack(connack: IConnackPacket): void {
-    if (!sessionResumed(this.#options, connack)) this.#awaitingPubrel.clear();
+    if (sessionResumed(this.#options, connack)) return;
+    // The broker forgot these messages: no PUBREL will come, and no PUBCOMP is owed.
+    for (const ack of this.#awaitingPubrel.values()) ack.forget?.();
+    this.#awaitingPubrel.clear();
   }
 
   #pause(): void {

@@ -222,6 +222,14 @@ export const OPTIONS_SCHEMA = v.object({
       defaultText: "./.mqtt-streams/<clientId>",
     }),
   ),
+  fsync: v.optional(
+    option(
+      choice(["batch", "always"] as const),
+      "When the file store counts a packet as stored (persistence=file): batch, once it is written to the file (survives a killed process; fdatasync runs in the background, one after another), or always, once an fdatasync covering it returned (survives a power loss too; slower).",
+      { allowed: "batch or always" },
+    ),
+    "batch",
+  ),
   "ssl.protocol": v.optional(
     option(
       choice(["TLS", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const),

@@ -57,6 +57,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#failed.catch(() => {});
     const counts = this.#counts;
     const pending = this.#pending;
+    const connection = () => this.#lease?.connection;
     this.stats = {
       get published() {
         return counts.published;
@@ -71,7 +72,13 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         return pending.size;
       },
       get failed() {
-        return counts.failed;
+        return counts.failed + (connection()?.recoveredFailed ?? 0);
+      },
+      get recovered() {
+        return connection()?.stores?.recovery.outgoing ?? 0;
+      },
+      get damaged() {
+        return connection()?.stores?.recovery.damage.length ?? 0;
       },
     };
   }
@@ -148,11 +155,34 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (this.#error !== undefined) throw this.#error;
   }
 
-  #start(publish: Publish): void {
+  #start(publish: Publish): void | Promise<void> {
     this.#pending.add(publish);
     this.#lease!.window.take();
     this.#counts.published++;
+    if (this.options.persistence === "memory") return this.#send(publish, 1);
+    // persistence=file: write() resolves once mqtt.js's store holds the publish, so that a
+    // process killed after it resolved sends it again when it restarts.
+    let stored = false;
+    const done = new Promise<void>((resolve) =>
+      this.#unstored.set(publish, () => {
+        stored = true;
+        resolve();
+      })
+    );
     this.#send(publish, 1);
+    if (stored) return;
+    return Promise.race([done, this.#failed]);
+  }
+
+  /** persistence=file: what resolves the write of each publish not yet in the store. */
+  #unstored = new Map<Publish, () => void>();
+
+  /** The publish is in mqtt.js's store (or acknowledged): its write may resolve. */
+  #stored(publish: Publish): void {
+    const resolve = this.#unstored.get(publish);
+    if (!resolve) return;
+    this.#unstored.delete(publish);
+    resolve();
   }
 
   /**
@@ -215,7 +245,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#client.publish(
       publish.topic,
       publish.payload as string,
-      this.#packetOptions(publish),
+      {
+        ...this.#packetOptions(publish),
+        // mqtt.js calls it with an error when it drops a publish it had queued.
+        cbStorePut: (error?: Error) => error || this.#stored(publish),
+      } as IClientPublishOptions,
       (error) => this.#settled(publish, attempt, error),
     );
   }
@@ -249,6 +283,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       return;
     }
     this.#counts.acked++;
+    this.#stored(publish);
     publish.ack?.();
   }
 
@@ -343,6 +378,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#error = error;
     this.#counts.failed += this.#pending.size;
     this.#pending.clear();
+    this.#unstored.clear();
     this.#rejectFailed(error);
     this.#controller.error(error);
     this.#release(now);

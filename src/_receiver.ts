@@ -61,6 +61,12 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       get beyondWindow() {
         return connection()?.inbound?.beyondWindow ?? 0;
       },
+      get recovered() {
+        return connection()?.stores?.recovery.incoming ?? 0;
+      },
+      get damaged() {
+        return connection()?.stores?.recovery.damage.length ?? 0;
+      },
     };
   }
 

@@ -3,17 +3,13 @@
 // every outage. Sources and sinks talk to `Connection`, never to mqtt.js's internals.
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient, Packet } from "mqtt";
-import {
-  MqttConnectError,
-  MqttOptionsError,
-  MqttProtocolError,
-  type MqttStreamError,
-} from "./errors.ts";
+import { MqttConnectError, MqttProtocolError, type MqttStreamError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
 import { tlsOptions } from "./_tls.ts";
 import { refTimer, unrefTimer } from "./_timers.ts";
 import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
+import type { FileStores } from "./stores/store.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
 
@@ -22,7 +18,7 @@ export { type Ack, sessionResumed } from "./_client_inbound.ts";
  * test in tests/sink_test.ts fails if they change.
  */
 interface MqttInternals {
-  outgoing: Record<number, { cb: (error?: Error) => void }>;
+  outgoing: Record<number, { volatile: boolean; cmd: string; cb: (error?: Error) => void }>;
   outgoingStore: {
     get(packet: { messageId: number }, cb: (error?: Error, packet?: Packet) => void): void;
   };
@@ -80,14 +76,6 @@ export function randomClientId(): string {
 
 /** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
 export async function toClientOptions(options: MqttOptions): Promise<IClientOptions> {
-  if (options.persistence === "file") {
-    // Refused rather than quietly kept in memory: a caller who asked for durability must
-    // not believe they have it.
-    throw new MqttOptionsError(
-      "persistence",
-      "Cannot configure MQTT as 'persistence' must be memory in mqtt-streams 0.3.0: current value is file (the file store is not built yet)",
-    );
-  }
   const url = new URL(options.brokerUrl);
   const protocol = url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
   const v5 = options.mqttVersion === 5;
@@ -133,6 +121,17 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
   return clientOptions;
 }
 
+/**
+ * Opens the file store of `options` (persistence=file). Its code is loaded only now, so
+ * that the core stays free of file-system code and bundles for browsers.
+ *
+ * @throws {MqttStreamError} code "STORE_LOCKED" or "STORE_FAILED".
+ */
+async function openStores(options: MqttOptions): Promise<FileStores> {
+  const { openFileStores } = await import("./stores/file_store.ts");
+  return openFileStores(options.localStorage!, options.fsync);
+}
+
 /** The parts of a Node-style writable socket that {@linkcode Connection.batch} uses. */
 interface Corkable {
   cork?(): void;
@@ -168,6 +167,14 @@ export class Connection {
   attempts = 1;
   /** Incoming messages, when opened with `deliver`. */
   readonly inbound?: Inbound;
+  /** The file store (persistence=file): what it recovered, and closing it. */
+  readonly stores?: FileStores;
+  /**
+   * Publishes recovered from the file store that the broker refused when they were sent
+   * again, or QoS 2 ones past PUBREC whose session the broker lost (only their PUBREL was
+   * stored, so they cannot be sent again).
+   */
+  recoveredFailed = 0;
   readonly closed: Promise<MqttStreamError | undefined>;
   #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
@@ -178,9 +185,16 @@ export class Connection {
   /** The keep-alive intervals mqtt.js has running (one at a time). */
   #timers = new Set<unknown>();
 
-  private constructor(client: MqttClient, options: MqttOptions, deliver?: Deliver) {
+  private constructor(
+    client: MqttClient,
+    options: MqttOptions,
+    deliver?: Deliver,
+    stores?: FileStores,
+  ) {
     this.client = client;
     this.options = options;
+    this.stores = stores;
+    if (stores) this.#watchRecovered(stores.recovery.outgoingIds);
     if (deliver) this.inbound = new Inbound(client, deliver, options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js's documented `timerVariant` option: its keep-alive interval runs on timers
@@ -225,16 +239,24 @@ export class Connection {
   static async open(options: MqttOptions, init: OpenOptions = {}): Promise<Connection> {
     const clientOptions = await toClientOptions(options);
     init.signal?.throwIfAborted();
+    const stores = options.persistence === "file" ? await openStores(options) : undefined;
     const connection = new Connection(
-      mqtt.connect({ ...clientOptions, manualConnect: true }),
+      mqtt.connect({
+        ...clientOptions,
+        incomingStore: stores?.incoming as IClientOptions["incomingStore"],
+        outgoingStore: stores?.outgoing as IClientOptions["outgoingStore"],
+        manualConnect: true,
+      }),
       options,
       init.deliver,
+      stores,
     );
     const { client } = connection;
     const connected = new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         connection.#over = true;
         client.end(true);
+        connection.stores?.close();
         reject(init.signal!.reason);
       };
       init.signal?.addEventListener("abort", onAbort, { once: true });
@@ -273,6 +295,24 @@ export class Connection {
     }
   }
 
+  /**
+   * Counts what becomes of the publishes an earlier run left in the file store. mqtt.js
+   * sends them again on CONNACK, calling back whoever registered their packet identifier,
+   * and no one has in this process: without this, a refusal would go unseen.
+   */
+  #watchRecovered(ids: number[]): void {
+    const { outgoing } = this.client as unknown as MqttInternals;
+    for (const id of ids) {
+      outgoing[id] = {
+        volatile: false,
+        cmd: "publish",
+        cb: (error) => {
+          if (error) this.recoveredFailed++;
+        },
+      };
+    }
+  }
+
   /** Whether attempts are exhausted for the current outage. */
   #exhausted(): boolean {
     return this.options.connectAttempts !== -1 && this.attempts >= this.options.connectAttempts;
@@ -305,6 +345,7 @@ export class Connection {
       } (connectAttempts=${this.options.connectAttempts}): ${reason}`;
     this.client.end(true);
     this.inbound?.dispose();
+    this.stores?.close();
     const cause = { cause: this.#lastError };
     this.#settle(
       code === "PROTOCOL"
@@ -398,5 +439,6 @@ export class Connection {
     }
     this.inbound?.dispose();
     await this.client.endAsync(force);
+    await this.stores?.close();
   }
 }

@@ -38,7 +38,11 @@ export type MqttErrorCode =
   /** The broker refused a subscription (SUBACK failure code). */
   | "SUBSCRIBE_REFUSED"
   /** The broker or the client broke the MQTT protocol. */
-  | "PROTOCOL";
+  | "PROTOCOL"
+  /** Another process (or another stream of this one) holds the file store's folder. */
+  | "STORE_LOCKED"
+  /** The file store could not read or write its folder (permissions, disk full, ...). */
+  | "STORE_FAILED";
 
 /**
  * Options every mqtt-streams error accepts.

@@ -73,6 +73,18 @@ export interface MqttSinkStats {
    * sink failed or was aborted (those may still have reached the broker).
    */
   readonly failed: number;
+  /**
+   * persistence=file: publishes an earlier run left unacknowledged in the store, sent again
+   * when this sink's connection opened (before its own writes). Those the broker then
+   * refuses are counted in `failed`.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed (a record damaged on disk: its packet is lost) or a write was torn
+   * (a put that never reported success). Intact records around them are kept.
+   */
+  readonly damaged: number;
 }
 
 /**
@@ -159,7 +171,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     this.#publisher = publisher;
   }
 
-  /** Live counters: published, acked, retried, inflight, failed. */
+  /** Live counters: published, acked, retried, inflight, failed, recovered, damaged. */
   get stats(): MqttSinkStats {
     return this.#publisher.stats;
   }

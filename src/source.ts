@@ -44,6 +44,17 @@ export interface MqttSourceStats {
    * the broker sent past the window (MQTT 3.1.1 has none; some MQTT 5 brokers over-send).
    */
   readonly beyondWindow: number;
+  /**
+   * persistence=file: QoS 2 messages an earlier run received (PUBREC sent) and did not get
+   * acknowledged by its consumer, found in the store; each is delivered when the broker
+   * sends its PUBREL again.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed or a write was torn. Intact records around them are kept.
+   */
+  readonly damaged: number;
 }
 
 /**

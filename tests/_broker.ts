@@ -276,3 +276,44 @@ async function waitForPort(port: number, died: () => boolean, timeoutMs: number)
   }
   throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
 }
+
+/** A TCP proxy in front of a broker, whose traffic can be stopped as a network failure would. */
+export interface TestProxy extends AsyncDisposable {
+  /** The broker's URL through the proxy. */
+  url: string;
+  /**
+   * Stops forwarding in both directions, for good: what clients send from now on never
+   * reaches the broker, and the broker's answers never reach them.
+   */
+  freeze(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on 127.0.0.1 to the broker on `port`. */
+export async function startProxy(port: number): Promise<TestProxy> {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.on("error", () => {});
+    }
+    client.on("data", (chunk) => frozen || upstream.write(chunk));
+    upstream.on("data", (chunk) => frozen || client.write(chunk));
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const close = async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+    freeze: () => (frozen = true),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

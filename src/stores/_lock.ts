@@ -1,0 +1,131 @@
+// One process at a time per store folder. The lock is a file created exclusively
+// (O_EXCL), holding the holder's pid and host. A lock whose process is gone (killed, or
+// the machine restarted) is stale and taken over; a live holder is named in the error.
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { hostname } from "node:os";
+import process from "node:process";
+import { MqttStreamError } from "../errors.ts";
+
+interface Holder {
+  pid: number;
+  host: string;
+}
+
+/** How often a takeover may lose a race with another process before giving up. */
+const TAKEOVER_ROUNDS = 5;
+
+/** A held lock; `release()` lets it go (idempotent). */
+export interface Lock {
+  release(): void;
+}
+
+/**
+ * Takes the lock file `path` for this process.
+ *
+ * @throws {MqttStreamError} code "STORE_LOCKED" when a live process holds it.
+ */
+export function acquireLock(path: string, what: string): Lock {
+  const me: Holder = { pid: process.pid, host: hostname() };
+  for (let round = 0; round < TAKEOVER_ROUNDS; round++) {
+    let fd: number;
+    try {
+      fd = openSync(path, "wx");
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EEXIST") throw error;
+      const seen = readHolder(path);
+      if (seen === undefined) continue; // released meanwhile
+      if (seen.holder && isAlive(seen.holder, me)) throw lockedError(path, what, seen.holder, me);
+      takeOver(path, seen.text);
+      continue;
+    }
+    try {
+      writeSync(fd, JSON.stringify(me));
+    } finally {
+      closeSync(fd);
+    }
+    let released = false;
+    return {
+      release() {
+        if (released) return;
+        released = true;
+        // Only our own lock: never one a later process took over.
+        if (readHolder(path)?.text === JSON.stringify(me)) unlinkSync(path);
+      },
+    };
+  }
+  throw new MqttStreamError(
+    "STORE_LOCKED",
+    `Cannot open ${what} as its lock ${path} changed hands ${TAKEOVER_ROUNDS} times while taking it over: another process is starting with the same folder`,
+  );
+}
+
+/** The lock's text and holder, or undefined when there is no lock file. */
+function readHolder(path: string): { text: string; holder?: Holder } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return undefined;
+    throw error;
+  }
+  try {
+    const holder = JSON.parse(text);
+    if (Number.isInteger(holder?.pid) && typeof holder?.host === "string") return { text, holder };
+  } catch {
+    // A lock written by a process killed before it wrote its pid: stale.
+  }
+  return { text };
+}
+
+/** Whether the holder may still be running: on another host we cannot tell, so yes. */
+function isAlive(holder: Holder, me: Holder): boolean {
+  if (holder.host !== me.host) return true;
+  if (holder.pid === me.pid) return true;
+  try {
+    process.kill(holder.pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as { code?: string }).code === "EPERM";
+  }
+}
+
+/**
+ * Removes a stale lock, unless another process replaced it since we read it: the lock is
+ * renamed away first (atomic), and put back if what was renamed is not what we read.
+ */
+function takeOver(path: string, staleText: string): void {
+  const aside = `${path}.stale-${process.pid}`;
+  try {
+    renameSync(path, aside);
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return;
+    throw error;
+  }
+  if (readFileSync(aside, "utf8") === staleText) return unlinkSync(aside);
+  try {
+    // Someone else's fresh lock: give it back (a link fails if the path is taken again).
+    linkSync(aside, path);
+  } catch {
+    // Yet another process took the path meanwhile; its lock stands.
+  }
+  unlinkSync(aside);
+}
+
+function lockedError(path: string, what: string, holder: Holder, me: Holder): MqttStreamError {
+  const who = holder.pid === me.pid && holder.host === me.host
+    ? `this process (pid ${holder.pid}), by another MqttSource or MqttSink with the same clientId and localStorage`
+    : `process ${holder.pid} on ${holder.host}`;
+  return new MqttStreamError(
+    "STORE_LOCKED",
+    `Cannot open ${what}: its lock ${path} is held by ${who}. One process at a time may use a store folder; stop the holder, or give this one another clientId or localStorage`,
+  );
+}

@@ -1,0 +1,368 @@
+// persistence=file: mqtt.js's Store interface (put / get / del / createStream / close) on
+// an append-only log of checksummed records (_log.ts), one log for each direction, in a
+// folder locked to one process (_lock.ts). Runtime-specific (node:fs, which Deno, Bun and
+// Node all provide): client.ts loads it with import() only when persistence=file is asked
+// for, so the core stays free of file-system code.
+//
+// What is stored when:
+// - put writes its record to the file before it calls back, so what mqtt.js was told is
+//   stored survives the process being killed (the kernel has it). With fsync=always it
+//   calls back only once an fdatasync covering the record has returned, which survives a
+//   power loss too; puts that arrive while one runs share the next (group commit).
+// - fdatasync runs in the background all the time there is something unsynced, one after
+//   another, so with fsync=batch a power loss loses at most what one fdatasync covered.
+// - get and del answer synchronously from an in-memory index, as mqtt.js's memory store
+//   does: client.ts relies on that before mqtt.js replays the store on CONNACK.
+// - The log is rewritten with only the live packets when it opens (dropping damage, so
+//   new records never follow a torn one) and when it grows past four times the live size.
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import { Readable } from "node:stream";
+import { MqttStreamError } from "../errors.ts";
+import { delRecord, putRecord, scanLog } from "./_log.ts";
+import type { Damage, FileStores, FsyncMode, StoredPacket } from "./store.ts";
+import { acquireLock } from "./_lock.ts";
+
+type Callback = (error?: Error | null, packet?: StoredPacket) => void;
+
+/** A log is rewritten when it is larger than this and four times its live records. */
+const COMPACT_MIN_BYTES = 1 << 20;
+
+/**
+ * Opens (creating it if need be) the store folder `folder` for this process.
+ *
+ * @throws {MqttStreamError} code "STORE_LOCKED" when another process holds the folder,
+ * "STORE_FAILED" when it cannot be read or written.
+ */
+export function openFileStores(folder: string, fsync: FsyncMode): FileStores & {
+  readonly incoming: FileStore;
+  readonly outgoing: FileStore;
+} {
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (error) {
+    throw storeError(`create the store folder ${folder}`, error);
+  }
+  const lock = acquireLock(join(folder, "lock"), `the file store ${folder}`);
+  let incoming: FileStore | undefined;
+  let outgoing: FileStore | undefined;
+  try {
+    incoming = new FileStore(join(folder, "incoming.log"), fsync);
+    outgoing = new FileStore(join(folder, "outgoing.log"), fsync);
+  } catch (error) {
+    incoming?.closeSync();
+    lock.release();
+    throw error;
+  }
+  const stores = [incoming, outgoing];
+  // mqtt.js closes both stores when its client ends; the lock goes with the last of them.
+  const closed = Promise.all(stores.map((store) => store.closed())).then(() => lock.release());
+  return {
+    incoming,
+    outgoing,
+    recovery: {
+      incoming: incoming.recovered,
+      outgoing: outgoing.recovered,
+      outgoingIds: outgoing.ids(),
+      damage: stores.flatMap((store) => store.damage.map((d) => ({ ...d, file: store.path }))),
+    },
+    close() {
+      for (const store of stores) store.close();
+      return closed;
+    },
+  };
+}
+
+/** One direction's store: mqtt.js's Store interface on an append-only log. */
+export class FileStore {
+  readonly path: string;
+  /** Packets restored from the log when it was opened. */
+  readonly recovered: number;
+  /** What the log held that could not be read, when it was opened. */
+  readonly damage: Damage[];
+  readonly #fsync: FsyncMode;
+  /** The live packets by messageId, in the order a memory store would stream them. */
+  #index = new Map<number, { packet: StoredPacket; bytes: number }>();
+  #liveBytes = 0;
+  #fileBytes = 0;
+  #fd: number;
+  /** Records written since the log was opened or rewritten, and how many are synced. */
+  #written = 0;
+  #synced = 0;
+  #syncing = false;
+  #compactWanted = false;
+  /** fsync=always: puts waiting for the sync that covers record number `upTo`. */
+  #waiters: { upTo: number; cb: Callback }[] = [];
+  #error?: Error;
+  #closed = false;
+  #onClosed: (() => void)[] = [];
+
+  /**
+   * Opens the log at `path`, restoring its intact records.
+   *
+   * @throws {MqttStreamError} code "STORE_FAILED" when it cannot be read or rewritten.
+   */
+  constructor(path: string, fsync: FsyncMode) {
+    this.path = path;
+    this.#fsync = fsync;
+    let log: Uint8Array;
+    try {
+      log = readFileSync(path);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ENOENT") throw storeError(`read ${path}`, error);
+      log = new Uint8Array();
+    }
+    const { ops, damage } = scanLog(log);
+    for (const op of ops) {
+      if (op.op === "put") this.#set(op.packet, putRecord(op.packet).length);
+      else this.#forget(op.messageId);
+    }
+    this.recovered = this.#index.size;
+    this.damage = damage;
+    this.#fd = this.#rewrite();
+  }
+
+  /** Stores `packet` under its messageId, replacing what was there. */
+  put(packet: StoredPacket, cb?: Callback): this {
+    if (this.#error) {
+      cb?.(this.#error);
+      return this;
+    }
+    const record = putRecord(packet);
+    this.#set(packet, record.length);
+    if (!this.#append(record)) {
+      cb?.(this.#error);
+      return this;
+    }
+    if (this.#fsync === "always") {
+      if (cb) this.#waiters.push({ upTo: this.#written, cb });
+      this.#sync();
+    } else {
+      cb?.();
+    }
+    this.#maybeCompact();
+    return this;
+  }
+
+  /** Calls back with the packet stored under `packet.messageId`, synchronously. */
+  get(packet: { messageId?: number }, cb: Callback): this {
+    const stored = this.#index.get(packet.messageId!);
+    if (stored) cb(null, stored.packet);
+    else cb(new Error("missing packet"));
+    return this;
+  }
+
+  /** Removes the packet stored under `packet.messageId` and calls back with it, synchronously. */
+  del(packet: { messageId?: number }, cb?: Callback): this {
+    const stored = this.#index.get(packet.messageId!);
+    if (!stored) {
+      cb?.(new Error("missing packet"));
+      return this;
+    }
+    this.#forget(packet.messageId!);
+    // A del that does not reach the file only makes the packet come back after a crash:
+    // sent again (at least once), or dropped by the broker as an unknown PUBREL.
+    if (!this.#error && this.#append(delRecord(packet.messageId!))) this.#maybeCompact();
+    cb?.(null, stored.packet);
+    return this;
+  }
+
+  /** The packet identifiers stored, in the order {@linkcode createStream} gives them. */
+  ids(): number[] {
+    return Array.from(this.#index.keys());
+  }
+
+  /** The stored packets at this moment, as an object-mode stream (what mqtt.js replays). */
+  createStream(): Readable {
+    const packets = Array.from(this.#index.values(), (entry) => entry.packet);
+    let next = 0;
+    return new Readable({
+      objectMode: true,
+      read() {
+        this.push(next < packets.length ? packets[next++] : null);
+      },
+    });
+  }
+
+  /** Syncs what is written, closes the file and calls back; the log stays for the next run. */
+  close(cb?: (error?: Error) => void): void {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#finishWhenIdle();
+    }
+    if (cb) this.closed().then(() => cb(), cb);
+  }
+
+  /** Resolves once {@linkcode close} has finished. */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#fd === -1) resolve();
+      else this.#onClosed.push(resolve);
+    });
+  }
+
+  /** Closes the file at once, without waiting for a sync in flight. */
+  closeSync(): void {
+    if (this.#fd === -1) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Closing is best effort here: the log on disk is what counts.
+    }
+    this.#fd = -1;
+  }
+
+  #set(packet: StoredPacket, bytes: number): void {
+    const id = packet.messageId!;
+    this.#liveBytes += bytes - (this.#index.get(id)?.bytes ?? 0);
+    this.#index.set(id, { packet, bytes });
+  }
+
+  #forget(messageId: number): void {
+    this.#liveBytes -= this.#index.get(messageId)?.bytes ?? 0;
+    this.#index.delete(messageId);
+  }
+
+  /** Writes `record` at the end of the log; false (and the store failed) if it cannot. */
+  #append(record: Uint8Array): boolean {
+    try {
+      writeFully(this.#fd, record);
+    } catch (error) {
+      this.#fail(storeError(`write to ${this.path}`, error));
+      return false;
+    }
+    this.#fileBytes += record.length;
+    this.#written++;
+    this.#sync();
+    return true;
+  }
+
+  /** Starts an fdatasync of what is written, unless one runs (it starts the next). */
+  #sync(): void {
+    if (this.#syncing || this.#synced === this.#written || this.#fd === -1) return;
+    this.#syncing = true;
+    const upTo = this.#written;
+    fdatasync(this.#fd, (error) => {
+      this.#syncing = false;
+      if (error) return this.#fail(storeError(`sync ${this.path}`, error));
+      this.#synced = upTo;
+      this.#release(upTo);
+      if (this.#compactWanted) this.#compact();
+      if (this.#closed) this.#finishWhenIdle();
+      else this.#sync();
+    });
+  }
+
+  /** Calls back the puts the sync up to record `upTo` made durable. */
+  #release(upTo: number): void {
+    let n = 0;
+    while (n < this.#waiters.length && this.#waiters[n].upTo <= upTo) n++;
+    for (const { cb } of this.#waiters.splice(0, n)) cb();
+  }
+
+  #maybeCompact(): void {
+    if (this.#fileBytes > COMPACT_MIN_BYTES && this.#fileBytes > 4 * this.#liveBytes) {
+      if (this.#syncing) this.#compactWanted = true;
+      else this.#compact();
+    }
+  }
+
+  #compact(): void {
+    this.#compactWanted = false;
+    try {
+      const fd = this.#rewrite();
+      closeSync(this.#fd);
+      this.#fd = fd;
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  /**
+   * Replaces the log with one holding only the live packets (written to a temporary file,
+   * synced, renamed over the log, and the folder synced) and opens it for appending.
+   * Everything stored is durable afterwards.
+   */
+  #rewrite(): number {
+    const live = Array.from(this.#index.values(), (entry) => putRecord(entry.packet));
+    const temporary = `${this.path}.rewrite`;
+    try {
+      const fd = openSync(temporary, "w");
+      try {
+        for (const record of live) writeFully(fd, record);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temporary, this.path);
+      syncFolder(dirname(this.path));
+      const appending = openSync(this.path, "a");
+      this.#fileBytes = live.reduce((sum, record) => sum + record.length, 0);
+      this.#written = this.#synced = 0;
+      this.#release(Infinity);
+      return appending;
+    } catch (error) {
+      throw storeError(`rewrite ${this.path}`, error);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    for (const { cb } of this.#waiters.splice(0)) cb(this.#error);
+  }
+
+  /** Closes the file once no sync is in flight, after a last one. */
+  #finishWhenIdle(): void {
+    if (this.#syncing || this.#fd === -1) return;
+    try {
+      if (this.#synced !== this.#written) fdatasyncSync(this.#fd);
+      this.#release(Infinity);
+    } catch (error) {
+      this.#fail(storeError(`sync ${this.path}`, error));
+    }
+    this.closeSync();
+    for (const resolve of this.#onClosed.splice(0)) resolve();
+  }
+}
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
+}
+
+/** Makes a rename in `folder` durable; not every platform can open a folder (Windows). */
+function syncFolder(folder: string): void {
+  let fd: number;
+  try {
+    fd = openSync(folder, "r");
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch {
+    // Some file systems refuse to sync a folder; the rename is then as durable as they make it.
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function storeError(what: string, cause: unknown): MqttStreamError {
+  if (cause instanceof MqttStreamError) return cause;
+  return new MqttStreamError(
+    "STORE_FAILED",
+    `Cannot ${what} for persistence=file: ${
+      (cause as Error).message
+    } (check the folder's permissions and free space, or set localStorage to another folder)`,
+    { cause },
+  );
+}

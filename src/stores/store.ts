@@ -1,0 +1,50 @@
+// The shapes of the file store that the core names, without its code: client.ts imports
+// these as types only, and loads file_store.ts (node:fs) with import() when asked for.
+
+/** A packet as mqtt.js hands it to a store: a PUBLISH or a PUBREL, with a messageId. */
+export interface StoredPacket {
+  cmd: string;
+  messageId?: number;
+  payload?: string | Uint8Array;
+  [field: string]: unknown;
+}
+
+/** How put waits for the disk (the `fsync` option). */
+export type FsyncMode = "batch" | "always";
+
+/** A stretch of a log that could not be read as records. */
+export interface Damage {
+  /** Byte offset in the log. */
+  offset: number;
+  /** Its length in bytes. */
+  bytes: number;
+  /**
+   * "damaged": a complete record whose checksum fails (or bytes that are no record);
+   * "torn": an incomplete record at the end, a write the process did not finish.
+   */
+  kind: "damaged" | "torn";
+}
+
+/** What an opened store folder held from an earlier run. */
+export interface Recovery {
+  /** Packets restored into the incoming store (QoS 2 messages awaiting PUBREL). */
+  incoming: number;
+  /** Packets restored into the outgoing store (publishes and PUBRELs not acknowledged). */
+  outgoing: number;
+  /** Their packet identifiers, in the order mqtt.js will send them again. */
+  outgoingIds: number[];
+  /** Damaged or torn stretches skipped, with the file each was in. */
+  damage: (Damage & { file: string })[];
+}
+
+/** Both stores of one client (mqtt.js's Store interface each), in one locked folder. */
+export interface FileStores {
+  readonly incoming: object;
+  readonly outgoing: object;
+  readonly recovery: Recovery;
+  /**
+   * Closes both stores (syncing what is written) and releases the folder's lock, which
+   * also happens when mqtt.js closes both.
+   */
+  close(): Promise<void>;
+}

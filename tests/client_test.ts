@@ -95,13 +95,6 @@ describe("toClientOptions", () => {
     );
   });
 
-  test("persistence=file is refused until the file store exists, not silently kept in memory", async () => {
-    await assert.rejects(
-      toClientOptions(parseConnectionString("mqtt://h?persistence=file&clientId=c")),
-      (e: unknown) => e instanceof MqttOptionsError && e.option === "persistence",
-    );
-  });
-
   test("random client ids are unique and at most 23 characters", () => {
     const ids = new Set(Array.from({ length: 100 }, randomClientId));
     assert.equal(ids.size, 100);

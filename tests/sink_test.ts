@@ -56,7 +56,15 @@ describe("MqttSink", { timeout: 120_000 }, () => {
     await stream.pipeTo(sink);
     assert.deepEqual(
       { ...sink.stats },
-      { published: 10_000, acked: 10_000, retried: 0, inflight: 0, failed: 0 },
+      {
+        published: 10_000,
+        acked: 10_000,
+        retried: 0,
+        inflight: 0,
+        failed: 0,
+        recovered: 0,
+        damaged: 0,
+      },
     );
     assert.equal(arrived, 10_000);
     assert.ok(seen.maxInflight <= maxInflight, `in flight peaked at ${seen.maxInflight}`);
@@ -138,6 +146,8 @@ describe("MqttSink", { timeout: 120_000 }, () => {
         retried: 0,
         inflight: 0,
         failed: 0,
+        recovered: 0,
+        damaged: 0,
       });
       // A subscriber that comes later gets the retained message, flagged as retained.
       await using late = new MqttSource(broker.url, { topic: "mix/retained", mqttVersion: 5 });

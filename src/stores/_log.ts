@@ -58,24 +58,28 @@ export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, previous
 /** The record that puts `packet` under its messageId. */
 export function putRecord(packet: StoredPacket): Buffer {
   const { payload, ...rest } = packet;
-  const header = Buffer.from(
-    JSON.stringify(
-      { ...rest, $payload: payloadKind(payload) },
-      (_key, value) =>
-        value instanceof Uint8Array
-          ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.length).toString("base64") }
-          : value,
-    ),
+  // Bytes other than the payload live only in MQTT 5 properties (correlationData, user
+  // properties given as bytes): the replacer, which costs, runs only when there are some.
+  const header = JSON.stringify(
+    { ...rest, $payload: payloadKind(payload) },
+    rest.properties === undefined ? undefined : bytesAsBase64,
   );
+  const headerLength = Buffer.byteLength(header);
   const body = typeof payload === "string" ? Buffer.from(payload) : payload;
-  const bodyLength = 7 + header.length + (body?.length ?? 0);
+  const bodyLength = 7 + headerLength + (body?.length ?? 0);
   const record = Buffer.allocUnsafe(HEAD + bodyLength);
   record[HEAD] = PUT;
   record.writeUInt16BE(packet.messageId ?? 0, HEAD + 1);
-  record.writeUInt32BE(header.length, HEAD + 3);
-  header.copy(record, HEAD + 7);
-  if (body) record.set(body, HEAD + 7 + header.length);
+  record.writeUInt32BE(headerLength, HEAD + 3);
+  record.write(header, HEAD + 7);
+  if (body) record.set(body, HEAD + 7 + headerLength);
   return seal(record, bodyLength);
+}
+
+function bytesAsBase64(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array
+    ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.length).toString("base64") }
+    : value;
 }
 
 /** The record that frees `messageId`. */

@@ -27,6 +27,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { MqttStreamError } from "../errors.ts";
 import { delRecord, putRecord, scanLog } from "./_log.ts";
@@ -57,8 +58,12 @@ export function openFileStores(folder: string, fsync: FsyncMode): FileStores & {
   let incoming: FileStore | undefined;
   let outgoing: FileStore | undefined;
   try {
+    // An incoming QoS 2 message is deleted as its PUBCOMP leaves: that del must be on file
+    // first, or a restarted process would hold a message the broker has finished with.
     incoming = new FileStore(join(folder, "incoming.log"), fsync);
-    outgoing = new FileStore(join(folder, "outgoing.log"), fsync);
+    // An acknowledged publish whose del is lost is only sent again (at least once), so the
+    // outgoing log writes its dels in one batch a task, or with the next put.
+    outgoing = new FileStore(join(folder, "outgoing.log"), fsync, { batchDeletes: true });
   } catch (error) {
     incoming?.closeSync();
     lock.release();
@@ -91,6 +96,9 @@ export class FileStore {
   /** What the log held that could not be read, when it was opened. */
   readonly damage: Damage[];
   readonly #fsync: FsyncMode;
+  readonly #batchDeletes: boolean;
+  /** batchDeletes: del records not yet written, written with the next put or in a microtask. */
+  #deletes: Uint8Array[] = [];
   /** The live packets by messageId, in the order a memory store would stream them. */
   #index = new Map<number, { packet: StoredPacket; bytes: number }>();
   #liveBytes = 0;
@@ -112,9 +120,10 @@ export class FileStore {
    *
    * @throws {MqttStreamError} code "STORE_FAILED" when it cannot be read or rewritten.
    */
-  constructor(path: string, fsync: FsyncMode) {
+  constructor(path: string, fsync: FsyncMode, init: { batchDeletes?: boolean } = {}) {
     this.path = path;
     this.#fsync = fsync;
+    this.#batchDeletes = init.batchDeletes ?? false;
     let log: Uint8Array;
     try {
       log = readFileSync(path);
@@ -140,7 +149,7 @@ export class FileStore {
     }
     const record = putRecord(packet);
     this.#set(packet, record.length);
-    if (!this.#append(record)) {
+    if (!this.#append(this.#withDeletes(record))) {
       cb?.(this.#error);
       return this;
     }
@@ -170,9 +179,13 @@ export class FileStore {
       return this;
     }
     this.#forget(packet.messageId!);
-    // A del that does not reach the file only makes the packet come back after a crash:
-    // sent again (at least once), or dropped by the broker as an unknown PUBREL.
-    if (!this.#error && this.#append(delRecord(packet.messageId!))) this.#maybeCompact();
+    if (this.#batchDeletes) {
+      if (this.#deletes.push(delRecord(packet.messageId!)) === 1) {
+        queueMicrotask(() => this.#writeDeletes());
+      }
+    } else if (!this.#error && this.#append(delRecord(packet.messageId!))) {
+      this.#maybeCompact();
+    }
     cb?.(null, stored.packet);
     return this;
   }
@@ -233,8 +246,24 @@ export class FileStore {
     this.#index.delete(messageId);
   }
 
+  /** `record` after the dels waiting to be written (which are written with it). */
+  #withDeletes(record: Uint8Array): Uint8Array {
+    if (this.#deletes.length === 0) return record;
+    return Buffer.concat([...this.#deletes.splice(0), record]);
+  }
+
+  /**
+   * Writes the dels waiting. One lost to a crash only makes its packet come back: sent
+   * again (at least once), or a PUBREL the broker answers as unknown.
+   */
+  #writeDeletes(sync = true): void {
+    if (this.#deletes.length === 0 || this.#fd === -1) return;
+    const records = Buffer.concat(this.#deletes.splice(0));
+    if (!this.#error && this.#append(records, sync)) this.#maybeCompact();
+  }
+
   /** Writes `record` at the end of the log; false (and the store failed) if it cannot. */
-  #append(record: Uint8Array): boolean {
+  #append(record: Uint8Array, sync = true): boolean {
     try {
       writeFully(this.#fd, record);
     } catch (error) {
@@ -243,7 +272,7 @@ export class FileStore {
     }
     this.#fileBytes += record.length;
     this.#written++;
-    this.#sync();
+    if (sync) this.#sync();
     return true;
   }
 
@@ -324,6 +353,9 @@ export class FileStore {
   /** Closes the file once no sync is in flight, after a last one. */
   #finishWhenIdle(): void {
     if (this.#syncing || this.#fd === -1) return;
+    // Written here, then synced with the rest below: an fdatasync started now would still
+    // run when the file is closed.
+    this.#writeDeletes(false);
     try {
       if (this.#synced !== this.#written) fdatasyncSync(this.#fd);
       this.#release(Infinity);

@@ -2,11 +2,14 @@
 // successors send or deliver from the store they left.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import mqtt from "mqtt";
+import { MqttSink } from "../mod.ts";
+import { putRecord } from "../src/stores/_log.ts";
 import { skipWithoutMosquitto, startAedes, startMosquitto, startProxy } from "./_broker.ts";
 import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 
@@ -44,82 +47,51 @@ const numbers = (out: string[]) => out.filter((line) => /^\d+$/.test(line)).map(
 const between = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
 
 describe("persistence=file", { timeout: 180_000 }, () => {
-  test("MqttSink: every write that resolved before a SIGKILL reaches the broker, sent by the next process (5 random kill points)", async () => {
+  for (const frozen of [true, false]) {
+    test(
+      frozen
+        ? "MqttSink: every write that resolved before a SIGKILL reaches the broker, sent by the next process (5 random kill points, the network cut first)"
+        : "MqttSink: every write that resolved before a SIGKILL reaches the broker (5 random kill points while publishes flow)",
+      () => killedSinks(frozen),
+    );
+  }
+
+  test("MqttSink: a damaged record in the store is skipped and counted; the intact ones around it are sent", async () => {
     await using broker = await startAedes();
-    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-kill-"));
-    const subscriber = await mqtt.connectAsync(broker.url, {
-      clientId: "kill-test-subscriber",
-      clean: false,
-    });
-    const received = new Map<string, Set<number>>();
-    subscriber.on("message", (topic, payload) => {
-      if (!received.has(topic)) received.set(topic, new Set());
-      received.get(topic)!.add(Number(payload.toString()));
-    });
-    await subscriber.subscribeAsync("kill/#", { qos: 1 });
-    const total = 2000;
+    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-damaged-"));
+    const subscriber = await mqtt.connectAsync(broker.url);
+    const arrived: string[] = [];
+    subscriber.on("message", (_topic, payload) => arrived.push(payload.toString()));
+    await subscriber.subscribeAsync("damaged/x", { qos: 1 });
     try {
-      for (let point = 0; point < 5; point++) {
-        const topic = `kill/${point}`;
-        const query = `?topic=${topic}&qos=1&clientId=kill-sink-${point}` +
-          `&persistence=file&localStorage=${join(folder, String(point))}&connectionCacheTimeout=0`;
-        const killAfter = between(50, 1500);
-        // The first process talks to the broker through a proxy that stops forwarding
-        // before the kill, as a network failure would: the publishes it sends then never
-        // arrive, and only the store can bring them back (with persistence=memory, this
-        // test loses them).
-        await using proxy = await startProxy(broker.port);
-        const first = spawnScript(new URL("./_persist_sink_child.ts", import.meta.url), [
-          proxy.url + query,
-          "0",
-          String(total),
-        ]);
-        const out = lines(first);
-        try {
-          await waitFor(
-            () => numbers(out).length >= killAfter || first.exitCode !== null,
-            `${killAfter} resolved writes`,
-            30_000,
-          );
-          proxy.freeze();
-          // Until the window is full of publishes that will never be acknowledged: the
-          // child stops printing.
-          for (let last = -1, round = 0; numbers(out).length !== last && round < 50; round++) {
-            last = numbers(out).length;
-            await sleep(100);
-          }
-        } finally {
-          await kill(first);
-        }
-        await proxy.close();
-        const printed = numbers(out);
-        assert.ok(
-          printed.length < total,
-          `the child wrote all ${total} before the kill: no kill point was tested`,
-        );
-        const second = spawnScript(new URL("./_persist_sink_child.ts", import.meta.url), [
-          broker.url + query,
-          "0",
-          "0",
-        ]);
-        const secondOut = lines(second);
-        const { code } = await exited(second);
-        assert.equal(code, 0, "the second process closed cleanly");
-        const closing = secondOut.find((line) => line.startsWith("closed"));
-        assert.match(closing ?? "", /failed=0 damaged=0/);
-        const got = () => received.get(topic) ?? new Set();
-        await waitFor(
-          () => printed.every((n) => got().has(n)),
-          `every printed number on ${topic}`,
-          10_000,
-        ).catch(() => {
-          const missing = printed.filter((n) => !got().has(n));
-          assert.fail(`${missing.length} resolved writes never arrived: ${missing.slice(0, 10)}`);
-        });
-        console.log(
-          `kill point ${point}: killed after ${printed.length} resolved writes (asked ${killAfter}), ${closing}, ${got().size} distinct arrived`,
-        );
-      }
+      // What an earlier run left: ten unacknowledged QoS 1 publishes, the sixth bit-flipped.
+      const records = Array.from({ length: 10 }, (_, i) =>
+        putRecord({
+          cmd: "publish",
+          topic: "damaged/x",
+          payload: new TextEncoder().encode(`record ${i}`),
+          qos: 1,
+          messageId: 100 + i,
+          dup: false,
+          retain: false,
+        }));
+      records[5][records[5].length - 2] ^= 0x01;
+      writeFileSync(join(folder, "outgoing.log"), Buffer.concat(records));
+      const sink = new MqttSink(broker.url, {
+        topic: "damaged/x",
+        clientId: "damaged-sink",
+        persistence: "file",
+        localStorage: folder,
+        connectionCacheTimeout: 0,
+      });
+      await sink.close();
+      assert.equal(sink.stats.recovered, 9);
+      assert.equal(sink.stats.damaged, 1);
+      assert.equal(sink.stats.failed, 0);
+      const expected = [0, 1, 2, 3, 4, 6, 7, 8, 9].map((i) => `record ${i}`);
+      await waitFor(() => arrived.length >= 9, "the nine intact publishes", 5000);
+      await sleep(100);
+      assert.deepEqual(arrived, expected);
     } finally {
       await subscriber.endAsync(true);
       rmSync(folder, { recursive: true, force: true });
@@ -218,3 +190,98 @@ describe("persistence=file", { timeout: 180_000 }, () => {
     },
   );
 });
+
+/**
+ * The kill test of the issue: a child process writes 2,000 numbered QoS 1 records through
+ * an MqttSink with persistence=file and prints each number whose write() resolved; it is
+ * SIGKILLed at a random point; a new child with the same options closes cleanly; a
+ * subscriber with a persistent session must have received every printed number.
+ *
+ * `frozen`: the first child talks to the broker through a proxy that stops forwarding
+ * before the kill, as a network failure would, and the kill waits until the window is full
+ * of publishes that will never be acknowledged. Only the store can bring those back (with
+ * persistence=memory this variant loses them). Otherwise the kill lands while publishes
+ * and acknowledgements flow, at any point of a put, a del or an fdatasync.
+ */
+async function killedSinks(frozen: boolean): Promise<void> {
+  await using broker = await startAedes();
+  const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-kill-"));
+  const subscriber = await mqtt.connectAsync(broker.url, {
+    clientId: "kill-test-subscriber",
+    clean: false,
+  });
+  const received = new Map<string, number[]>();
+  subscriber.on("message", (topic, payload) => {
+    if (!received.has(topic)) received.set(topic, []);
+    received.get(topic)!.push(Number(payload.toString()));
+  });
+  await subscriber.subscribeAsync("kill/#", { qos: 1 });
+  const total = 2000;
+  try {
+    for (let point = 0; point < 5; point++) {
+      const topic = `kill/${point}`;
+      const query = `?topic=${topic}&qos=1&clientId=kill-sink-${point}` +
+        `&persistence=file&localStorage=${join(folder, String(point))}&connectionCacheTimeout=0`;
+      const killAfter = between(50, 1500);
+      await using proxy = await startProxy(broker.port);
+      const first = spawnScript(new URL("./_persist_sink_child.ts", import.meta.url), [
+        (frozen ? proxy.url : broker.url) + query,
+        "0",
+        String(total),
+      ]);
+      const out = lines(first);
+      try {
+        await waitFor(
+          () => numbers(out).length >= killAfter || first.exitCode !== null,
+          `${killAfter} resolved writes`,
+          30_000,
+        );
+        if (frozen) {
+          proxy.freeze();
+          // Until the window is full of publishes that will never be acknowledged: the
+          // child stops printing.
+          for (let last = -1, round = 0; numbers(out).length !== last && round < 50; round++) {
+            last = numbers(out).length;
+            await sleep(100);
+          }
+        }
+      } finally {
+        await kill(first);
+      }
+      await proxy.close();
+      const printed = numbers(out);
+      assert.ok(
+        printed.length < total,
+        `the child wrote all ${total} before the kill: no kill point was tested`,
+      );
+      const second = spawnScript(new URL("./_persist_sink_child.ts", import.meta.url), [
+        broker.url + query,
+        "0",
+        "0",
+      ]);
+      const secondOut = lines(second);
+      const { code } = await exited(second);
+      assert.equal(code, 0, "the second process closed cleanly");
+      const closing = secondOut.find((line) => line.startsWith("closed"));
+      assert.match(closing ?? "", /failed=0 damaged=0/);
+      const got = () => new Set(received.get(topic) ?? []);
+      await waitFor(
+        () => printed.every((n) => got().has(n)),
+        `every printed number on ${topic}`,
+        10_000,
+      ).catch(() => {
+        const missing = printed.filter((n) => !got().has(n));
+        assert.fail(`${missing.length} resolved writes never arrived: ${missing.slice(0, 10)}`);
+      });
+      const deliveries = received.get(topic)?.length ?? 0;
+      console.log(
+        `kill point ${point}: killed after ${printed.length} resolved writes (asked ${killAfter}), ${closing}, ${got().size} distinct arrived, ${
+          deliveries - got().size
+        } duplicates`,
+      );
+    }
+  } finally {
+    await subscriber.endAsync(true);
+    rmSync(folder, { recursive: true, force: true });
+  }
+}

@@ -7,7 +7,15 @@ export { within } from "../tests/_helpers.ts";
 /** One measured figure: every run's value; the report shows the median and min–max. */
 export interface Result {
   /** Which table the row belongs to. */
-  section: "source" | "floor" | "sink" | "bridge" | "latency" | "memory" | "sweep";
+  section:
+    | "source"
+    | "floor"
+    | "sink"
+    | "persistence"
+    | "bridge"
+    | "latency"
+    | "memory"
+    | "sweep";
   broker: string;
   runtime: string;
   /** The workload, e.g. "QoS 1, 100,000 × 64 B". */

@@ -19,6 +19,11 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
     about:
       "The clock stops when every QoS 1/2 publish is confirmed; at QoS 0, when the broker answered a PINGREQ sent after the last one (what `MqttSink.close()` waits for). 'mqtt.js serial' awaits each `publishAsync` (measured on a fifth of the records). mosquitto_pub -l includes its process start and keeps its own window (20).",
   },
+  persistence: {
+    title: "Sink with the file store: `persistence=file` against `persistence=memory` (msg/s)",
+    about:
+      "The same `pipeTo(MqttSink)` with each store, a fresh clientId and folder a run. With `persistence=file` each `write()` resolves once its publish is written to the store's log (it survives the process being killed; `fdatasync` runs in the background); with `fsync=always`, once an `fdatasync` covering it returned (it survives a power loss too). The log's folder is in the system's temporary folder.",
+  },
   bridge: {
     title:
       "Bridge: MqttSource (`ack=manual`) → TransformStream → MqttSink against a raw subscriber republishing through a raw client",
@@ -48,6 +53,10 @@ const RATIOS: Partial<Record<Result["section"], [string, string, string][]>> = {
     ["MqttSink ÷ mqtt.js", "MqttSink", "mqtt.js"],
     ["MqttSink ÷ serial", "MqttSink", "mqtt.js serial"],
     ["mqtt.js ÷ serial", "mqtt.js", "mqtt.js serial"],
+  ],
+  persistence: [
+    ["file ÷ memory", "persistence=file", "persistence=memory"],
+    ["fsync=always ÷ memory", "persistence=file, fsync=always", "persistence=memory"],
   ],
   bridge: [["library ÷ mqtt.js", "MqttSource → MqttSink", "mqtt.js"]],
   latency: [["MqttSource ÷ mqtt.js", "MqttSource", "mqtt.js"]],

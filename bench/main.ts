@@ -4,7 +4,7 @@
 // writes them to bench/RESULTS.md with the maxInflight chart bench/sweep.svg.
 //
 //   deno run -A bench/main.ts [--quick] [--runtimes deno,bun,node] [--brokers mosquitto,aedes]
-//     [--rounds 3] [--only source,floor,sink,bridge,sweep,latency,memory] [--out DIR]
+//     [--rounds 3] [--only source,floor,sink,persistence,bridge,sweep,latency,memory] [--out DIR]
 //
 // --quick: small counts, one run, nothing written unless --out is given (a test runs it so
 // the harness never rots). Node runs only the raw mqtt.js baselines, under tsx.

@@ -3,13 +3,16 @@
 // per figure.
 //
 //   deno run -A bench/suite.ts --mosquitto mqtt://127.0.0.1:1883 [--aedes URL] [--quick]
-//     [--rounds 3] [--raw-only] [--native] [--only source,sink,bridge,sweep,latency,memory]
+//     [--rounds 3] [--raw-only] [--native] [--only source,floor,sink,persistence,bridge,sweep,latency,memory]
 //
 // --raw-only measures only the raw mqtt.js baselines (how Node runs it); --native adds
 // mosquitto_sub / mosquitto_pub beside them (once per run of main.ts, not per runtime).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import type { MqttMessage, MqttRecord } from "../mod.ts";
+import type { MqttMessage, MqttOptions, MqttRecord } from "../mod.ts";
 import { alternate, rate, report, type Result, RUNTIME, timed, within } from "./_measure.ts";
 import { drainNative, publishNative } from "./_native.ts";
 import * as raw from "./_raw.ts";
@@ -38,6 +41,7 @@ const SIZE = quick
       { count: 200, size: 4096, qos: [0, 1, 2] },
     ],
     sink: 2_000,
+    persistence: 2_000,
     bridge: 1_000,
     latency: { rate: 500, seconds: 1 },
     memory: 5_000,
@@ -53,6 +57,7 @@ const SIZE = quick
       { count: 10_000, size: 4096, qos: [0, 1, 2] },
     ],
     sink: 50_000,
+    persistence: 20_000,
     bridge: 50_000,
     latency: { rate: 2_000, seconds: 5 },
     memory: 100_000,
@@ -220,6 +225,51 @@ function pipeToSink(url: string, topic: string, records: Uint8Array[], qos: QoS,
   );
 }
 
+/**
+ * The cost of the file store: pipeTo(MqttSink) with persistence=memory against
+ * persistence=file (fsync=batch, the default: each write resolves once its publish is
+ * written to the log) and fsync=always (once an fdatasync covered it), QoS 1.
+ */
+async function persistence(broker: string, url: string) {
+  if (!lib) return;
+  begin(`${broker} persistence`);
+  const records = raw.payloads(SIZE.persistence, 64);
+  const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-bench-"));
+  const run = (store: Partial<MqttOptions>) => () => {
+    const clientId = fresh("persist");
+    const sink = new lib!.MqttSink(url, {
+      topic: fresh("persist"),
+      qos: 1,
+      maxInflight: WINDOW,
+      clientId,
+      cleanSession: true,
+      connectionCacheTimeout: 0,
+      ...store,
+      ...(store.persistence === "file" ? { localStorage: join(folder, clientId) } : {}),
+    });
+    return timedRate(records.length, () => ReadableStream.from(records).pipeTo(sink));
+  };
+  try {
+    const runs = await alternate(
+      {
+        "persistence=memory": run({ persistence: "memory" }),
+        "persistence=file": run({ persistence: "file" }),
+        "persistence=file, fsync=always": run({ persistence: "file", fsync: "always" }),
+      },
+      ROUNDS,
+      WARM_UP,
+    );
+    emit(
+      "persistence",
+      broker,
+      `QoS 1, ${fmt(records.length)} × 64 B, window ${WINDOW}, each store`,
+      runs,
+    );
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
 /** Throughput of the sink (and of raw mqtt.js with the same window) against maxInflight. */
 async function sweep(broker: string, url: string) {
   const records = raw.payloads(SIZE.sweep, 64);
@@ -365,8 +415,8 @@ async function main() {
   if (args.mosquitto) brokers.push(["mosquitto", args.mosquitto]);
   if (args.aedes) brokers.push(["aedes", args.aedes]);
   if (brokers.length === 0) throw new Error("give --mosquitto URL and/or --aedes URL");
-  const SECTIONS = { source, floor, sink, bridge, sweep, latency, memory };
-  /** Sweep, latency and memory on the primary broker only: it bounds the run. */
+  const SECTIONS = { source, floor, sink, persistence, bridge, sweep, latency, memory };
+  /** Persistence, sweep, latency and memory on the primary broker only: it bounds the run. */
   const EVERYWHERE = ["source", "sink", "bridge"];
   const only = args.only?.split(",") ?? Object.keys(SECTIONS);
   for (const [broker, url] of brokers) {

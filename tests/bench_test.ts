@@ -65,6 +65,7 @@ test("bench/main.ts --quick completes and prints every row of every table", {
         ], 0);
       }
     }
+    assertRow(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B, window 60, each store", RUNTIME], 2);
     for (const broker of ["mosquitto", "aedes"]) {
       assertRow(markdown, [broker, "QoS 1, 1,000 × 64 B, ack=manual", RUNTIME], 1);
     }

@@ -388,6 +388,17 @@ describe("the store folder's lock", () => {
     await stores.close();
   });
 
+  test("a lock held on another host is never taken over: its liveness cannot be checked from here", () => {
+    writeFileSync(join(dir, "lock"), JSON.stringify({ pid: 4242, host: "another-host.example" }));
+    assert.throws(
+      () => openFileStores(dir, "batch"),
+      (error: unknown) =>
+        error instanceof MqttStreamError && error.code === "STORE_LOCKED" &&
+        error.message.includes("process 4242 on another-host.example") &&
+        error.message.includes("delete the lock file if no process uses the folder"),
+    );
+  });
+
   test("a second store of the same process is refused, naming this process", async () => {
     const stores = openFileStores(dir, "batch");
     try {

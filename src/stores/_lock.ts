@@ -42,7 +42,8 @@ export function acquireLock(path: string, what: string): Lock {
       if ((error as { code?: string }).code !== "EEXIST") throw error;
       const seen = readHolder(path);
       if (seen === undefined) continue; // released meanwhile
-      if (seen.holder && isAlive(seen.holder, me)) throw lockedError(path, what, seen.holder, me);
+      const state = seen.holder ? liveness(seen.holder, me) : "dead";
+      if (state !== "dead") throw lockedError(path, what, seen.holder!, me, state === "unknown");
       takeOver(path, seen.text);
       continue;
     }
@@ -85,16 +86,22 @@ function readHolder(path: string): { text: string; holder?: Holder } | undefined
   return { text };
 }
 
-/** Whether the holder may still be running: on another host we cannot tell, so yes. */
-function isAlive(holder: Holder, me: Holder): boolean {
-  if (holder.host !== me.host) return true;
-  if (holder.pid === me.pid) return true;
+/**
+ * Whether the holder still runs: "dead" only when the system says there is no such process.
+ * On another host we cannot tell, nor where the runtime forbids asking (Deno without
+ * --allow-run): a lock is never taken from a process that may be alive.
+ */
+function liveness(holder: Holder, me: Holder): "alive" | "dead" | "unknown" {
+  if (holder.host !== me.host) return "unknown";
+  if (holder.pid === me.pid) return "alive";
   try {
     process.kill(holder.pid, 0);
-    return true;
+    return "alive";
   } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ESRCH") return "dead";
     // EPERM: the process exists but belongs to another user.
-    return (error as { code?: string }).code === "EPERM";
+    return code === "EPERM" ? "alive" : "unknown";
   }
 }
 
@@ -120,12 +127,25 @@ function takeOver(path: string, staleText: string): void {
   unlinkSync(aside);
 }
 
-function lockedError(path: string, what: string, holder: Holder, me: Holder): MqttStreamError {
+function lockedError(
+  path: string,
+  what: string,
+  holder: Holder,
+  me: Holder,
+  unknown: boolean,
+): MqttStreamError {
   const who = holder.pid === me.pid && holder.host === me.host
     ? `this process (pid ${holder.pid}), by another MqttSource or MqttSink with the same clientId and localStorage`
     : `process ${holder.pid} on ${holder.host}`;
+  const unsure = !unknown
+    ? ""
+    : holder.host === me.host
+    ? ` (whether it still runs cannot be checked here: under Deno, --allow-run lets it check)`
+    : ` (whether it still runs cannot be checked from ${me.host})`;
   return new MqttStreamError(
     "STORE_LOCKED",
-    `Cannot open ${what}: its lock ${path} is held by ${who}. One process at a time may use a store folder; stop the holder, or give this one another clientId or localStorage`,
+    `Cannot open ${what}: its lock ${path} is held by ${who}${unsure}. One process at a time may use a store folder; stop the holder, or give this one another clientId or localStorage${
+      unknown ? ", or delete the lock file if no process uses the folder any more" : ""
+    }`,
   );
 }

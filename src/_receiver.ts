@@ -41,7 +41,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
         return counts.received;
       },
       get dropped() {
-        return counts.dropped;
+        return counts.dropped + (connection()?.discarded ?? 0);
       },
       get redelivered() {
         return counts.redelivered;

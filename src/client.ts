@@ -175,6 +175,11 @@ export class Connection {
    * stored, so they cannot be sent again).
    */
   recoveredFailed = 0;
+  /**
+   * QoS 2 messages received (PUBREC sent) and never released, that the file store held
+   * when the broker answered without the session: no PUBREL will come for them.
+   */
+  discarded = 0;
   readonly closed: Promise<MqttStreamError | undefined>;
   #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
@@ -196,6 +201,14 @@ export class Connection {
     this.stores = stores;
     if (stores) this.#watchRecovered(stores.recovery.outgoingIds);
     if (deliver) this.inbound = new Inbound(client, deliver, options);
+    // After the Inbound's own CONNACK handling, which deletes what it had delivered.
+    if (stores) {
+      client.on("packetreceive", (packet) => {
+        if (packet.cmd === "connack" && !sessionResumed(options, packet)) {
+          this.discarded += stores.discardIncoming();
+        }
+      });
+    }
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js's documented `timerVariant` option: its keep-alive interval runs on timers
     // that setIdle can let go of.

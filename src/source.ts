@@ -26,7 +26,11 @@ export interface MqttSourceStats {
   readonly received: number;
   /** PUBACKs / PUBCOMPs sent to the broker. */
   readonly acked: number;
-  /** QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`). */
+  /**
+   * QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`), and, with
+   * persistence=file, QoS 2 messages the store held unreleased when the broker answered
+   * without the session (it will never send their PUBREL).
+   */
   readonly dropped: number;
   /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
   readonly redelivered: number;

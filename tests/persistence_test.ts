@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import mqtt from "mqtt";
-import { MqttSink } from "../mod.ts";
+import { MqttSink, MqttSource } from "../mod.ts";
+import { openFileStores } from "../src/stores/file_store.ts";
 import { putRecord } from "../src/stores/_log.ts";
 import { skipWithoutMosquitto, startAedes, startMosquitto, startProxy } from "./_broker.ts";
 import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
@@ -94,6 +95,49 @@ describe("persistence=file", { timeout: 180_000 }, () => {
       assert.deepEqual(arrived, expected);
     } finally {
       await subscriber.endAsync(true);
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  test("MqttSource: QoS 2 messages stored unreleased are dropped and counted when the broker has no session for them", async () => {
+    await using broker = await startAedes();
+    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-no-session-"));
+    try {
+      // What an earlier run left: three QoS 2 messages received (PUBREC sent), never released.
+      writeFileSync(
+        join(folder, "incoming.log"),
+        Buffer.concat([1, 2, 3].map((messageId) =>
+          putRecord({
+            cmd: "publish",
+            topic: "gone/x",
+            payload: "lost with the session",
+            qos: 2,
+            messageId,
+            dup: false,
+            retain: false,
+          })
+        )),
+      );
+      {
+        // A broker that never saw this clientId: no session, so no PUBREL will come.
+        await using source = new MqttSource(broker.url, {
+          topic: "gone/x",
+          qos: 2,
+          clientId: "no-session-consumer",
+          persistence: "file",
+          localStorage: folder,
+        });
+        await source.ready;
+        assert.equal(source.stats.recovered, 3);
+        assert.equal(source.stats.dropped, 3);
+      }
+      const stores = openFileStores(folder, "batch");
+      try {
+        assert.deepEqual(stores.incoming.ids(), [], "the store no longer holds them");
+      } finally {
+        await stores.close();
+      }
+    } finally {
       rmSync(folder, { recursive: true, force: true });
     }
   });

@@ -81,6 +81,11 @@ export function openFileStores(folder: string, fsync: FsyncMode): FileStores & {
       outgoingIds: outgoing.ids(),
       damage: stores.flatMap((store) => store.damage.map((d) => ({ ...d, file: store.path }))),
     },
+    discardIncoming() {
+      const ids = incoming.ids();
+      for (const messageId of ids) incoming.del({ messageId });
+      return ids.length;
+    },
     close() {
       for (const store of stores) store.close();
       return closed;

@@ -43,6 +43,11 @@ export interface FileStores {
   readonly outgoing: object;
   readonly recovery: Recovery;
   /**
+   * Deletes every packet of the incoming store and says how many there were: called when
+   * the broker has no session, so that no PUBREL will release them.
+   */
+  discardIncoming(): number;
+  /**
    * Closes both stores (syncing what is written) and releases the folder's lock, which
    * also happens when mqtt.js closes both.
    */

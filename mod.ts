@@ -2,11 +2,12 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.3.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
+ * This release (0.4.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
  * whose QoS 1/2 acknowledgements follow what the consumer read, and {@linkcode MqttSink},
  * a publish stream with a window of acknowledged publishes in flight, resends after a
  * reconnect, and connections shared between sinks. Together they bridge brokers at least
- * once. They stand on connection strings and options ({@linkcode parseConnectionString}),
+ * once. With `persistence=file` (Deno, Bun, Node) in-flight publishes and QoS 2 state are
+ * kept in a crash-safe log, so a process killed mid-stream resumes where it was. They stand on connection strings and options ({@linkcode parseConnectionString}),
  * secrets that never print ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError}
  * and its subclasses).
  *

@@ -64,7 +64,7 @@ export interface MqttOptions {
   persistence: "memory" | "file";
   /** Folder of the file store; set when persistence is "file". @default {"./.mqtt-streams/<clientId>"} */
   localStorage?: string;
-  /** When the file store counts a packet as stored: written to the file, or synced to the disk too. @default {"batch"} */
+  /** When the file store counts a packet as stored: written to the log, or synced to the disk too. @default {"batch"} */
   fsync: "batch" | "always";
   /** Lowest TLS version. @default {"TLS"} */
   "ssl.protocol": "TLS" | "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";

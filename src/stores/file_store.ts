@@ -12,7 +12,9 @@
 // - fdatasync runs in the background all the time there is something unsynced, one after
 //   another, so with fsync=batch a power loss loses at most what one fdatasync covered.
 // - get and del answer synchronously from an in-memory index, as mqtt.js's memory store
-//   does: client.ts relies on that before mqtt.js replays the store on CONNACK.
+//   does: client.ts relies on that before mqtt.js replays the store on CONNACK. The
+//   outgoing log writes its dels in one batch a task (or with the next put), one write
+//   instead of one a PUBACK; the incoming log writes each at once (see openFileStores).
 // - The log is rewritten with only the live packets when it opens (dropping damage, so
 //   new records never follow a torn one) and when it grows past four times the live size.
 import {

@@ -81,6 +81,11 @@ class PendingAck implements Ack {
   packet?: Packet;
   /** Deletes the QoS 2 message from mqtt.js's incoming store: done as its PUBCOMP leaves. */
   forget?: () => void;
+  /**
+   * QoS 2: its message is in mqtt.js's incoming store under `messageId`, and the id cannot
+   * name another message yet (no PUBCOMP has left, and the session was not lost).
+   */
+  stored = false;
   released = false;
   /** In the arrival-order queue of the current connection. */
   queued = true;
@@ -199,6 +204,7 @@ export class Inbound {
     let ack: PendingAck | undefined;
     if (qos > 0) {
       ack = new PendingAck(qos as 1 | 2, messageId!, this.#epoch, this);
+      ack.stored = qos === 2;
       this.#queue.push(ack);
       if (qos === 1 && this.unacked > this.#options.maxInflight) this.beyondWindow++;
     }
@@ -249,6 +255,13 @@ export class Inbound {
 
   /** Called by an acknowledgement when released. */
   released(ack: PendingAck): void {
+    // The consumer has the message: a process that restarts from the file store must not
+    // deliver it again, even if it dies before the PUBCOMP leaves (which can be much later
+    // when the message was held while reading paused, until mqtt.js reads on).
+    if (ack.stored) {
+      ack.stored = false;
+      this.#client.incomingStore.del({ messageId: ack.messageId }, () => {});
+    }
     if (ack.queued) this.#flush();
     else if (ack.packet && ack.epoch === this.#epoch) this.#transmit(ack);
   }
@@ -291,8 +304,12 @@ export class Inbound {
 
   #onConnack(connack: IConnackPacket): void {
     if (sessionResumed(this.#options, connack)) return;
-    // The broker forgot these messages: no PUBREL will come, and no PUBCOMP is owed.
-    for (const ack of this.#awaitingPubrel.values()) ack.forget?.();
+    // The broker forgot these messages: no PUBREL will come, and no PUBCOMP is owed. Their
+    // ids may name new messages from now on, which a late release must not delete.
+    for (const ack of this.#awaitingPubrel.values()) {
+      ack.forget?.();
+      ack.stored = false;
+    }
     this.#awaitingPubrel.clear();
   }
 

@@ -217,10 +217,14 @@ export const OPTIONS_SCHEMA = v.object({
     "memory",
   ),
   localStorage: v.optional(
-    option(text(), "Folder of the file store (persistence=file); one process at a time may use it.", {
-      allowed: "a folder path",
-      defaultText: "./.mqtt-streams/<clientId>",
-    }),
+    option(
+      text(),
+      "Folder of the file store (persistence=file); one process at a time may use it.",
+      {
+        allowed: "a folder path",
+        defaultText: "./.mqtt-streams/<clientId>",
+      },
+    ),
   ),
   fsync: v.optional(
     option(

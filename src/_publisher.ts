@@ -72,13 +72,13 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         return pending.size;
       },
       get failed() {
-        return counts.failed + (connection()?.recoveredFailed ?? 0);
+        return counts.failed + (connection()?.persisted?.recoveredFailed ?? 0);
       },
       get recovered() {
-        return connection()?.stores?.recovery.outgoing ?? 0;
+        return connection()?.persisted?.stores.recovery.outgoing ?? 0;
       },
       get damaged() {
-        return connection()?.stores?.recovery.damage.length ?? 0;
+        return connection()?.persisted?.stores.recovery.damage.length ?? 0;
       },
     };
   }
@@ -162,27 +162,17 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (this.options.persistence === "memory") return this.#send(publish, 1);
     // persistence=file: write() resolves once mqtt.js's store holds the publish, so that a
     // process killed after it resolved sends it again when it restarts.
-    let stored = false;
-    const done = new Promise<void>((resolve) =>
-      this.#unstored.set(publish, () => {
-        stored = true;
-        resolve();
-      })
-    );
+    const stored = new Promise<void>((resolve) => (publish.stored = resolve));
     this.#send(publish, 1);
-    if (stored) return;
-    return Promise.race([done, this.#failed]);
+    // Stored at once (fsync=batch): the write resolves without a promise.
+    if (!publish.stored) return;
+    return Promise.race([stored, this.#failed]);
   }
-
-  /** persistence=file: what resolves the write of each publish not yet in the store. */
-  #unstored = new Map<Publish, () => void>();
 
   /** The publish is in mqtt.js's store (or acknowledged): its write may resolve. */
   #stored(publish: Publish): void {
-    const resolve = this.#unstored.get(publish);
-    if (!resolve) return;
-    this.#unstored.delete(publish);
-    resolve();
+    publish.stored?.();
+    publish.stored = undefined;
   }
 
   /**
@@ -378,7 +368,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#error = error;
     this.#counts.failed += this.#pending.size;
     this.#pending.clear();
-    this.#unstored.clear();
     this.#rejectFailed(error);
     this.#controller.error(error);
     this.#release(now);

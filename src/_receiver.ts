@@ -41,7 +41,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
         return counts.received;
       },
       get dropped() {
-        return counts.dropped + (connection()?.discarded ?? 0);
+        return counts.dropped + (connection()?.persisted?.discarded ?? 0);
       },
       get redelivered() {
         return counts.redelivered;
@@ -62,10 +62,10 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
         return connection()?.inbound?.beyondWindow ?? 0;
       },
       get recovered() {
-        return connection()?.stores?.recovery.incoming ?? 0;
+        return connection()?.persisted?.stores.recovery.incoming ?? 0;
       },
       get damaged() {
-        return connection()?.stores?.recovery.damage.length ?? 0;
+        return connection()?.persisted?.stores.recovery.damage.length ?? 0;
       },
     };
   }

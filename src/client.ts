@@ -9,6 +9,7 @@ import { classify } from "./_classify.ts";
 import { tlsOptions } from "./_tls.ts";
 import { refTimer, unrefTimer } from "./_timers.ts";
 import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
+import { openStores, Persisted, storeOptions } from "./_client_stores.ts";
 import type { FileStores } from "./stores/store.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
@@ -18,7 +19,7 @@ export { type Ack, sessionResumed } from "./_client_inbound.ts";
  * test in tests/sink_test.ts fails if they change.
  */
 interface MqttInternals {
-  outgoing: Record<number, { volatile: boolean; cmd: string; cb: (error?: Error) => void }>;
+  outgoing: Record<number, { cb: (error?: Error) => void }>;
   outgoingStore: {
     get(packet: { messageId: number }, cb: (error?: Error, packet?: Packet) => void): void;
   };
@@ -121,17 +122,6 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
   return clientOptions;
 }
 
-/**
- * Opens the file store of `options` (persistence=file). Its code is loaded only now, so
- * that the core stays free of file-system code and bundles for browsers.
- *
- * @throws {MqttStreamError} code "STORE_LOCKED" or "STORE_FAILED".
- */
-async function openStores(options: MqttOptions): Promise<FileStores> {
-  const { openFileStores } = await import("./stores/file_store.ts");
-  return openFileStores(options.localStorage!, options.fsync);
-}
-
 /** The parts of a Node-style writable socket that {@linkcode Connection.batch} uses. */
 interface Corkable {
   cork?(): void;
@@ -167,19 +157,8 @@ export class Connection {
   attempts = 1;
   /** Incoming messages, when opened with `deliver`. */
   readonly inbound?: Inbound;
-  /** The file store (persistence=file): what it recovered, and closing it. */
-  readonly stores?: FileStores;
-  /**
-   * Publishes recovered from the file store that the broker refused when they were sent
-   * again, or QoS 2 ones past PUBREC whose session the broker lost (only their PUBREL was
-   * stored, so they cannot be sent again).
-   */
-  recoveredFailed = 0;
-  /**
-   * QoS 2 messages received (PUBREC sent) and never released, that the file store held
-   * when the broker answered without the session: no PUBREL will come for them.
-   */
-  discarded = 0;
+  /** The file store (persistence=file), and what became of what it recovered. */
+  readonly persisted?: Persisted;
   readonly closed: Promise<MqttStreamError | undefined>;
   #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
@@ -198,17 +177,8 @@ export class Connection {
   ) {
     this.client = client;
     this.options = options;
-    this.stores = stores;
-    if (stores) this.#watchRecovered(stores.recovery.outgoingIds);
     if (deliver) this.inbound = new Inbound(client, deliver, options);
-    // After the Inbound's own CONNACK handling, which deletes what it had delivered.
-    if (stores) {
-      client.on("packetreceive", (packet) => {
-        if (packet.cmd === "connack" && !sessionResumed(options, packet)) {
-          this.discarded += stores.discardIncoming();
-        }
-      });
-    }
+    if (stores) this.persisted = new Persisted(stores, client, options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js's documented `timerVariant` option: its keep-alive interval runs on timers
     // that setIdle can let go of.
@@ -256,8 +226,7 @@ export class Connection {
     const connection = new Connection(
       mqtt.connect({
         ...clientOptions,
-        incomingStore: stores?.incoming as IClientOptions["incomingStore"],
-        outgoingStore: stores?.outgoing as IClientOptions["outgoingStore"],
+        ...(stores && storeOptions(stores)),
         manualConnect: true,
       }),
       options,
@@ -269,7 +238,7 @@ export class Connection {
       const onAbort = () => {
         connection.#over = true;
         client.end(true);
-        connection.stores?.close();
+        connection.persisted?.stores.close();
         reject(init.signal!.reason);
       };
       init.signal?.addEventListener("abort", onAbort, { once: true });
@@ -308,24 +277,6 @@ export class Connection {
     }
   }
 
-  /**
-   * Counts what becomes of the publishes an earlier run left in the file store. mqtt.js
-   * sends them again on CONNACK, calling back whoever registered their packet identifier,
-   * and no one has in this process: without this, a refusal would go unseen.
-   */
-  #watchRecovered(ids: number[]): void {
-    const { outgoing } = this.client as unknown as MqttInternals;
-    for (const id of ids) {
-      outgoing[id] = {
-        volatile: false,
-        cmd: "publish",
-        cb: (error) => {
-          if (error) this.recoveredFailed++;
-        },
-      };
-    }
-  }
-
   /** Whether attempts are exhausted for the current outage. */
   #exhausted(): boolean {
     return this.options.connectAttempts !== -1 && this.attempts >= this.options.connectAttempts;
@@ -358,7 +309,7 @@ export class Connection {
       } (connectAttempts=${this.options.connectAttempts}): ${reason}`;
     this.client.end(true);
     this.inbound?.dispose();
-    this.stores?.close();
+    this.persisted?.stores.close();
     const cause = { cause: this.#lastError };
     this.#settle(
       code === "PROTOCOL"
@@ -452,6 +403,6 @@ export class Connection {
     }
     this.inbound?.dispose();
     await this.client.endAsync(force);
-    await this.stores?.close();
+    await this.persisted?.stores.close();
   }
 }

@@ -85,6 +85,8 @@ export interface Publish {
   retain: boolean;
   properties?: MqttPublishProperties;
   ack?: () => void;
+  /** persistence=file: resolves the sink's write once the store holds the publish. */
+  stored?: () => void;
 }
 
 /** Properties a received message carries that belong to its hop, not to a republish. */

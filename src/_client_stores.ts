@@ -1,0 +1,70 @@
+// Part of the one door to mqtt.js (with client.ts and _client_inbound.ts): the file store
+// of persistence=file, handed to mqtt.js as its incoming and outgoing stores, and the
+// accounts of what the store brought back from an earlier run. The store's code is loaded
+// with import() only when persistence=file is asked for, so the core stays free of
+// file-system code and bundles for browsers.
+import type { IClientOptions, MqttClient } from "mqtt";
+import type { MqttOptions } from "./options.ts";
+import { sessionResumed } from "./_client_inbound.ts";
+import type { FileStores } from "./stores/store.ts";
+
+/** The part of mqtt.js's client that {@linkcode Persisted} relies on. */
+interface MqttInternals {
+  outgoing: Record<number, { volatile: boolean; cmd: string; cb: (error?: Error) => void }>;
+}
+
+/**
+ * Opens the file store of `options` (persistence=file).
+ *
+ * @throws {MqttStreamError} code "STORE_LOCKED" or "STORE_FAILED".
+ */
+export async function openStores(options: MqttOptions): Promise<FileStores> {
+  const { openFileStores } = await import("./stores/file_store.ts");
+  return openFileStores(options.localStorage!, options.fsync);
+}
+
+/** mqtt.js's client options that make it use `stores`. */
+export function storeOptions(stores: FileStores): Partial<IClientOptions> {
+  return {
+    incomingStore: stores.incoming as IClientOptions["incomingStore"],
+    outgoingStore: stores.outgoing as IClientOptions["outgoingStore"],
+  };
+}
+
+/** A connection's file store, and what became of what it recovered. */
+export class Persisted {
+  /**
+   * Publishes recovered from the store that the broker refused when they were sent again,
+   * or QoS 2 ones past PUBREC whose session the broker lost (only their PUBREL was stored,
+   * so they cannot be sent again).
+   */
+  recoveredFailed = 0;
+  /**
+   * QoS 2 messages received (PUBREC sent) and never released, that the store held when the
+   * broker answered without the session: no PUBREL will come for them.
+   */
+  discarded = 0;
+
+  /** Installs itself on `client`; made after the connection's Inbound, if it has one. */
+  constructor(readonly stores: FileStores, client: MqttClient, options: MqttOptions) {
+    // mqtt.js sends the recovered publishes again on CONNACK and calls back whoever
+    // registered their packet identifier; no one has in this process, so a refusal would
+    // go unseen.
+    const { outgoing } = client as unknown as MqttInternals;
+    for (const id of stores.recovery.outgoingIds) {
+      outgoing[id] = {
+        volatile: false,
+        cmd: "publish",
+        cb: (error) => {
+          if (error) this.recoveredFailed++;
+        },
+      };
+    }
+    // After the Inbound's own CONNACK handling, which deletes what it had delivered.
+    client.on("packetreceive", (packet) => {
+      if (packet.cmd === "connack" && !sessionResumed(options, packet)) {
+        this.discarded += stores.discardIncoming();
+      }
+    });
+  }
+}

@@ -79,11 +79,9 @@ export const MQTT_INTERNALS = [
 class PendingAck implements Ack {
   /** The PUBACK/PUBCOMP mqtt.js built, once it has. */
   packet?: Packet;
-  /** Deletes the QoS 2 message from mqtt.js's incoming store: done as its PUBCOMP leaves. */
-  forget?: () => void;
   /**
-   * QoS 2: its message is in mqtt.js's incoming store under `messageId`, and the id cannot
-   * name another message yet (no PUBCOMP has left, and the session was not lost).
+   * QoS 2: its message is in mqtt.js's incoming store under `messageId` until released, and
+   * the id cannot name another message meanwhile (no PUBCOMP has left, the session holds).
    */
   stored = false;
   released = false;
@@ -179,15 +177,9 @@ export class Inbound {
       // On PUBREL, mqtt.js deletes a QoS 2 message from its incoming store in this callback.
       // Deleted before the consumer read it, a message whose process then died would be
       // lost: the broker sends PUBREL again, and mqtt.js answers PUBCOMP for a message it
-      // no longer has. So the delete waits for the PUBCOMP (see #transmit).
+      // no longer has. So that delete is skipped, and the message deleted when released.
       const store = ack?.qos === 2 ? this.#client.incomingStore : undefined;
-      const del = store?.del;
-      if (store) {
-        store.del = (packet, cb) => {
-          ack!.forget = () => del!.call(store, packet, cb);
-          return store;
-        };
-      }
+      if (store) store.del = () => store;
       try {
         callback();
       } finally {
@@ -258,10 +250,7 @@ export class Inbound {
     // The consumer has the message: a process that restarts from the file store must not
     // deliver it again, even if it dies before the PUBCOMP leaves (which can be much later
     // when the message was held while reading paused, until mqtt.js reads on).
-    if (ack.stored) {
-      ack.stored = false;
-      this.#client.incomingStore.del({ messageId: ack.messageId }, () => {});
-    }
+    this.#unstore(ack);
     if (ack.queued) this.#flush();
     else if (ack.packet && ack.epoch === this.#epoch) this.#transmit(ack);
   }
@@ -281,10 +270,6 @@ export class Inbound {
     if (ack.epoch !== this.#epoch || !this.#client.connected || !ack.packet) return;
     const packet = ack.packet;
     ack.packet = undefined;
-    // Stored until now, so that a process killed before this point gets the message again
-    // from its file store when the broker repeats PUBREL (persistence=file).
-    ack.forget?.();
-    ack.forget = undefined;
     this.#send(packet);
     this.acked++;
   }
@@ -306,11 +291,15 @@ export class Inbound {
     if (sessionResumed(this.#options, connack)) return;
     // The broker forgot these messages: no PUBREL will come, and no PUBCOMP is owed. Their
     // ids may name new messages from now on, which a late release must not delete.
-    for (const ack of this.#awaitingPubrel.values()) {
-      ack.forget?.();
-      ack.stored = false;
-    }
+    for (const ack of this.#awaitingPubrel.values()) this.#unstore(ack);
     this.#awaitingPubrel.clear();
+  }
+
+  /** Deletes a QoS 2 message from mqtt.js's incoming store, once. */
+  #unstore(ack: PendingAck): void {
+    if (!ack.stored) return;
+    ack.stored = false;
+    this.#client.incomingStore.del({ messageId: ack.messageId }, () => {});
   }
 
   #pause(): void {

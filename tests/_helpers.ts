@@ -45,9 +45,40 @@ export function spawnScript(
   args: string[],
   stdout: "pipe" | "inherit" = "pipe",
 ): ChildProcess {
-  return spawn(
+  const child = spawn(
     process.execPath,
     [...(typeof Deno === "object" ? ["run", "-A"] : []), fileURLToPath(script), ...args],
     { stdio: ["ignore", stdout, "inherit"] },
   );
+  endings.set(
+    child,
+    new Promise((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal: signal as string | null }))
+    ),
+  );
+  return child;
+}
+
+/** How each child of {@linkcode spawnScript} ended, watched from its start. */
+const endings = new WeakMap<
+  ChildProcess,
+  Promise<{ code: number | null; signal: string | null }>
+>();
+
+/**
+ * Resolves with how `child` (started by {@linkcode spawnScript}) ended. Its own exitCode
+ * and signalCode are no guide: under Deno, kill() sets signalCode before the process is gone.
+ */
+export function exited(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: string | null }> {
+  const ending = endings.get(child);
+  if (!ending) throw new Error("exited() takes a child started by spawnScript()");
+  return ending;
+}
+
+/** SIGKILLs `child` and waits until it is gone. */
+export async function kill(child: ChildProcess): Promise<void> {
+  child.kill("SIGKILL");
+  await exited(child);
 }

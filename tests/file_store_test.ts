@@ -14,7 +14,7 @@ import { FileStore, openFileStores } from "../src/stores/file_store.ts";
 import { crc32, putRecord, scanLog } from "../src/stores/_log.ts";
 import type { StoredPacket } from "../src/stores/store.ts";
 import { startAedes } from "./_broker.ts";
-import { spawnScript, waitFor, within } from "./_helpers.ts";
+import { kill, spawnScript, waitFor, within } from "./_helpers.ts";
 
 type Callback = (error?: Error | null, packet?: StoredPacket) => void;
 /** What both stores offer: mqtt.js's Store interface. */
@@ -370,8 +370,7 @@ describe("the store folder's lock", () => {
           error.message.includes(`process ${holder.pid} `) && error.message.includes(dir),
       );
     } finally {
-      holder.kill("SIGKILL");
-      await new Promise((resolve) => holder.once("exit", resolve));
+      await kill(holder);
     }
     const stores = openFileStores(dir, "batch");
     try {

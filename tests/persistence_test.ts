@@ -12,7 +12,7 @@ import { MqttSink, MqttSource } from "../mod.ts";
 import { openFileStores } from "../src/stores/file_store.ts";
 import { putRecord } from "../src/stores/_log.ts";
 import { skipWithoutMosquitto, startAedes, startMosquitto, startProxy } from "./_broker.ts";
-import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
+import { exited, kill, LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 
 /** A child's stdout as lines, live. */
 function lines(child: ChildProcess): string[] {
@@ -25,20 +25,6 @@ function lines(child: ChildProcess): string[] {
     out.push(...parts);
   });
   return out;
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  }
-  return new Promise((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal: signal as string | null }))
-  );
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  child.kill("SIGKILL");
-  await exited(child);
 }
 
 /** Numbers printed on their own line. */

@@ -81,7 +81,7 @@ export function openFileStores(folder: string, fsync: FsyncMode): FileStores & {
       incoming: incoming.recovered,
       outgoing: outgoing.recovered,
       outgoingIds: outgoing.ids(),
-      damage: stores.flatMap((store) => store.damage.map((d) => ({ ...d, file: store.path }))),
+      damage: stores.flatMap((store) => store.damage),
     },
     discardIncoming() {
       const ids = incoming.ids();

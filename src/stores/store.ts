@@ -33,8 +33,8 @@ export interface Recovery {
   outgoing: number;
   /** Their packet identifiers, in the order mqtt.js will send them again. */
   outgoingIds: number[];
-  /** Damaged or torn stretches skipped, with the file each was in. */
-  damage: (Damage & { file: string })[];
+  /** Damaged or torn stretches skipped, in both logs. */
+  damage: Damage[];
 }
 
 /** Both stores of one client (mqtt.js's Store interface each), in one locked folder. */

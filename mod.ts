@@ -41,6 +41,8 @@
 export {
   MqttConnectError,
   type MqttErrorCode,
+  MqttInvalidMessageError,
+  type MqttIssue,
   MqttOptionsError,
   MqttProtocolError,
   MqttPublishError,
@@ -61,3 +63,32 @@ export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/source.ts";
 export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
 export { MqttSink, type MqttSinkChunk, type MqttSinkInit, type MqttSinkStats } from "./src/sink.ts";
+export {
+  type InferOutput,
+  type StandardSchemaIssue,
+  type StandardSchemaProps,
+  type StandardSchemaResult,
+  type StandardSchemaV1,
+} from "./src/transforms/standard_schema.ts";
+export {
+  type MqttDeadLetter,
+  type MqttInput,
+  MqttTransform,
+  type MqttTransformOptions,
+  type MqttTransformStats,
+  type MqttValue,
+  type OnInvalid,
+  type Outcome,
+} from "./src/transforms/mqtt_transform.ts";
+export { decodeJson, decodeText } from "./src/transforms/decode.ts";
+export { validate } from "./src/transforms/validate.ts";
+export {
+  type MqttRouter,
+  type MqttRoutes,
+  route,
+  type Routed,
+  type RoutedUnion,
+  type RouteParams,
+} from "./src/transforms/route.ts";
+export { merge, type MergeOptions, type Tagged, type TaggedUnion } from "./src/transforms/merge.ts";
+export { type RecordsOf, toRecord } from "./src/transforms/to_record.ts";

@@ -42,7 +42,9 @@ export type MqttErrorCode =
   /** Another process (or another stream of this one) holds the file store's folder. */
   | "STORE_LOCKED"
   /** The file store could not read or write its folder (permissions, disk full, ...). */
-  | "STORE_FAILED";
+  | "STORE_FAILED"
+  /** A transform met a message it cannot decode, validate or route (`onInvalid: "error"`). */
+  | "INVALID_MESSAGE";
 
 /**
  * Options every mqtt-streams error accepts.
@@ -289,4 +291,79 @@ export class MqttProtocolError extends MqttStreamError {
   constructor(message: string, options?: MqttStreamErrorOptions) {
     super("PROTOCOL", message, options);
   }
+}
+
+/**
+ * One problem a transform found with a message: what is wrong, and where in its value.
+ *
+ * @example
+ * ```ts
+ * import type { MqttIssue } from "@mqtt-streams/core";
+ *
+ * const issue: MqttIssue = { message: "Invalid type: Expected number but received \"hot\"", path: ["celsius"] };
+ * console.log(issue.path); // [ "celsius" ]
+ * ```
+ */
+export interface MqttIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where in the value, as keys from its root; absent when the whole message is at fault. */
+  readonly path?: readonly (string | number)[];
+}
+
+/**
+ * A transform (`decodeJson`, `validate`, `route`, ...) met a message it cannot decode,
+ * validate or route, and its `onInvalid` policy is `"error"`. The message names the topic
+ * and each issue with its path.
+ *
+ * @example
+ * ```ts
+ * import { MqttInvalidMessageError } from "@mqtt-streams/core";
+ *
+ * const error = new MqttInvalidMessageError("validate", "sensors/north/temp", [
+ *   { message: "Invalid type: Expected number but received string", path: ["celsius"] },
+ * ]);
+ * console.log(error.message); // Cannot validate the message on 'sensors/north/temp': celsius: Invalid type: ...
+ * ```
+ */
+export class MqttInvalidMessageError extends MqttStreamError {
+  /** The transform that refused it: "decodeText", "decodeJson", "validate" or "route". */
+  readonly stage: string;
+  /** The topic of the message. */
+  readonly topic: string;
+  /** What is wrong with it. */
+  readonly issues: readonly MqttIssue[];
+
+  /**
+   * Creates an invalid-message error.
+   *
+   * @param stage The transform that refused the message.
+   * @param topic The topic of the message.
+   * @param issues What is wrong with it.
+   * @param options The cause, if any.
+   */
+  constructor(
+    stage: string,
+    topic: string,
+    issues: readonly MqttIssue[],
+    options?: MqttStreamErrorOptions,
+  ) {
+    super(
+      "INVALID_MESSAGE",
+      `Cannot ${
+        stage === "route" ? "route" : stage === "validate" ? "validate" : "decode"
+      } the message on '${topic}': ${formatIssues(issues)}`,
+      options,
+    );
+    this.stage = stage;
+    this.topic = topic;
+    this.issues = issues;
+  }
+}
+
+/** Issues as one line: "celsius: expected a number; site: required". */
+export function formatIssues(issues: readonly MqttIssue[]): string {
+  return issues.map((issue) =>
+    issue.path?.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message
+  ).join("; ");
 }

@@ -1,0 +1,59 @@
+// A message as a JSON object of plain fields: what `cli.ts sub` prints a line each, and
+// the payload of a dead letter on an MQTT 3.1.1 sink (which has no user properties).
+import type { MqttIssue } from "../errors.ts";
+import type { MqttMessage } from "../message.ts";
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** A message's fields as JSON can carry them: the payload as text, or base64 when it is not UTF-8. */
+export interface MessageJson {
+  topic: string;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  payload: string;
+  encoding?: "base64";
+  timestamp: number;
+}
+
+/** The JSON fields of `message`. */
+export function messageJson(message: MqttMessage): MessageJson {
+  const { topic, qos, retain, timestamp } = message;
+  const text = utf8(message.payload);
+  return text === undefined
+    ? { topic, qos, retain, payload: toBase64(message.payload), encoding: "base64", timestamp }
+    : { topic, qos, retain, payload: text, timestamp };
+}
+
+/** The payload as text, or undefined when it is not valid UTF-8. */
+export function utf8(payload: Uint8Array): string | undefined {
+  try {
+    return strict.decode(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Base64 of `bytes`, with web APIs only (the core runs in browsers). */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** The bytes of base64 `text`. @throws {Error} When it is not base64. */
+export function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+}
+
+/** The payload parsed as JSON, or the issue that says why it is not JSON. */
+export function parseJson(payload: Uint8Array): { value: unknown } | { issues: MqttIssue[] } {
+  const text = utf8(payload);
+  if (text === undefined) return { issues: [{ message: "the payload is not valid UTF-8" }] };
+  try {
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    return { issues: [{ message: `the payload is not JSON (${(error as Error).message})` }] };
+  }
+}

@@ -1,0 +1,63 @@
+// Topic filters with named wildcards ("sensors/+site/temperature", "logs/#rest"): the plain
+// filter to subscribe with, and a matcher that returns the named levels of a topic.
+// Matching follows MQTT 5 §4.7: '+' is one level (maybe empty), '#' the rest (maybe none,
+// and then the parent level too: "a/#" matches "a"), and a wildcard first level does not
+// match a topic that starts with '$'.
+import { topicFilterProblem } from "../_topic.ts";
+
+/** A compiled named filter. */
+export interface NamedFilter {
+  /** The filter as written. */
+  readonly name: string;
+  /** The MQTT filter: names removed ("sensors/+/temperature"). */
+  readonly filter: string;
+  /** The named levels of `topic`, or undefined when the filter does not match it. */
+  match(topic: string): Record<string, string> | undefined;
+}
+
+/** Compiles `name`; a TypeError names `stage` and says what is wrong. */
+export function namedFilter(stage: string, name: string): NamedFilter {
+  const levels = name.split("/");
+  const names: (string | undefined)[] = [];
+  const plain = levels.map((level) => {
+    const wildcard = level[0] === "+" || level[0] === "#" ? level[0] : undefined;
+    names.push(wildcard && level.length > 1 ? level.slice(1) : undefined);
+    return wildcard ?? level;
+  });
+  const filter = plain.join("/");
+  const problem = topicFilterProblem(filter) ??
+    (names.some((n) => n !== undefined && !/^[A-Za-z_$][\w$]*$/.test(n))
+      ? "a wildcard's name must be an identifier, as in +site or #rest"
+      : undefined) ??
+    (new Set(names.filter(Boolean)).size < names.filter(Boolean).length
+      ? "each wildcard needs a name of its own"
+      : undefined) ??
+    (filter.startsWith("$share/") ? "route by the topic, without $share/{group}/" : undefined);
+  if (problem) {
+    throw new TypeError(
+      `Cannot create ${stage}() as the filter '${name}' is not a topic filter with named wildcards: ${problem}`,
+    );
+  }
+  const last = plain.length - 1;
+  return {
+    name,
+    filter,
+    match(topic) {
+      const parts = topic.split("/");
+      if ((plain[0] === "+" || plain[0] === "#") && topic.startsWith("$")) return undefined;
+      const params: Record<string, string> = {};
+      for (let i = 0; i <= last; i++) {
+        const level = plain[i];
+        if (level === "#") {
+          if (names[i]) params[names[i]!] = parts.slice(i).join("/");
+          return params;
+        }
+        if (i >= parts.length) return undefined;
+        if (level === "+") {
+          if (names[i]) params[names[i]!] = parts[i];
+        } else if (level !== parts[i]) return undefined;
+      }
+      return parts.length === plain.length ? params : undefined;
+    },
+  };
+}

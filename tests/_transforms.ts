@@ -138,7 +138,10 @@ export function underEachPolicy<O>(
     assert.equal(first.qos, 1);
     assert.equal(first.properties?.userProperties?.["mqtt-streams-topic"], bad[0].topic);
     assert.match(String(first.properties?.userProperties?.["mqtt-streams-issues"]), cases.issue);
-    assert.match(first.issues.map((issue) => issue.message).join("; "), cases.issue);
+    assert.match(
+      first.issues.map((i) => `${i.path ? `${i.path.join(".")}: ` : ""}${i.message}`).join("; "),
+      cases.issue,
+    );
     for (const message of bad) assert.equal(acks.get(message), 1, `${message.topic} acked once`);
     assert.ok(box.closed(), "the dead-letter stream is closed when the input ends");
   });

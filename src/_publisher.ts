@@ -35,6 +35,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   readonly #counts = { published: 0, acked: 0, retried: 0, failed: 0 };
   readonly #reader: RecordReader;
   readonly #signal?: AbortSignal;
+  /** Aborts connecting: a WritableStream calls abort() only once start() settled. */
+  readonly #starting = new AbortController();
   #controller!: WritableStreamDefaultController;
   #lease?: Lease;
   /**
@@ -85,7 +87,10 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   async start(controller: WritableStreamDefaultController): Promise<void> {
     this.#controller = controller;
-    const lease = await acquire(this.options, this.#signal);
+    const signal = this.#signal
+      ? AbortSignal.any([this.#signal, this.#starting.signal])
+      : this.#starting.signal;
+    const lease = await acquire(this.options, signal);
     this.#lease = lease;
     if (this.#error !== undefined) return void await lease.release(true);
     const { connection } = lease;
@@ -354,6 +359,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         ),
       );
     }
+  }
+
+  /** Gives up connecting, if start() is still connecting: then the stream's abort can go on. */
+  stopStarting(reason: unknown): void {
+    this.#starting.abort(reason);
   }
 
   /** Disconnects at once (when no other sink shares the connection); unsettled publishes are given up. */

@@ -237,6 +237,7 @@ export class Connection {
     const connected = new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         connection.#over = true;
+        connection.#stopReconnecting();
         client.end(true);
         connection.persisted?.stores.close();
         reject(init.signal!.reason);
@@ -275,6 +276,15 @@ export class Connection {
         client._removeOutgoingAndStoreMessage(id, () => cb(new Error(SESSION_LOST)));
       });
     }
+  }
+
+  /**
+   * With manualConnect, mqtt.js's end() clears `disconnecting` again once it closed its
+   * stores, so a socket that closes after that (one still connecting) would arm a
+   * reconnect: a period of 0 means none.
+   */
+  #stopReconnecting(): void {
+    this.client.options.reconnectPeriod = 0;
   }
 
   /** Whether attempts are exhausted for the current outage. */
@@ -402,6 +412,7 @@ export class Connection {
       this.#settle(undefined);
     }
     this.inbound?.dispose();
+    this.#stopReconnecting();
     await this.client.endAsync(force);
     await this.persisted?.stores.close();
   }

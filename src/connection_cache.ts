@@ -95,6 +95,8 @@ interface Entry {
   window?: PublishWindow;
   refs: number;
   timer?: ReturnType<typeof setTimeout>;
+  /** Stops connecting when the last sink leaves before the connection is up. */
+  stop: AbortController;
 }
 
 const entries = new Map<string, Entry>();
@@ -114,7 +116,13 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
   const key = await identity(options);
   let entry = entries.get(key);
   if (!entry) {
-    const created: Entry = { key, refs: 0, opening: Connection.open(options) };
+    const stop = new AbortController();
+    const created: Entry = {
+      key,
+      refs: 0,
+      stop,
+      opening: Connection.open(options, { signal: stop.signal }),
+    };
     entry = created;
     entries.set(key, created);
     created.opening.then((connection) => {
@@ -158,12 +166,16 @@ async function evict(entry: Entry, force: boolean): Promise<void> {
   if (entries.get(entry.key) === entry) entries.delete(entry.key);
   clearTimeout(entry.timer);
   // Sinks still on a connection that failed have their own error; ending is for the idle.
-  if (entry.refs === 0) await entry.connection?.end(force);
+  if (entry.refs > 0) return;
+  if (entry.connection) await entry.connection.end(force);
+  else entry.stop.abort(new Error("every sink left before the connection was up"));
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
 function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return promise;
+  // It may have aborted while acquire() awaited the identity: its event is gone by now.
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });

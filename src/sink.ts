@@ -171,6 +171,19 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     this.#publisher = publisher;
   }
 
+  /**
+   * Aborts the sink: disconnects at once (unless another sink shares the connection),
+   * giving up unsettled publishes; also while it is still connecting, which a plain
+   * WritableStream would wait out.
+   *
+   * @param reason Why; the stream errors with it.
+   * @returns Resolves once aborted.
+   */
+  override async abort(reason?: unknown): Promise<void> {
+    this.#publisher.stopStarting(reason ?? new Error("aborted"));
+    await super.abort(reason);
+  }
+
   /** Live counters: published, acked, retried, inflight, failed, recovered, damaged. */
   get stats(): MqttSinkStats {
     return this.#publisher.stats;

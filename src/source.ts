@@ -136,7 +136,10 @@ export class MqttSource extends ReadableStream<MqttMessage> {
 
   /**
    * Resolves once connected and subscribed, so that what is published from then on
-   * arrives; rejects with the error that failed the start. Reading does not need it.
+   * arrives; rejects with the error that failed the start. Reading does not need it, and
+   * must not wait for it when a resumed session may have a backlog: the broker sends that
+   * backlog before the SUBACK, and past `maxInflight` messages the source reads no further
+   * from the connection until some are read, so `ready` would wait for the reader.
    *
    * @example Wait for the subscription
    * ```ts ignore

@@ -38,17 +38,25 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 
 /**
  * Runs the script at `script` with `args` in a child process of the runtime that runs the
- * tests (Deno or Bun); stderr is inherited, stdout piped or inherited.
+ * tests (Deno or Bun); stdin ignored, stdout piped and stderr inherited unless `stdio` says
+ * otherwise.
  */
 export function spawnScript(
   script: URL,
   args: string[],
-  stdout: "pipe" | "inherit" = "pipe",
+  stdio: "pipe" | "inherit" | {
+    stdin?: "pipe" | "ignore";
+    stdout?: "pipe" | "inherit";
+    stderr?: "pipe" | "inherit";
+  } = "pipe",
 ): ChildProcess {
+  const { stdin = "ignore", stdout = "pipe", stderr = "inherit" } = typeof stdio === "string"
+    ? { stdout: stdio }
+    : stdio;
   const child = spawn(
     process.execPath,
     [...(typeof Deno === "object" ? ["run", "-A"] : []), fileURLToPath(script), ...args],
-    { stdio: ["ignore", stdout, "inherit"] },
+    { stdio: [stdin, stdout, stderr] },
   );
   endings.set(
     child,

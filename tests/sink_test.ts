@@ -492,4 +492,21 @@ describe("MqttSink", { timeout: 120_000 }, () => {
     await writer.close();
     assert.deepEqual(acked, ["two", "one"]);
   });
+
+  test("MqttSink's abort() while it is still connecting stops connecting at once, and the process exits by itself", async () => {
+    const port = await freePort(); // nothing listens there: every attempt is refused
+    const child = spawnScript(new URL("./_abort_sink_child.ts", import.meta.url), [
+      `mqtt://127.0.0.1:${port}?topic=a`,
+    ]);
+    let out = "";
+    child.stdout!.on("data", (chunk) => (out += chunk));
+    const started = Date.now();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, out);
+    const [, ms] = out.match(/aborted in (\d+) ms/) ?? [];
+    assert.ok(Number(ms) < 2000, `abort() took ${ms} ms`);
+    assert.ok(Date.now() - started < 15_000, `the child took ${Date.now() - started} ms to exit`);
+  });
 });

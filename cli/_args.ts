@@ -1,0 +1,130 @@
+// The command line's words: usage texts, and parsing argv into a command. Pure: no I/O.
+import { parseArgs } from "node:util";
+
+/** Bad arguments: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+export const USAGE: Record<string, string> = {
+  main: `mqtt-streams: MQTT as web streams, on the command line
+
+Usage:
+  mqtt-streams sub <url> [options]            print messages as JSON lines
+  mqtt-streams pub <url> [options]            publish lines from stdin
+  mqtt-streams bridge <from> <to> [options]   copy messages between brokers, at least once
+  mqtt-streams <command> --help               options of a command
+
+<url> is a connection string: mqtt://user:pass@host:1883?topic=a/%23&qos=1&clientId=me
+(every option of the README's table; '#' and '+' are written %23 and %2B).
+Exit codes: 0 done (also after Ctrl-C, once closed cleanly), 1 failed, 2 bad arguments.`,
+  sub: `mqtt-streams sub <url> [--count N] [--timeout SECONDS] [--progress]
+
+Subscribes to the URL's topic(s) and prints each message on stdout as one JSON line:
+  {"topic":"a/b","qos":1,"retain":false,"payload":"text","timestamp":1764244800000}
+A payload that is not UTF-8 is base64, with "encoding":"base64". Each QoS 1/2 message is
+acknowledged to the broker once its line is written (ack=read).
+
+  --count N          exit after N messages
+  --timeout SECONDS  exit after this long, however many arrived
+  --progress         a progress line on stderr (the default when stderr is a terminal)
+  --help             this text`,
+  pub: `mqtt-streams pub <url> [--json] [--progress]
+
+Publishes each line of stdin as one message to the URL's topic, at its qos, and exits once
+the broker acknowledged every one (stdin ended) or after Ctrl-C.
+
+  --json      each line is a JSON record, as 'sub' prints them:
+              {"topic":"a/b","payload":"text","qos":1,"retain":false}
+              ("encoding":"base64" for binary; topic, qos and retain are optional)
+  --progress  a progress line on stderr (the default when stderr is a terminal)
+  --help      this text`,
+  bridge: `mqtt-streams bridge <from> <to> [--map 'FILTER=>TEMPLATE']... [--progress]
+
+Subscribes on <from> (its topic(s), with ack=manual) and publishes each message on <to>,
+acknowledging it to <from> only once <to> confirmed the copy: at least once, end to end.
+Give <from> a clientId (and qos=1) so that a restarted bridge resumes its session and
+receives what arrived meanwhile. Ctrl-C stops reading, waits for the copies in flight to
+be confirmed and acknowledged, then exits.
+
+  --map 'FILTER=>TEMPLATE'  rewrite topics matching FILTER; each '+' and the '#' of the
+                            template take what the filter's matched, in order:
+                            --map 'plant/+/temp=>site-7/+/temperature' --map 'logs/#=>archive/#'
+                            The first map that matches applies; other topics are kept.
+  --progress                a progress line on stderr (the default when stderr is a terminal)
+  --help                    this text`,
+};
+
+export type Command =
+  | { name: "help"; text: string }
+  | { name: "sub"; url: string; count?: number; timeout?: number; progress: boolean }
+  | { name: "pub"; url: string; json: boolean; progress: boolean }
+  | { name: "bridge"; from: string; to: string; maps: string[]; progress: boolean };
+
+/** The command `args` ask for. @throws {UsageError} When they do not make one. */
+export function parseCommand(args: string[], isTTY: boolean): Command {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    return { name: "help", text: USAGE.main };
+  }
+  if (!(name in USAGE) || name === "main") {
+    throw new UsageError(`unknown command '${name}': expected sub, pub or bridge`);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        progress: { type: "boolean" },
+        ...(name === "sub" ? { count: { type: "string" }, timeout: { type: "string" } } : {}),
+        ...(name === "pub" ? { json: { type: "boolean" } } : {}),
+        ...(name === "bridge" ? { map: { type: "string", multiple: true } } : {}),
+      },
+    });
+  } catch (error) {
+    // node:util's messages go on with advice about '--' that does not apply here.
+    const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
+    throw new UsageError(`${name}: ${message}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { name: "help", text: USAGE[name] };
+  const progress = Boolean(values.progress) || isTTY;
+  const wanted = name === "bridge" ? ["<from>", "<to>"] : ["<url>"];
+  if (positionals.length !== wanted.length) {
+    throw new UsageError(
+      `${name}: expected ${wanted.join(" and ")}, got ${
+        positionals.length === 0 ? "nothing" : positionals.map((p) => `'${p}'`).join(" ")
+      }`,
+    );
+  }
+  if (name === "sub") {
+    return {
+      name,
+      url: positionals[0],
+      count: positive("--count", values.count as string | undefined, Number.isInteger),
+      timeout: positive("--timeout", values.timeout as string | undefined, Number.isFinite),
+      progress,
+    };
+  }
+  if (name === "pub") return { name, url: positionals[0], json: Boolean(values.json), progress };
+  return {
+    name: "bridge",
+    from: positionals[0],
+    to: positionals[1],
+    maps: (values.map as string[] | undefined) ?? [],
+    progress,
+  };
+}
+
+function positive(
+  option: string,
+  text: string | undefined,
+  kind: (n: number) => boolean,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !kind(n) || n <= 0) {
+    throw new UsageError(`${option} must be a positive number: got '${text}'`);
+  }
+  return n;
+}

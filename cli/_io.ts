@@ -1,0 +1,77 @@
+// The command line's I/O: stdin as lines, stdout with backpressure, the progress line,
+// and Ctrl-C. node:process and node:stream exist in Deno, Bun and Node alike.
+import process from "node:process";
+
+/** Lines of stdin (without their newline), read only as fast as they are consumed. */
+export async function* stdinLines(): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of process.stdin as AsyncIterable<Uint8Array>) {
+    rest += decoder.decode(chunk, { stream: true });
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) yield line.endsWith("\r") ? line.slice(0, -1) : line;
+  }
+  rest += decoder.decode();
+  if (rest !== "") yield rest;
+}
+
+/** Stdout as a stream of text: a write resolves once the text is handed to the OS or buffered within its limit. */
+export function stdoutStream(): WritableStream<string> {
+  return new WritableStream({
+    write: (text) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (error: Error) => reject(error);
+        process.stdout.once("error", onError);
+        const flushed = process.stdout.write(text, () => process.stdout.off("error", onError));
+        if (flushed) resolve();
+        else process.stdout.once("drain", () => resolve());
+      }),
+  });
+}
+
+/** Prints `line()` on stderr every second while `on`: over itself on a terminal, else a line each. */
+export function progress(on: boolean, line: () => string): { stop(): void } {
+  if (!on) return { stop() {} };
+  const tty = Boolean(process.stderr.isTTY);
+  const print = (end: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line()}${end}`);
+  const timer = setInterval(() => print(tty ? "" : "\n"), 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      print("\n");
+    },
+  };
+}
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM; a second one exits at once (130). Returns
+ * a function that removes the handlers.
+ */
+export function onInterrupt(stop: () => void): () => void {
+  let count = 0;
+  const handler = () => {
+    if (count++ > 0) process.exit(130);
+    process.stderr.write("mqtt-streams: stopping (again to force)\n");
+    stop();
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
+
+/** A count per second over the last interval. */
+export function rate(): (total: number) => number {
+  let last = 0;
+  let at = Date.now();
+  return (total) => {
+    const now = Date.now();
+    const perSecond = ((total - last) * 1000) / Math.max(1, now - at);
+    last = total;
+    at = now;
+    return Math.round(perSecond);
+  };
+}

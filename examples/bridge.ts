@@ -1,12 +1,12 @@
 // A bridge between two brokers that rewrites topics (plant/... -> site-7/plant/...), at
 // least once end to end: the source acknowledges a message (ack=manual) only after the
-// sink's broker confirmed the copy, because the record the transform makes carries the
+// sink's broker confirmed the copy, because toRecord gives the record it makes the
 // message's ack(). Kill it at any point and run it again with the same clientId: what was
-// not confirmed comes again. Two embedded brokers stand in for the edge and the cloud.
+// not confirmed comes again. (The command line does the same: cli.ts bridge --map.) Two embedded brokers stand in for the edge and the cloud.
 // Run: npx --yes deno@2 run --allow-net=127.0.0.1 --allow-env --allow-sys --allow-read examples/bridge.ts
 import { Aedes } from "aedes";
 import { createServer } from "node:net";
-import { type MqttMessage, type MqttRecord, MqttSink, MqttSource } from "../mod.ts";
+import { type MqttMessage, MqttSink, MqttSource, toRecord } from "../mod.ts";
 
 async function broker() {
   const aedes = await Aedes.createBroker();
@@ -20,22 +20,6 @@ async function broker() {
   return { url, close };
 }
 
-/** Rewrites the topic and keeps the message's ack(), so the bridge stays at least once. */
-function retopic(prefix: string): TransformStream<MqttMessage, MqttRecord> {
-  return new TransformStream({
-    transform(message, controller) {
-      controller.enqueue({
-        topic: `${prefix}/${message.topic}`,
-        payload: message.payload,
-        qos: message.qos,
-        retain: message.retain,
-        properties: message.properties,
-        ack: () => message.ack(),
-      });
-    },
-  });
-}
-
 const edge = await broker();
 const cloud = await broker();
 try {
@@ -46,7 +30,14 @@ try {
   await Promise.all([bridgeSource.ready, cloudReader.ready]);
   const stop = new AbortController();
   const bridging = bridgeSource
-    .pipeThrough(retopic("site-7"))
+    // toRecord gives each record the message's ack: acknowledged at the edge only once
+    // the cloud confirmed the copy.
+    .pipeThrough(toRecord((message: MqttMessage) => ({
+      topic: `site-7/${message.topic}`,
+      payload: message.payload,
+      qos: message.qos,
+      retain: message.retain,
+    })))
     .pipeTo(new MqttSink(`${cloud.url}?qos=1`), { signal: stop.signal });
 
   // Readings arrive at the edge broker.

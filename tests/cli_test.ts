@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { MqttSink, MqttSource } from "../mod.ts";
+import { topicMap } from "../cli/_topic_map.ts";
 import { startAedes } from "./_broker.ts";
 import { exited, kill, spawnScript, waitFor, within } from "./_helpers.ts";
 
@@ -96,6 +97,20 @@ test("cli prints one line naming the problem and exits 2 for bad arguments", asy
     assert.ok(!stderr.includes("hunter2"), "no password in an error");
     assert.equal(stdout, "");
   });
+});
+
+test("cli bridge --map rewrites topics by the first rule that matches, keeping the others", () => {
+  const map = topicMap([
+    "plant/+/temp=>site-7/+/temperature",
+    "logs/#=>archive/#",
+    "a/+/+=>b/+/x/+",
+  ]);
+  assert.equal(map("plant/line-1/temp"), "site-7/line-1/temperature");
+  assert.equal(map("logs/a/b/c"), "archive/a/b/c");
+  assert.equal(map("logs"), "archive");
+  assert.equal(map("a/1/2"), "b/1/x/2");
+  assert.equal(map("plant/line-1/temp/extra"), "plant/line-1/temp/extra");
+  assert.equal(map("other"), "other");
 });
 
 test("cli sub prints what cli pub published: lines, JSON records and binary payloads", async () => {

@@ -16,11 +16,19 @@ function run(example: string): Promise<{ code: number | null; output: string }> 
   );
 }
 
-test("examples/demo.ts publishes three readings through a sink and reads them back", async () => {
+test("examples/demo.ts routes simulated sensors, prints live counts and stops by itself with a summary", async () => {
   const { code, output } = await run("demo.ts");
   assert.equal(code, 0, output);
-  assert.match(output, /published: sink stats \{"published":3,"acked":3,/);
-  assert.equal(output.match(/^received /gm)?.length, 3, output);
+  assert.match(output, /^live {2}temperature /m);
+  const [, published, routed, rejected, missing] =
+    output.match(/^summary: (\d+) published, (\d+) routed, (\d+) rejected, (\d+) missing/m) ?? [];
+  assert.ok(Number(published) > 100, output);
+  assert.equal(Number(routed) + Number(rejected), Number(published));
+  assert.equal(missing, "0");
+  assert.match(
+    output,
+    /^done .*humidity damp: \d+.*door open: \d+.*\| rejects: invalid \d+, no route \d+$/m,
+  );
 });
 
 test("examples/bridge.ts bridges three readings with rewritten topics and exits by itself", async () => {
@@ -29,4 +37,25 @@ test("examples/bridge.ts bridges three readings with rewritten topics and exits 
   assert.match(output, /cloud got site-7\/plant\/line-1\/temp: 71.5/);
   assert.equal(output.match(/^cloud got /gm)?.length, 3, output);
   assert.match(output, /"acked":3/);
+});
+
+test("examples/multiplex.ts routes two plants' formats into one tagged stream and dead-letters the invalid reading", async () => {
+  const { code, output } = await run("multiplex.ts");
+  assert.equal(code, 0, output);
+  assert.match(
+    output,
+    /hub got pipeline\/south\/temperature\/b7: \{"source":"south","site":"b7","kind":"temperature","value":22\}/,
+  );
+  assert.match(output, /hub got pipeline\/north\/co2\/a1: .*"value":640/);
+  assert.match(
+    output,
+    /hub got pipeline\/dead-letters: \{"stage":"route",.*"topic":"north\/a2\/co2"/,
+  );
+  assert.match(output, /router stats: \{"passed":3,"dropped":0,"deadLettered":1\}/);
+});
+
+test("examples/durable_log.ts logs every message with fdatasync and acknowledges each after its line is durable", async () => {
+  const { code, output } = await run("durable_log.ts");
+  assert.equal(code, 0, output);
+  assert.match(output, /^logged 500 lines to .*; acked 500 after fdatasync$/m);
 });

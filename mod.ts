@@ -88,6 +88,7 @@ export {
   route,
   type Routed,
   type RoutedUnion,
+  type RouteParamName,
   type RouteParams,
 } from "./src/transforms/route.ts";
 export { merge, type MergeOptions, type Tagged, type TaggedUnion } from "./src/transforms/merge.ts";

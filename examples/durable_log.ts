@@ -43,12 +43,13 @@ async function jsonLinesLog(path: string, batch = 64, lingerMs = 20) {
     start(controller) {
       fail = (error) => controller.error(error); // a failed timer flush errors the stream
     },
-    async write(message) {
+    write(message) {
       const { topic, timestamp } = message;
       lines.push(`${JSON.stringify({ topic, payload: message.text(), at: timestamp })}\n`);
       waiting.push(message);
       if (lines.length >= batch) return flush();
       timer ??= setTimeout(() => flush().catch(fail), lingerMs);
+      return Promise.resolve();
     },
     async close() {
       await flush();

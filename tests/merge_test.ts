@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { merge, MqttMessage } from "../mod.ts";
+import { merge, type MqttMessage } from "../mod.ts";
 import { drain, message } from "./_transforms.ts";
 
 /** A stream of `count` messages that counts how many its reader pulled, queueing nothing ahead. */

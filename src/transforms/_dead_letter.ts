@@ -58,9 +58,10 @@ export class DeadLetters {
   }
 
   /** Aborts the stream: the transform failed or was cancelled. */
-  async abort(reason: unknown): Promise<void> {
+  abort(reason: unknown): Promise<void> {
     if (this.#writer) return this.#writer.abort(reason).catch(() => {});
     if (!this.#stream.locked) return this.#stream.abort(reason).catch(() => {});
+    return Promise.resolve();
   }
 
   /** The original payload, its properties, and the issues as user properties (MQTT 5). */

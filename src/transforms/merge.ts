@@ -43,10 +43,11 @@ export type Tagged<Name extends string, T> = T extends MqttMessage
  * ```
  */
 export type TaggedUnion<Sources extends Record<string, ReadableStream<unknown>>> = {
-  [Name in keyof Sources & string]: Tagged<Name, ChunkOf<Sources[Name]>>;
+  [Name in keyof Sources & string]: Tagged<
+    Name,
+    Sources[Name] extends ReadableStream<infer T> ? T : never
+  >;
 }[keyof Sources & string];
-
-type ChunkOf<S> = S extends ReadableStream<infer T> ? T : never;
 
 /**
  * Options of {@linkcode merge}.
@@ -66,7 +67,10 @@ type ChunkOf<S> = S extends ReadableStream<infer T> ? T : never;
  */
 export interface MergeOptions<Sources extends Record<string, ReadableStream<unknown>>, U> {
   /** Makes the merged chunk of a chunk and its stream's name. @default {the Tagged form} */
-  tag?: (chunk: ChunkOf<Sources[keyof Sources]>, source: keyof Sources & string) => U;
+  tag?: (
+    chunk: Sources[keyof Sources] extends ReadableStream<infer T> ? T : never,
+    source: keyof Sources & string,
+  ) => U;
 }
 
 /**
@@ -142,7 +146,7 @@ export function merge<
           continue;
         }
         controller.enqueue(
-          tag(read.result.value as ChunkOf<Sources[keyof Sources]>, read.input.name),
+          tag(read.result.value as never, read.input.name),
         );
         return;
       }

@@ -32,15 +32,26 @@ import { namedFilter } from "./_named_filter.ts";
  * console.log(params.site); // north
  * ```
  */
-export type RouteParams<Filter extends string> = Flatten<ParamsOf<Filter>>;
+export type RouteParams<Filter extends string> = { [Name in RouteParamName<Filter>]: string };
 
-type ParamsOf<F extends string> = F extends `${infer Level}/${infer Rest}`
-  ? LevelParam<Level> & ParamsOf<Rest>
-  : LevelParam<F>;
-type LevelParam<L extends string> = L extends `${"+" | "#"}${infer Name}`
-  ? Name extends "" ? unknown : { [K in Name]: string }
-  : unknown;
-type Flatten<T> = { [K in keyof T]: T[K] } & {};
+/**
+ * The names of a filter's named wildcards, as a union:
+ * `RouteParamName<"sensors/+site/#rest">` is `"site" | "rest"`.
+ *
+ * @typeParam Filter A topic filter with named wildcards.
+ *
+ * @example
+ * ```ts
+ * import type { RouteParamName } from "@mqtt-streams/core";
+ *
+ * const name: RouteParamName<"plants/+plant/lines/+line"> = "line";
+ * console.log(name); // line
+ * ```
+ */
+export type RouteParamName<Filter extends string> = Filter extends `${infer Level}/${infer Rest}`
+  ? RouteParamName<Level> | RouteParamName<Rest>
+  : Filter extends `${"+" | "#"}${infer Name}` ? (Name extends "" ? never : Name)
+  : never;
 
 /**
  * What {@linkcode route} yields for the filter `Filter` and its schema `Schema`: one

@@ -109,7 +109,9 @@ export interface StandardSchemaIssue {
  * ```ts
  * import type { InferOutput, StandardSchemaV1 } from "@mqtt-streams/core";
  *
- * declare const celsius: StandardSchemaV1<unknown, number>;
+ * const celsius: StandardSchemaV1<unknown, number> = {
+ *   "~standard": { version: 1, vendor: "example", validate: (value) => ({ value: Number(value) }) },
+ * };
  * const reading: InferOutput<typeof celsius> = 21.5;
  * console.log(reading); // 21.5
  * ```

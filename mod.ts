@@ -2,14 +2,22 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.4.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
+ * This release (0.5.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
  * whose QoS 1/2 acknowledgements follow what the consumer read, and {@linkcode MqttSink},
  * a publish stream with a window of acknowledged publishes in flight, resends after a
  * reconnect, and connections shared between sinks. Together they bridge brokers at least
  * once. With `persistence=file` (Deno, Bun, Node) in-flight publishes and QoS 2 state are
- * kept in a crash-safe log, so a process killed mid-stream resumes where it was. They stand on connection strings and options ({@linkcode parseConnectionString}),
- * secrets that never print ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError}
- * and its subclasses).
+ * kept in a crash-safe log, so a process killed mid-stream resumes where it was.
+ *
+ * Between them go transforms: {@linkcode decodeText} and {@linkcode decodeJson},
+ * {@linkcode validate} against a valibot (or any Standard Schema v1) schema,
+ * {@linkcode route} to the schema of the first topic filter a message matches (named
+ * wildcards, a typed union), {@linkcode merge} of several sources, and
+ * {@linkcode toRecord} for a sink; a message they cannot handle errors the stream, is
+ * dropped and counted, or goes to a dead-letter stream ({@linkcode OnInvalid}). They stand
+ * on connection strings and options ({@linkcode parseConnectionString}), secrets that
+ * never print ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError} and its
+ * subclasses). The command line is `@mqtt-streams/core/cli` (`sub`, `pub`, `bridge`).
  *
  * @example Subscribe
  * ```ts ignore
@@ -26,6 +34,21 @@
  *
  * await ReadableStream.from(["21.5", "22.0"])
  *   .pipeTo(new MqttSink("mqtt://localhost?topic=sensors/north/temp&qos=1"));
+ * ```
+ *
+ * @example Route many schemas through one pipeline
+ * ```ts ignore
+ * import { MqttSource, route } from "@mqtt-streams/core";
+ * import * as v from "valibot";
+ *
+ * const router = route({
+ *   "sensors/+site/temperature": v.object({ celsius: v.number() }),
+ *   "sensors/+site/humidity": v.object({ percent: v.number() }),
+ * }, { onInvalid: "drop" });
+ * const source = new MqttSource("mqtt://localhost?qos=1", { topic: router.filters });
+ * for await (const r of source.pipeThrough(router)) {
+ *   if (r.route === "sensors/+site/temperature") console.log(r.params.site, r.value.celsius);
+ * }
  * ```
  *
  * @example Parse a connection string

@@ -88,3 +88,32 @@ test("bench/main.ts --quick completes and prints every row of every table", {
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test(
+  "bench/transforms.ts --quick --broker completes and prints every stage with a positive ratio",
+  {
+    skip: skipWithoutMosquitto(),
+    timeout: 300_000,
+  },
+  async () => {
+    const child = spawnScript(new URL("../bench/transforms.ts", import.meta.url), [
+      "--quick",
+      "--broker",
+    ]);
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, output);
+    for (
+      const stage of [
+        "decodeJson()",
+        "validate(valibot object)",
+        "route(3 filters, valibot)",
+        "merge(2 sources)",
+      ]
+    ) {
+      assertRow(output, [stage], 1);
+    }
+    assertRow(output, ["MqttSource → route()"], 1);
+  },
+);

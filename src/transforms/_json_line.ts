@@ -4,6 +4,7 @@ import type { MqttIssue } from "../errors.ts";
 import type { MqttMessage } from "../message.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
+const loose = new TextDecoder();
 
 /** A message's fields as JSON can carry them: the payload as text, or base64 when it is not UTF-8. */
 export interface MessageJson {
@@ -26,11 +27,19 @@ export function messageJson(message: MqttMessage): MessageJson {
 
 /** The payload as text, or undefined when it is not valid UTF-8. */
 export function utf8(payload: Uint8Array): string | undefined {
+  // ASCII is valid UTF-8, and Deno's fatal decoder costs twice the plain one (measured:
+  // 0.7-1.1 µs against 0.25-0.46 µs for 40 bytes); most MQTT payloads are ASCII.
+  if (payload.length < 256 && isAscii(payload)) return loose.decode(payload);
   try {
     return strict.decode(payload);
   } catch {
     return undefined;
   }
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+  return true;
 }
 
 /** Base64 of `bytes`, with web APIs only (the core runs in browsers). */

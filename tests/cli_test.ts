@@ -118,10 +118,12 @@ test("cli sub prints what cli pub published: lines, JSON records and binary payl
   const subscriber = cli(["sub", `${broker.url}?topic=cli/%23&qos=1`, "--count", "4"]);
   await waitForText(subscriber.output, "subscribed to cli/#", subscriber.child);
 
-  const lines = cli(["pub", `${broker.url}?topic=cli/lines&qos=1`], "pipe");
+  const lines = cli(["pub", `${broker.url}?topic=cli/lines&qos=1`, "--progress"], "pipe");
   lines.child.stdin!.end("first line\nsecond line\n");
   assert.equal((await exited(lines.child)).code, 0, lines.output.stderr);
   assert.match(lines.output.stderr, /published 2 \(2 acknowledged\) from 2 lines/);
+  // --progress (the default on a terminal): its last line is printed when pub ends.
+  assert.match(lines.output.stderr, /^pub: 2 published \(\d+\/s\), 0 in flight, 2 acked$/m);
 
   const records = cli(["pub", `${broker.url}?qos=1`, "--json"], "pipe");
   records.child.stdin!.end(

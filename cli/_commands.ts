@@ -11,7 +11,7 @@ import {
 } from "../mod.ts";
 import { fromBase64, messageJson } from "../src/transforms/_json_line.ts";
 import { type Command, UsageError } from "./_args.ts";
-import { onInterrupt, progress, rate, stdinLines, stdoutStream } from "./_io.ts";
+import { controls, stdinLines, stdoutStream } from "./_io.ts";
 import { topicMap } from "./_topic_map.ts";
 
 const note = (text: string) => process.stderr.write(`mqtt-streams: ${text}\n`);
@@ -28,28 +28,23 @@ function gate<T>(signal: AbortSignal): TransformStream<T, T> {
 /** sub: messages as JSON lines; each acknowledged once its line is written. */
 export async function sub(command: Extract<Command, { name: "sub" }>): Promise<void> {
   const source = new MqttSource(command.url, { ack: "manual" });
-  const stop = new AbortController();
-  const off = onInterrupt(() => stop.abort());
-  const timer = command.timeout === undefined
-    ? undefined
-    : setTimeout(() => stop.abort(), command.timeout * 1000);
-  const perSecond = rate();
-  const shown = progress(
+  const run = controls(
     command.progress,
-    () =>
+    (perSecond) =>
       `sub: ${source.stats.received} received (${
         perSecond(source.stats.received)
       }/s), ${source.stats.acked} acked`,
   );
   const reader = source.getReader();
-  stop.signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
+  const stop = () => reader.cancel().catch(() => {});
+  run.signal.addEventListener("abort", stop, { once: true });
+  const timer = command.timeout === undefined
+    ? undefined
+    : setTimeout(stop, command.timeout * 1000);
+  // Not awaited: a resumed session's backlog can hold the SUBACK until messages are read.
+  source.ready.then(() => note(`subscribed to ${source.options.topic.join(", ")}`), () => {});
   const out = stdoutStream().getWriter();
   try {
-    await Promise.race([
-      source.ready,
-      new Promise((resolve) => stop.signal.addEventListener("abort", resolve)),
-    ]);
-    note(`subscribed to ${source.options.topic.join(", ")}`);
     for (let count = 0; count !== command.count;) {
       const { done, value } = await reader.read();
       if (done) break;
@@ -60,9 +55,8 @@ export async function sub(command: Extract<Command, { name: "sub" }>): Promise<v
     await out.close();
   } finally {
     clearTimeout(timer);
-    shown.stop();
-    off();
-    await reader.cancel().catch(() => {});
+    run.done();
+    await stop();
   }
 }
 
@@ -74,12 +68,9 @@ export async function pub(command: Extract<Command, { name: "pub" }>): Promise<v
     );
   }
   const sink = new MqttSink(command.url);
-  const stop = new AbortController();
-  const off = onInterrupt(() => stop.abort());
-  const perSecond = rate();
-  const shown = progress(
+  const run = controls(
     command.progress,
-    () =>
+    (perSecond) =>
       `pub: ${sink.stats.published} published (${
         perSecond(sink.stats.published)
       }/s), ${sink.stats.inflight} in flight, ${sink.stats.acked} acked`,
@@ -96,11 +87,10 @@ export async function pub(command: Extract<Command, { name: "pub" }>): Promise<v
           },
         }),
       )
-      .pipeThrough(gate(stop.signal))
+      .pipeThrough(gate(run.signal))
       .pipeTo(sink);
   } finally {
-    shown.stop();
-    off();
+    run.done();
   }
   note(`published ${sink.stats.published} (${sink.stats.acked} acknowledged) from ${line} lines`);
 }
@@ -138,12 +128,9 @@ export async function bridge(command: Extract<Command, { name: "bridge" }>): Pro
     );
   }
   const withProperties = sink.options.mqttVersion === 5;
-  const stop = new AbortController();
-  const off = onInterrupt(() => stop.abort());
-  const perSecond = rate();
-  const shown = progress(
+  const run = controls(
     command.progress,
-    () =>
+    (perSecond) =>
       `bridge: ${sink.stats.published} bridged (${
         perSecond(sink.stats.published)
       }/s), ${sink.stats.inflight} in flight, ${source.stats.acked} acked`,
@@ -154,7 +141,7 @@ export async function bridge(command: Extract<Command, { name: "bridge" }>): Pro
     // On Ctrl-C the gate ends the stream: the sink closes once every copy is confirmed,
     // which acknowledges the originals; only then is the source cancelled (disconnected).
     await source
-      .pipeThrough(gate<MqttMessage>(stop.signal), { preventCancel: true })
+      .pipeThrough(gate<MqttMessage>(run.signal), { preventCancel: true })
       .pipeThrough(
         toRecord((message: MqttMessage) => ({
           topic: map(message.topic),
@@ -166,8 +153,7 @@ export async function bridge(command: Extract<Command, { name: "bridge" }>): Pro
       )
       .pipeTo(sink);
   } finally {
-    shown.stop();
-    off();
+    run.done();
     await source.cancel().catch(() => {});
   }
   note(`bridged ${sink.stats.acked} messages`);

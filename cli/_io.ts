@@ -75,3 +75,24 @@ export function rate(): (total: number) => number {
     return Math.round(perSecond);
   };
 }
+
+/**
+ * What every command sets up: Ctrl-C (and SIGTERM) aborting `signal`, and the progress
+ * line `line` makes (given a per-second rate of a total). `done()` undoes both.
+ */
+export function controls(
+  progressOn: boolean,
+  line: (perSecond: (total: number) => number) => string,
+): { signal: AbortSignal; done(): void } {
+  const stop = new AbortController();
+  const off = onInterrupt(() => stop.abort());
+  const perSecond = rate();
+  const shown = progress(progressOn, () => line(perSecond));
+  return {
+    signal: stop.signal,
+    done() {
+      shown.stop();
+      off();
+    },
+  };
+}

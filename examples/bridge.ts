@@ -4,24 +4,11 @@
 // message's ack(). Kill it at any point and run it again with the same clientId: what was
 // not confirmed comes again. (The command line does the same: cli.ts bridge --map.) Two embedded brokers stand in for the edge and the cloud.
 // Run: npx --yes deno@2 run --allow-net=127.0.0.1 --allow-env --allow-sys --allow-read examples/bridge.ts
-import { Aedes } from "aedes";
-import { createServer } from "node:net";
 import { type MqttMessage, MqttSink, MqttSource, toRecord } from "../mod.ts";
+import { embeddedBroker } from "./_embedded_broker.ts";
 
-async function broker() {
-  const aedes = await Aedes.createBroker();
-  const server = createServer(aedes.handle);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const close = async () => {
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return { url, close };
-}
-
-const edge = await broker();
-const cloud = await broker();
+const edge = await embeddedBroker();
+const cloud = await embeddedBroker();
 try {
   const bridgeSource = new MqttSource(
     `${edge.url}?topic=plant/%23&qos=1&clientId=bridge-7&ack=manual&maxInflight=32`,

@@ -2,16 +2,13 @@
 // and one pipeline, MqttSource → route(schemas) → counts, that prints live per-route
 // counts and rejects, then stops by itself after a few seconds with a summary.
 // Run: npx --yes deno@2 task demo
-import { Aedes } from "aedes";
-import { createServer } from "node:net";
 import * as v from "valibot";
 import { type MqttDeadLetter, type MqttRecord, MqttSink, MqttSource, route } from "../mod.ts";
+import { embeddedBroker } from "./_embedded_broker.ts";
 
 const SECONDS = 3;
-const broker = await Aedes.createBroker();
-const server = createServer(broker.handle);
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+const broker = await embeddedBroker();
+const { url } = broker;
 
 // Each kind of reading has its schema; the router checks every message against the one
 // of the first filter its topic matches, and names the wildcards it matched.
@@ -97,5 +94,4 @@ console.log(
     published - handled()
   } missing; sink ${JSON.stringify(sensors.stats)}`,
 );
-await new Promise<void>((resolve) => broker.close(() => resolve()));
-await new Promise<void>((resolve) => server.close(() => resolve()));
+await broker.close();

@@ -7,13 +7,12 @@
 // with one whose write() awaits `producer.send({ topic, messages: [{ key, value }] })`
 // (kafkajs, with acks: -1) before calling message.ack().
 // Run: npx --yes deno@2 run --allow-net=127.0.0.1 --allow-env --allow-sys --allow-read --allow-write examples/durable_log.ts [file]
-import { Aedes } from "aedes";
-import { createServer } from "node:net";
 import { open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { type MqttMessage, MqttSink, MqttSource } from "../mod.ts";
+import { embeddedBroker } from "./_embedded_broker.ts";
 
 /**
  * A WritableStream that appends each message to `path` as a JSON line, makes it durable
@@ -63,10 +62,8 @@ async function jsonLinesLog(path: string, batch = 64, lingerMs = 20) {
   }, new CountQueuingStrategy({ highWaterMark: batch }));
 }
 
-const aedes = await Aedes.createBroker();
-const server = createServer(aedes.handle);
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+const broker = await embeddedBroker();
+const { url } = broker;
 const path = process.argv[2] ?? join(tmpdir(), `mqtt-streams-log-${Date.now()}.jsonl`);
 try {
   // maxInflight above the batch, so a batch can fill before its acks are due.
@@ -92,6 +89,5 @@ try {
   console.log(`first: ${lines[0]}`);
   if (process.argv[2] === undefined) await rm(path); // a demo run leaves nothing behind
 } finally {
-  await new Promise<void>((resolve) => aedes.close(() => resolve()));
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await broker.close();
 }

@@ -4,24 +4,15 @@
 // schema, dead-letters what fails, and publishes one normalized stream to a hub broker,
 // where every record carries its source in its topic: pipeline/{plant}/{kind}/{site}.
 // Run: npx --yes deno@2 run --allow-net=127.0.0.1 --allow-env --allow-sys --allow-read examples/multiplex.ts
-import { Aedes } from "aedes";
-import { createServer } from "node:net";
 import * as v from "valibot";
 import { merge, MqttSink, MqttSource, route, toRecord } from "../mod.ts";
+import { embeddedBroker } from "./_embedded_broker.ts";
 
-async function broker() {
-  const aedes = await Aedes.createBroker();
-  const server = createServer(aedes.handle);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const close = async () => {
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return { url, close };
-}
-
-const [north, south, hub] = [await broker(), await broker(), await broker()];
+const [north, south, hub] = [
+  await embeddedBroker(),
+  await embeddedBroker(),
+  await embeddedBroker(),
+];
 try {
   // The plants' own formats: north reports Celsius and ppm, south Fahrenheit.
   const router = route({

@@ -168,6 +168,20 @@ test("cli sub closes cleanly on Ctrl-C: exit 0, and the broker sees it disconnec
   await waitFor(() => gone === 1, "the broker to see the client disconnect");
 });
 
+test("cli sub --timeout exits 0 after that long, however many messages arrived", async () => {
+  await using broker = await startAedes();
+  const started = Date.now();
+  const { code, stdout, stderr } = await run([
+    "sub",
+    `${broker.url}?topic=quiet/%23`,
+    "--timeout",
+    "1",
+  ]);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "");
+  assert.ok(Date.now() - started >= 1000, "not before the timeout");
+});
+
 /** Publishes `count` numbered QoS 1 messages to `url`'s in/… topics. */
 function publish(url: string, count: number) {
   return ReadableStream.from(
@@ -193,7 +207,16 @@ function collect(source: MqttSource) {
   return result;
 }
 
-test("cli bridge SIGKILLed mid-stream and started again loses nothing", async () => {
+/**
+ * Two brokers, a reader of the `out/#` copies on the second, and the arguments of a bridge
+ * from the first (`in/#`, client `clientId`) to it; runs `body`, then stops the reader.
+ */
+async function withBridge(
+  clientId: string,
+  body: (
+    rig: { from: string; copies: ReturnType<typeof collect>; args: string[] },
+  ) => Promise<void>,
+): Promise<void> {
   await using from = await startAedes();
   await using to = await startAedes();
   const reader = new MqttSource(`${to.url}?topic=out/%23&qos=1&maxInflight=200`);
@@ -201,16 +224,31 @@ test("cli bridge SIGKILLed mid-stream and started again loses nothing", async ()
   const copies = collect(reader);
   const args = [
     "bridge",
-    `${from.url}?topic=in/%23&qos=1&clientId=cli-bridge&maxInflight=50`,
+    `${from.url}?topic=in/%23&qos=1&clientId=${clientId}&maxInflight=50`,
     `${to.url}?qos=1`,
     "--map",
     "in/#=>out/#",
   ];
-  const count = 2000;
   try {
+    await body({ from: from.url, copies, args });
+  } finally {
+    await copies.stop();
+  }
+}
+
+/** Sends SIGINT to a bridge and asserts it exits 0 within 20 s. */
+async function stopCleanly(bridge: ReturnType<typeof cli>): Promise<void> {
+  interrupt(bridge.child);
+  const { code } = await within(exited(bridge.child), 20_000, "bridge after SIGINT");
+  assert.equal(code, 0, bridge.output.stderr);
+}
+
+test("cli bridge SIGKILLed mid-stream and started again loses nothing", async () => {
+  await withBridge("cli-bridge", async ({ from, copies, args }) => {
+    const count = 2000;
     let bridge = cli(args);
     await waitForText(bridge.output, "bridging in/#", bridge.child);
-    const publishing = publish(from.url, count);
+    const publishing = publish(from, count);
     await waitFor(() => copies.seen.size >= 300, "300 copies before the kill", 30_000);
     await kill(bridge.child);
     const atKill = copies.seen.size;
@@ -221,8 +259,7 @@ test("cli bridge SIGKILLed mid-stream and started again loses nothing", async ()
       `all ${count} copies (killed at ${atKill})`,
       60_000,
     );
-    interrupt(bridge.child);
-    assert.equal((await within(exited(bridge.child), 20_000, "bridge after SIGINT")).code, 0);
+    await stopCleanly(bridge);
     assert.ok(atKill < count, `the kill came mid-stream: ${atKill} of ${count}`);
     assert.deepEqual([...copies.topics].sort(), [0, 1, 2, 3, 4, 5, 6].map((n) => `out/${n}`));
     console.log(
@@ -230,43 +267,21 @@ test("cli bridge SIGKILLed mid-stream and started again loses nothing", async ()
         copies.total - count
       } duplicates after the restart`,
     );
-  } finally {
-    await copies.stop();
-  }
+  });
 });
 
 test("cli bridge on Ctrl-C acknowledges every copy it made, so a restarted bridge sends no duplicate", async () => {
-  await using from = await startAedes();
-  await using to = await startAedes();
-  const reader = new MqttSource(`${to.url}?topic=out/%23&qos=1&maxInflight=200`);
-  await reader.ready;
-  const copies = collect(reader);
-  const args = [
-    "bridge",
-    `${from.url}?topic=in/%23&qos=1&clientId=cli-bridge-2`,
-    `${to.url}?qos=1`,
-    "--map",
-    "in/#=>out/#",
-  ];
-  const count = 1000;
-  try {
+  await withBridge("cli-bridge-2", async ({ from, copies, args }) => {
+    const count = 1000;
     let bridge = cli(args);
     await waitForText(bridge.output, "bridging", bridge.child);
-    const publishing = publish(from.url, count);
+    const publishing = publish(from, count);
     await waitFor(() => copies.seen.size >= 200, "200 copies before Ctrl-C", 30_000);
-    interrupt(bridge.child);
-    assert.equal(
-      (await within(exited(bridge.child), 20_000, "bridge after SIGINT")).code,
-      0,
-      bridge.output.stderr,
-    );
+    await stopCleanly(bridge);
     await publishing;
     bridge = cli(args);
     await waitFor(() => copies.seen.size === count, `all ${count} copies`, 60_000);
-    interrupt(bridge.child);
-    assert.equal((await within(exited(bridge.child), 20_000, "bridge after SIGINT")).code, 0);
+    await stopCleanly(bridge);
     assert.equal(copies.total, count, "no copy twice");
-  } finally {
-    await copies.stop();
-  }
+  });
 });

@@ -87,9 +87,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   async start(controller: WritableStreamDefaultController): Promise<void> {
     this.#controller = controller;
-    const signal = this.#signal
-      ? AbortSignal.any([this.#signal, this.#starting.signal])
-      : this.#starting.signal;
+    const starting = this.#starting.signal;
+    const signal = this.#signal ? AbortSignal.any([this.#signal, starting]) : starting;
     const lease = await acquire(this.options, signal);
     this.#lease = lease;
     if (this.#error !== undefined) return void await lease.release(true);

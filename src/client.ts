@@ -2,17 +2,18 @@
 // connection that keeps to connectAttempts / connectBackoff on the first connect and on
 // every outage. Sources and sinks talk to `Connection`, never to mqtt.js's internals.
 import mqtt from "mqtt";
-import type { IClientOptions, MqttClient, Packet } from "mqtt";
+import type { MqttClient, Packet } from "mqtt";
 import { MqttConnectError, MqttProtocolError, type MqttStreamError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
-import { tlsOptions } from "./_tls.ts";
 import { refTimer, unrefTimer } from "./_timers.ts";
 import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
 import { openStores, Persisted, storeOptions } from "./_client_stores.ts";
+import { backoffDelay, toClientOptions } from "./_client_options.ts";
 import type { FileStores } from "./stores/store.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
+export { backoffDelay, randomClientId, toClientOptions } from "./_client_options.ts";
 
 /**
  * The parts of mqtt.js's client that #forgetReleases relies on; the QoS 2 in-flight-limit
@@ -49,78 +50,6 @@ export function mustResend(error: Error | undefined): boolean {
 const afterIo: (fn: () => void) => void =
   (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
     ((fn) => setTimeout(fn, 0));
-
-/** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The longest delay between two attempts, whatever the base backoff. */
-const MAX_BACKOFF_MS = 60_000;
-
-/**
- * The delay before retry number `attempt` (1 = the first retry): `base` doubled each
- * attempt, capped at 60 s, with "equal jitter" (half fixed, half random) so that many
- * clients that lost the same broker do not come back in lockstep.
- */
-export function backoffDelay(
-  attempt: number,
-  base: number,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, base * 2 ** Math.min(attempt - 1, 30));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random());
-}
-
-/** A client id for a connection without a fixed one: unique, and at most 23 characters (MQTT 3.1.1 §3.1.3.1). */
-export function randomClientId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(5));
-  return `mqttstreams_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
-/** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
-export async function toClientOptions(options: MqttOptions): Promise<IClientOptions> {
-  const url = new URL(options.brokerUrl);
-  const protocol = url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
-  const v5 = options.mqttVersion === 5;
-  const clientOptions: IClientOptions = {
-    protocol,
-    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: url.port ? Number(url.port) : undefined,
-    path: url.pathname === "/" ? undefined : url.pathname,
-    clientId: options.clientId ?? randomClientId(),
-    clean: options.cleanSession,
-    keepalive: options.keepAlive,
-    protocolVersion: options.mqttVersion,
-    connectTimeout: options.connectionTimeout === 0
-      ? MAX_TIMER_MS
-      : options.connectionTimeout * 1000,
-    reconnectPeriod: Math.max(1, backoffDelay(1, options.connectBackoff)),
-    // mqtt.js's offline queue for QoS 0 has no bound; sinks apply backpressure instead.
-    queueQoSZero: false,
-    // Connect refusals are classified below; transient ones are retried by us.
-    reconnectOnConnackError: true,
-    // Sources resubscribe themselves, so that a refused subscription errors the stream.
-    resubscribe: false,
-    username: options.username,
-    password: options.password?.reveal(),
-    properties: v5
-      ? {
-        receiveMaximum: options.maxInflight,
-        sessionExpiryInterval: options.sessionExpiryInterval,
-      }
-      : undefined,
-  };
-  if (options["will.topic"] !== undefined) {
-    clientOptions.will = {
-      topic: options["will.topic"],
-      payload: (options["will.payload"] ?? "") as string,
-      qos: options["will.qos"],
-      retain: options["will.retain"],
-    };
-  }
-  if (protocol === "mqtts" || protocol === "wss") {
-    Object.assign(clientOptions, await tlsOptions(options));
-  }
-  return clientOptions;
-}
 
 /** The parts of a Node-style writable socket that {@linkcode Connection.batch} uses. */
 interface Corkable {

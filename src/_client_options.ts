@@ -1,0 +1,77 @@
+// Validated options -> mqtt.js's client options (TLS, MQTT 5, will), and the backoff
+// between attempts that client.ts and the sink's publish retries share.
+import type { IClientOptions } from "mqtt";
+import type { MqttOptions } from "./options.ts";
+import { tlsOptions } from "./_tls.ts";
+
+/** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay between two attempts, whatever the base backoff. */
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * The delay before retry number `attempt` (1 = the first retry): `base` doubled each
+ * attempt, capped at 60 s, with "equal jitter" (half fixed, half random) so that many
+ * clients that lost the same broker do not come back in lockstep.
+ */
+export function backoffDelay(
+  attempt: number,
+  base: number,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, base * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(ceiling / 2 + (ceiling / 2) * random());
+}
+
+/** A client id for a connection without a fixed one: unique, and at most 23 characters (MQTT 3.1.1 §3.1.3.1). */
+export function randomClientId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(5));
+  return `mqttstreams_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
+export async function toClientOptions(options: MqttOptions): Promise<IClientOptions> {
+  const url = new URL(options.brokerUrl);
+  const protocol = url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
+  const v5 = options.mqttVersion === 5;
+  const clientOptions: IClientOptions = {
+    protocol,
+    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port ? Number(url.port) : undefined,
+    path: url.pathname === "/" ? undefined : url.pathname,
+    clientId: options.clientId ?? randomClientId(),
+    clean: options.cleanSession,
+    keepalive: options.keepAlive,
+    protocolVersion: options.mqttVersion,
+    connectTimeout: options.connectionTimeout === 0
+      ? MAX_TIMER_MS
+      : options.connectionTimeout * 1000,
+    reconnectPeriod: Math.max(1, backoffDelay(1, options.connectBackoff)),
+    // mqtt.js's offline queue for QoS 0 has no bound; sinks apply backpressure instead.
+    queueQoSZero: false,
+    // Connect refusals are classified below; transient ones are retried by us.
+    reconnectOnConnackError: true,
+    // Sources resubscribe themselves, so that a refused subscription errors the stream.
+    resubscribe: false,
+    username: options.username,
+    password: options.password?.reveal(),
+    properties: v5
+      ? {
+        receiveMaximum: options.maxInflight,
+        sessionExpiryInterval: options.sessionExpiryInterval,
+      }
+      : undefined,
+  };
+  if (options["will.topic"] !== undefined) {
+    clientOptions.will = {
+      topic: options["will.topic"],
+      payload: (options["will.payload"] ?? "") as string,
+      qos: options["will.qos"],
+      retain: options["will.retain"],
+    };
+  }
+  if (protocol === "mqtts" || protocol === "wss") {
+    Object.assign(clientOptions, await tlsOptions(options));
+  }
+  return clientOptions;
+}

@@ -31,7 +31,7 @@ export function stdoutStream(): WritableStream<string> {
 }
 
 /** Prints `line()` on stderr every second while `on`: over itself on a terminal, else a line each. */
-export function progress(on: boolean, line: () => string): { stop(): void } {
+function progress(on: boolean, line: () => string): { stop(): void } {
   if (!on) return { stop() {} };
   const tty = Boolean(process.stderr.isTTY);
   const print = (end: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line()}${end}`);
@@ -48,7 +48,7 @@ export function progress(on: boolean, line: () => string): { stop(): void } {
  * Calls `stop` on the first SIGINT or SIGTERM; a second one exits at once (130). Returns
  * a function that removes the handlers.
  */
-export function onInterrupt(stop: () => void): () => void {
+function onInterrupt(stop: () => void): () => void {
   let count = 0;
   const handler = () => {
     if (count++ > 0) process.exit(130);
@@ -64,7 +64,7 @@ export function onInterrupt(stop: () => void): () => void {
 }
 
 /** A count per second over the last interval. */
-export function rate(): (total: number) => number {
+function rate(): (total: number) => number {
   let last = 0;
   let at = Date.now();
   return (total) => {

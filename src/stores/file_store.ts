@@ -21,20 +21,18 @@ import {
   closeSync,
   fdatasync,
   fdatasyncSync,
-  fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
-  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
-import { MqttStreamError } from "../errors.ts";
 import { delRecord, putRecord, scanLog } from "./_log.ts";
 import type { Damage, FileStores, FsyncMode, StoredPacket } from "./store.ts";
 import { acquireLock } from "./_lock.ts";
+import { storeError, syncFolder, writeFully } from "./_durable.ts";
 
 type Callback = (error?: Error | null, packet?: StoredPacket) => void;
 
@@ -372,36 +370,4 @@ export class FileStore {
     this.closeSync();
     for (const resolve of this.#onClosed.splice(0)) resolve();
   }
-}
-
-function writeFully(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
-}
-
-/** Makes a rename in `folder` durable; not every platform can open a folder (Windows). */
-function syncFolder(folder: string): void {
-  let fd: number;
-  try {
-    fd = openSync(folder, "r");
-  } catch {
-    return;
-  }
-  try {
-    fsyncSync(fd);
-  } catch {
-    // Some file systems refuse to sync a folder; the rename is then as durable as they make it.
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function storeError(what: string, cause: unknown): MqttStreamError {
-  if (cause instanceof MqttStreamError) return cause;
-  return new MqttStreamError(
-    "STORE_FAILED",
-    `Cannot ${what} for persistence=file: ${
-      (cause as Error).message
-    } (check the folder's permissions and free space, or set localStorage to another folder)`,
-    { cause },
-  );
 }

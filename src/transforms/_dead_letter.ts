@@ -2,12 +2,14 @@
 // written to the given WritableStream with its issues, and acknowledged to its own broker
 // only once the dead-letter stream took it (an MqttSink: once its broker confirmed it), so
 // a refused message is never lost between the two.
-import { formatIssues, type MqttIssue } from "../errors.ts";
-import type { MqttMessage } from "../message.ts";
+import { formatIssues } from "../errors.ts";
 import type { MqttPublishProperties } from "../record.ts";
 import { MqttSink } from "../sink.ts";
 import { messageJson } from "./_json_line.ts";
 import type { MqttDeadLetter } from "./mqtt_transform.ts";
+
+/** What a transform knows of a message it refused; the rest of its dead letter is made here. */
+type Letter = Omit<MqttDeadLetter, "payload" | "qos" | "retain" | "properties" | "ack">;
 
 /** Writes dead letters to one stream, keeping to its backpressure; closes it at the end. */
 export class DeadLetters {
@@ -30,7 +32,7 @@ export class DeadLetters {
    * `fail`, which errors the transform.
    */
   async write(
-    letter: Omit<MqttDeadLetter, "payload" | "qos" | "retain" | "properties" | "ack">,
+    letter: Letter,
     fail: (error: unknown) => void,
   ): Promise<void> {
     const writer = this.#writer ??= this.#stream.getWriter();
@@ -65,7 +67,7 @@ export class DeadLetters {
   }
 
   /** The original payload, its properties, and the issues as user properties (MQTT 5). */
-  #record(letter: { message: MqttMessage; issues: readonly MqttIssue[]; stage: string }) {
+  #record(letter: Letter) {
     const { message, issues, stage } = letter;
     const { topicAlias: _alias, subscriptionIdentifier: _id, ...kept } = message.properties ?? {};
     const properties: MqttPublishProperties = {
@@ -81,7 +83,7 @@ export class DeadLetters {
   }
 
   /** The message and its issues as one JSON payload (MQTT 3.1.1). */
-  #envelope(letter: { message: MqttMessage; issues: readonly MqttIssue[]; stage: string }) {
+  #envelope(letter: Letter) {
     const { message, issues, stage } = letter;
     return { payload: JSON.stringify({ stage, issues, ...messageJson(message) }) };
   }

@@ -43,7 +43,7 @@ function isAscii(bytes: Uint8Array): boolean {
 }
 
 /** Base64 of `bytes`, with web APIs only (the core runs in browsers). */
-export function toBase64(bytes: Uint8Array): string {
+function toBase64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));

@@ -6,13 +6,12 @@
  */
 // This module is browser compatible.
 import {
-  messageOf,
   type MqttInput,
   MqttTransform,
   type MqttTransformOptions,
   type MqttValue,
-  sourceOf,
 } from "./mqtt_transform.ts";
+import { messageOf, sourceOf } from "./_input.ts";
 import { parseJson, utf8 } from "./_json_line.ts";
 
 /**
@@ -37,10 +36,11 @@ export function decodeText(
   options?: MqttTransformOptions,
 ): MqttTransform<MqttInput, MqttValue<string>> {
   return new MqttTransform<MqttInput, MqttValue<string>>("decodeText", (input) => {
-    const value = utf8(messageOf(input).payload);
+    const message = messageOf(input);
+    const value = utf8(message.payload);
     return value === undefined
       ? { issues: [{ message: "the payload is not valid UTF-8" }] }
-      : { value: { value, message: messageOf(input), ...sourceOf(input) } };
+      : { value: { value, message, ...sourceOf(input) } };
   }, options);
 }
 
@@ -67,9 +67,10 @@ export function decodeJson<T = unknown>(
   options?: MqttTransformOptions,
 ): MqttTransform<MqttInput, MqttValue<T>> {
   return new MqttTransform("decodeJson", (input) => {
-    const parsed = parseJson(messageOf(input).payload);
+    const message = messageOf(input);
+    const parsed = parseJson(message.payload);
     return "issues" in parsed
       ? parsed
-      : { value: { value: parsed.value as T, message: messageOf(input), ...sourceOf(input) } };
+      : { value: { value: parsed.value as T, message, ...sourceOf(input) } };
   }, options);
 }

@@ -6,9 +6,10 @@
  */
 // This module is browser compatible.
 import { MqttInvalidMessageError, type MqttIssue } from "../errors.ts";
-import { MqttMessage } from "../message.ts";
+import type { MqttMessage } from "../message.ts";
 import type { MqttRecord } from "../record.ts";
 import { DeadLetters } from "./_dead_letter.ts";
+import { messageOf, sourceOf } from "./_input.ts";
 
 /**
  * What the transforms read: an {@linkcode MqttMessage}, or an object that carries one
@@ -199,7 +200,7 @@ export class MqttTransform<I extends MqttInput, O> extends TransformStream<I, O>
         controller.enqueue(outcome.value);
         return;
       }
-      const message = input instanceof MqttMessage ? input : input.message;
+      const message = messageOf(input);
       if (policy === "error") {
         throw new MqttInvalidMessageError(stage, message.topic, outcome.issues);
       }
@@ -209,11 +210,7 @@ export class MqttTransform<I extends MqttInput, O> extends TransformStream<I, O>
         return;
       }
       stats.deadLettered++;
-      const source = input instanceof MqttMessage ? undefined : input.source;
-      return letters!.write(
-        { message, issues: outcome.issues, stage, ...(source === undefined ? {} : { source }) },
-        fail,
-      );
+      return letters!.write({ message, issues: outcome.issues, stage, ...sourceOf(input) }, fail);
     };
     super({
       start(controller) {
@@ -235,16 +232,6 @@ export class MqttTransform<I extends MqttInput, O> extends TransformStream<I, O>
   get stats(): MqttTransformStats {
     return this.#stats;
   }
-}
-
-/** The message of an input. */
-export function messageOf(input: MqttInput): MqttMessage {
-  return input instanceof MqttMessage ? input : input.message;
-}
-
-/** `{ source }` of an input that has one, else `{}`: outputs carry it on. */
-export function sourceOf(input: MqttInput): { source?: string } {
-  return input instanceof MqttMessage || input.source === undefined ? {} : { source: input.source };
 }
 
 function checkPolicy(stage: string, policy: unknown): OnInvalid {

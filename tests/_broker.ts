@@ -1,9 +1,12 @@
-// Test brokers on random 127.0.0.1 ports: aedes embedded in the test process, and
-// Debian's mosquitto spawned with a temp config (password file, TLS with certificates
-// made at test time by openssl, MQTT 5). Each stops only what it started.
+// Test brokers on random 127.0.0.1 ports: aedes embedded in the test process (over TCP or
+// WebSocket), and Debian's mosquitto spawned with a temp config (password file, TLS with
+// certificates made at test time by openssl, MQTT 5). Each stops only what it started.
 import { Aedes } from "aedes";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWebSocketStream, WebSocketServer } from "ws";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,14 +19,44 @@ export interface TestBroker extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** Options of {@linkcode startAedes}. */
+export interface AedesConfig {
+  /** The port to listen on; a random free one by default. */
+  port?: number;
+  /**
+   * How clients reach it: MQTT over TCP (the default), or over WebSocket, plain (ws://) or
+   * with TLS (wss://, certificates made for this broker by openssl).
+   */
+  transport?: "tcp" | "ws" | "wss";
+}
+
 /** Starts aedes (MQTT 3.1.1) on 127.0.0.1, on `port` or a random one. */
 export async function startAedes(
-  { port: wanted = 0 }: { port?: number } = {},
-): Promise<TestBroker & { broker: Aedes; dropClients(): void }> {
+  { port: wanted = 0, transport = "tcp" }: AedesConfig = {},
+): Promise<
+  TestBroker & { broker: Aedes; dropClients(): void; certificates?: Certificates }
+> {
   const broker = await Aedes.createBroker();
-  const server: Server = createServer(broker.handle);
+  let certificates: Certificates | undefined;
+  let server: Server | HttpServer;
+  if (transport === "tcp") server = createServer(broker.handle);
+  else {
+    let web: HttpServer;
+    if (transport === "wss") {
+      certificates = makeCertificates(mkdtempSync(join(tmpdir(), "mqtt-streams-aedes-")));
+      web = createHttpsServer({
+        cert: readFileSync(certificates.serverCert),
+        key: readFileSync(certificates.serverKey),
+      });
+    } else web = createHttpServer();
+    // MQTT over WebSocket (MQTT 3.1.1 §6): one binary message stream per client.
+    new WebSocketServer({ server: web }).on("connection", (socket) => {
+      broker.handle(createWebSocketStream(socket) as unknown as Socket);
+    });
+    server = web;
+  }
   const sockets = new Set<Socket>();
-  server.on("connection", (socket) => {
+  server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
@@ -37,11 +70,14 @@ export async function startAedes(
     await new Promise<void>((resolve) => broker.close(() => resolve()));
     dropClients();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (certificates) rmSync(certificates.dir, { recursive: true, force: true });
   };
+  const scheme = transport === "tcp" ? "mqtt" : transport;
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     port,
     broker,
+    certificates,
     dropClients,
     close,
     [Symbol.asyncDispose]: close,
@@ -259,7 +295,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, died: () => boolean, timeoutMs: number): Promise<void> {
+export async function waitForPort(port: number, died: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (died()) throw new Error("the process exited");
@@ -286,11 +322,16 @@ export interface TestProxy extends AsyncDisposable {
    * reaches the broker, and the broker's answers never reach them.
    */
   freeze(): void;
+  /** Cuts every connection through the proxy now, as a network failure would; new ones pass. */
+  drop(): void;
   close(): Promise<void>;
 }
 
-/** Starts a proxy on 127.0.0.1 to the broker on `port`. */
-export async function startProxy(port: number): Promise<TestProxy> {
+/**
+ * Starts a proxy on 127.0.0.1 to the broker on `port`; its URL has the scheme `scheme`
+ * (the proxy passes bytes, so MQTT over WebSocket goes through it too).
+ */
+export async function startProxy(port: number, scheme = "mqtt"): Promise<TestProxy> {
   const sockets = new Set<Socket>();
   let frozen = false;
   const server = createServer((client) => {
@@ -311,8 +352,11 @@ export async function startProxy(port: number): Promise<TestProxy> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return {
-    url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+    url: `${scheme}://127.0.0.1:${(server.address() as { port: number }).port}`,
     freeze: () => (frozen = true),
+    drop: () => {
+      for (const socket of sockets) socket.destroy();
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -350,7 +350,7 @@ export const OPTIONS_SCHEMA = v.object({
   connectionCacheTimeout: v.optional(
     option(
       integer(0, 2_147_483_647),
-      "Milliseconds a shared sink connection stays open after its last sink closed, for the next sink with the same identity; an idle one does not keep the process alive.",
+      "Milliseconds a shared sink connection stays open after its last sink closed, for the next sink with the same identity; an idle one does not keep the process alive. Over ws:// and wss:// it closes at once, as a WebSocket cannot be left open without holding the process.",
       {
         allowed: "an integer from 0 to 2147483647",
         env: "MQTT_CONNECTION_CACHE_TIMEOUT",

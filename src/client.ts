@@ -287,11 +287,21 @@ export class Connection {
   }
 
   /**
+   * Whether an idle connection can stay open without keeping the process alive: its
+   * transport is a socket that can be unref'd (TCP, TLS). A WebSocket cannot.
+   */
+  get canIdle(): boolean {
+    const socket = this.client.stream as unknown as { unref?(): void } | undefined;
+    return typeof socket?.unref === "function";
+  }
+
+  /**
    * Marks the connection idle (a cached connection no sink uses) or busy. An idle one
    * does not keep the process alive: its socket and keep-alive timer are unref'd, so a
    * script that closed its last sink exits instead of waiting out connectionCacheTimeout.
    */
   setIdle(idle: boolean): void {
+    if (!this.canIdle) return;
     if (this.#idle === idle) return;
     this.#idle = idle;
     const socket = this.client.stream as unknown as { ref?(): void; unref?(): void } | undefined;

@@ -145,7 +145,8 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
     if (--held.refs > 0) return Promise.resolve();
     const connection = held.connection;
     const timeout = options.connectionCacheTimeout;
-    if (now || timeout === 0 || !connection) return evict(held, now);
+    // A WebSocket cannot be unref'd: kept open, it would hold the process for `timeout`.
+    if (now || timeout === 0 || !connection?.canIdle) return evict(held, now);
     connection.setIdle(true);
     held.timer = setTimeout(() => evict(held, false), timeout);
     unrefTimer(held.timer);

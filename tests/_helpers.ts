@@ -39,7 +39,7 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 /**
  * Runs the script at `script` with `args` in a child process of the runtime that runs the
  * tests (Deno or Bun); stdin ignored, stdout piped and stderr inherited unless `stdio` says
- * otherwise.
+ * otherwise; `env` adds to the environment.
  */
 export function spawnScript(
   script: URL,
@@ -49,6 +49,7 @@ export function spawnScript(
     stdout?: "pipe" | "inherit";
     stderr?: "pipe" | "inherit";
   } = "pipe",
+  env: Record<string, string> = {},
 ): ChildProcess {
   const { stdin = "ignore", stdout = "pipe", stderr = "inherit" } = typeof stdio === "string"
     ? { stdout: stdio }
@@ -56,7 +57,7 @@ export function spawnScript(
   const child = spawn(
     process.execPath,
     [...(typeof Deno === "object" ? ["run", "-A"] : []), fileURLToPath(script), ...args],
-    { stdio: [stdin, stdout, stderr] },
+    { stdio: [stdin, stdout, stderr], env: { ...process.env, ...env } },
   );
   endings.set(
     child,

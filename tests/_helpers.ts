@@ -91,3 +91,8 @@ export async function kill(child: ChildProcess): Promise<void> {
   child.kill("SIGKILL");
   await exited(child);
 }
+
+/** The command that runs Deno: Deno's own executable under Deno, `npx deno@2` under Bun. */
+export function denoCommand(): [string, ...string[]] {
+  return typeof Deno === "object" ? [process.execPath] : ["npx", "--yes", "deno@2"];
+}

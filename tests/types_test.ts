@@ -9,14 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { denoCommand } from "./_helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Runs `deno check` on `files`; returns its exit code and output. */
 function denoCheck(files: string[]): { status: number | null; output: string } {
-  const [command, ...prefix] = typeof Deno === "object"
-    ? [process.execPath]
-    : ["npx", "--yes", "deno@2"];
+  const [command, ...prefix] = denoCommand();
   const result = spawnSync(
     command,
     [...prefix, "check", "--quiet", "--config", join(root, "deno.json"), ...files],

@@ -8,8 +8,8 @@
 // while either window is full or the connection is down. mqtt.js keeps every unacknowledged
 // QoS 1/2 publish in its outgoing store and sends it again after a reconnect, before it
 // emits 'connect'; the sink counts those as retried and keeps their slots.
-import { type IClientPublishOptions, type MqttClient, ReasonCodes } from "mqtt";
-import { backoffDelay, mustResend } from "./client.ts";
+import type { IClientPublishOptions, MqttClient } from "mqtt";
+import { backoffDelay, mustResend, reasonName } from "./client.ts";
 import { acquire, type Lease } from "./connection_cache.ts";
 import { MqttPublishError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
@@ -394,7 +394,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
 /** mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized"). */
 function reasonText(code: number): string {
-  const name = (ReasonCodes as Record<number, string>)[code] ?? "unknown reason code";
+  const name = reasonName(code);
   // Lower-case a leading capital, but not an acronym such as "QoS".
   return name.replace(/^[A-Z](?=[a-z]+\b)/, (first) => first.toLowerCase());
 }

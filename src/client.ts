@@ -44,6 +44,14 @@ export function mustResend(error: Error | undefined): boolean {
 }
 
 /**
+ * The name mqtt.js gives an MQTT 5 reason code. Read off the default export: mqtt.js's
+ * browser build (dist/mqtt.esm.js) has no named exports.
+ */
+export function reasonName(code: number): string {
+  return (mqtt.ReasonCodes as Record<number, string>)[code] ?? "unknown reason code";
+}
+
+/**
  * Runs `fn` once the current turn of the event loop, its I/O callbacks included, is over:
  * setImmediate where the runtime has it (Deno, Bun, Node). setTimeout(0) would wait for a
  * timer tick (1 ms or more), and every batch would wait that long.

@@ -295,7 +295,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitForPort(port: number, died: () => boolean, timeoutMs: number): Promise<void> {
+export async function waitForPort(
+  port: number,
+  died: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (died()) throw new Error("the process exited");

@@ -4,7 +4,7 @@
 // and ws 8.23); the runtime's WebSocket works everywhere it exists. Loaded with import()
 // only for a WebSocket URL, since it reaches into mqtt.js's node build, which a browser
 // bundle does not need: there mqtt.js's browser build uses the native WebSocket itself.
-import { type IClientOptions, MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { browserStreamBuilder } from "mqtt/lib/connect/ws";
 import { MqttOptionsError } from "../errors.ts";
 
@@ -42,7 +42,7 @@ export function webSocketClient(options: IClientOptions): MqttClient {
       new (WebSocket as unknown as BunWebSocket)(url, { protocols, tls });
   }
   // client.options is the object the builder reads (mqtt.js fills in its defaults there).
-  return new MqttClient((client) => browserStreamBuilder(client, client.options), opts);
+  return new mqtt.MqttClient((client) => browserStreamBuilder(client, client.options), opts);
 }
 
 /** The TLS options that ask for more than the runtime's default trust, or undefined. */

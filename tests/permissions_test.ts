@@ -1,0 +1,79 @@
+// The Deno permissions the README documents are enough, and --allow-env is not optional:
+// each case runs tests/_permissions_child.ts under Deno with exactly those flags.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { startAedes } from "./_broker.ts";
+import { denoCommand, within } from "./_helpers.ts";
+
+const child = fileURLToPath(new URL("./_permissions_child.ts", import.meta.url));
+
+/** Runs the child under `deno run` with `flags`; its exit code and output. */
+async function runWith(flags: string[], args: string[]) {
+  const [command, ...prefix] = denoCommand();
+  const run = spawn(command, [...prefix, "run", ...flags, child, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let output = "";
+  run.stdout.on("data", (chunk) => (output += chunk));
+  run.stderr.on("data", (chunk) => (output += chunk));
+  const code = await within(
+    new Promise<number | null>((resolve) => run.once("exit", resolve)),
+    60_000,
+    `deno run ${flags.join(" ")}`,
+  ).catch((error) => {
+    run.kill("SIGKILL");
+    throw error;
+  });
+  return { code, output };
+}
+
+describe("Deno permissions", () => {
+  for (const transport of ["tcp", "ws"] as const) {
+    test(`${transport}: --allow-net=<host:port> --allow-env is enough`, async () => {
+      await using broker = await startAedes({ transport });
+      const { code, output } = await runWith(
+        [`--allow-net=127.0.0.1:${broker.port}`, "--allow-env"],
+        [broker.url],
+      );
+      assert.equal(code, 0, output);
+      assert.match(output, /received with the documented permissions/);
+    });
+  }
+
+  test("persistence=file adds --allow-read/--allow-write of the folder and --allow-sys=hostname", async () => {
+    await using broker = await startAedes();
+    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-permissions-"));
+    try {
+      const { code, output } = await runWith(
+        [
+          `--allow-net=127.0.0.1:${broker.port}`,
+          "--allow-env",
+          `--allow-read=${folder}`,
+          `--allow-write=${folder}`,
+          "--allow-sys=hostname",
+        ],
+        [broker.url, `&clientId=permissions&persistence=file&localStorage=${folder}`],
+      );
+      assert.equal(code, 0, output);
+      assert.match(output, /received with the documented permissions/);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  test("without --allow-env, mqtt.js's dependencies fail as they load (NotCapable)", async () => {
+    await using broker = await startAedes();
+    const { code, output } = await runWith([`--allow-net=127.0.0.1:${broker.port}`], [
+      broker.url,
+    ]);
+    assert.notEqual(code, 0);
+    assert.match(output, /NotCapable: Requires env access/);
+  });
+});

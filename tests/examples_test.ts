@@ -1,6 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnScript } from "./_helpers.ts";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { MqttSource } from "../mod.ts";
+import { freePort, startAedes, waitForPort } from "./_broker.ts";
+import { denoCommand, spawnScript, within } from "./_helpers.ts";
 
 /** Runs an example in a child process of the same runtime; returns its exit code and output. */
 function run(example: string): Promise<{ code: number | null; output: string }> {
@@ -58,4 +63,60 @@ test("examples/durable_log.ts logs every message with fdatasync and acknowledges
   const { code, output } = await run("durable_log.ts");
   assert.equal(code, 0, output);
   assert.match(output, /^logged 500 lines to .*; acked 500 after fdatasync$/m);
+});
+
+test("examples/edge_worker_run.ts posts to the edge worker: 202 when all lines are published, 400 naming a bad line", async () => {
+  const { code, output } = await run("edge_worker_run.ts");
+  assert.equal(code, 0, output);
+  assert.match(output, /^POST 2 lines: 202 \{"published":2\}$/m);
+  assert.match(
+    output,
+    /^POST a bad line: 400 \{"error":"line 2 is not JSON: not json","published":1\}$/m,
+  );
+  assert.equal(output.match(/^broker got ingest\/readings: /gm)?.length, 3, output);
+});
+
+test("examples/edge_worker.ts under `deno serve` with the README's permissions publishes a POST's lines", async () => {
+  await using broker = await startAedes({ transport: "ws" });
+  await using source = new MqttSource(`${broker.url}?topic=ingest/%23&qos=1`);
+  await source.ready;
+  const port = await freePort();
+  const [command, ...prefix] = denoCommand();
+  const server = spawn(
+    command,
+    [
+      ...prefix,
+      "serve",
+      `--port=${port}`,
+      "--host=127.0.0.1",
+      `--allow-net=127.0.0.1`,
+      "--allow-env",
+      fileURLToPath(new URL("../examples/edge_worker.ts", import.meta.url)),
+    ],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, MQTT_URL: `${broker.url}?topic=ingest/edge&qos=1`, NO_COLOR: "1" },
+    },
+  );
+  let log = "";
+  server.stderr!.on("data", (chunk) => (log += chunk));
+  const ended = new Promise((resolve) => server.once("exit", resolve));
+  try {
+    await waitForPort(port, () => server.exitCode !== null, 30_000);
+    const response = await fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      body: '{"n":1}\n{"n":2}\n{"n":3}\n',
+    });
+    assert.equal(response.status, 202, log);
+    assert.deepEqual(await response.json(), { published: 3 });
+    const reader = source.getReader();
+    for (const n of [1, 2, 3]) {
+      const { value } = await within(reader.read(), 10_000, `line ${n} at the broker`);
+      assert.deepEqual(value!.json(), { n });
+    }
+    reader.releaseLock();
+  } finally {
+    server.kill("SIGTERM");
+    await ended;
+  }
 });

@@ -2,7 +2,7 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.5.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
+ * This release (0.6.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
  * whose QoS 1/2 acknowledgements follow what the consumer read, and {@linkcode MqttSink},
  * a publish stream with a window of acknowledged publishes in flight, resends after a
  * reconnect, and connections shared between sinks. Together they bridge brokers at least
@@ -18,6 +18,9 @@
  * on connection strings and options ({@linkcode parseConnectionString}), secrets that
  * never print ({@linkcode Secret}) and the errors ({@linkcode MqttStreamError} and its
  * subclasses). The command line is `@mqtt-streams/core/cli` (`sub`, `pub`, `bridge`).
+ *
+ * The core uses web APIs and `mqtt` only, so it runs on Deno, Bun, Node, in browsers and in
+ * edge workers; `ws://` and `wss://` URLs go over the runtime's own `WebSocket`.
  *
  * @example Subscribe
  * ```ts ignore

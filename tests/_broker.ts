@@ -88,17 +88,24 @@ export async function startAedes(
 export const hasMosquitto: boolean = spawnSync("mosquitto", ["-h"]).error === undefined;
 
 /**
- * The `skip` option of a test that needs mosquitto: false (run) when it is installed or
- * when CI=true (a missing mosquitto must fail in CI, not skip), else the printed reason.
+ * The `skip` option of a test that needs something installed: false (run) when `installed`
+ * or when CI=true (a missing tool must fail in CI, not skip), else the printed reason.
  */
-export function skipWithoutMosquitto(): string | false {
-  if (hasMosquitto) return false;
+export function skipUnless(installed: boolean, reason: string): string | false {
+  if (installed) return false;
   const ci = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
     .CI;
   if (ci === "true") return false;
-  const reason = "mosquitto is not installed (apt-get install mosquitto mosquitto-clients)";
   console.log(`skipping: ${reason}`);
   return reason;
+}
+
+/** The `skip` option of a test that needs mosquitto ({@linkcode skipUnless}). */
+export function skipWithoutMosquitto(): string | false {
+  return skipUnless(
+    hasMosquitto,
+    "mosquitto is not installed (apt-get install mosquitto mosquitto-clients)",
+  );
 }
 
 /** Files made by {@linkcode makeCertificates}. */
@@ -191,14 +198,7 @@ export interface MosquittoConfig {
 /** Starts Debian's mosquitto on a random port of 127.0.0.1 with a temp config. */
 export async function startMosquitto(
   config: MosquittoConfig = {},
-): Promise<
-  TestBroker & {
-    certificates?: Certificates;
-    log(): string;
-    /** Stops mosquitto (SIGTERM, so it saves its state), waits `downMs`, starts it again. */
-    restart(downMs?: number): Promise<void>;
-  }
-> {
+): Promise<TestBroker & BrokerProcess & { certificates?: Certificates }> {
   const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-mosquitto-"));
   // mosquitto started as root drops to the 'mosquitto' user, which must read these files
   // (and write its persistence file).
@@ -238,16 +238,40 @@ export async function startMosquitto(
   lines.push(...(config.lines ?? []).map((line) => line.replaceAll("%DIR%", dir)));
   writeFileSync(join(dir, "mosquitto.conf"), lines.join("\n") + "\n");
   execFileSync("chmod", ["-R", "a+r", dir]);
+  const broker = await brokerProcess("mosquitto", ["-c", join(dir, "mosquitto.conf")], port, dir);
+  const url = `${config.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`;
+  return { url, port, certificates, ...broker, [Symbol.asyncDispose]: broker.close };
+}
+
+/** A broker in a process of its own, from {@linkcode brokerProcess}. */
+export interface BrokerProcess {
+  /** What it printed (stdout and stderr). */
+  log(): string;
+  /** Stops it (SIGTERM, so it saves its state), waits `downMs`, starts it again. */
+  restart(downMs?: number): Promise<void>;
+  /** Stops it and removes `dir`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `command` with `args` and waits until it listens on `port` of 127.0.0.1; `dir`
+ * (its config and state) is removed when it closes.
+ */
+export async function brokerProcess(
+  command: string,
+  args: string[],
+  port: number,
+  dir: string,
+): Promise<BrokerProcess> {
   let log = "";
   let child!: ChildProcess;
   let exited!: Promise<void>;
   const launch = async () => {
-    child = spawn("mosquitto", ["-c", join(dir, "mosquitto.conf")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (chunk) => (log += chunk));
     child.stderr!.on("data", (chunk) => (log += chunk));
     exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    await waitForPort(port, () => child.exitCode !== null, 5000);
+    await waitForPort(port, () => child.exitCode !== null, 10_000);
   };
   const stop = async () => {
     if (child.exitCode === null) child.kill("SIGTERM");
@@ -269,18 +293,9 @@ export async function startMosquitto(
     await launch();
   } catch (error) {
     await close();
-    throw new Error(`mosquitto did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`${command} did not start: ${(error as Error).message}\n${log}`);
   }
-  const url = `${config.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`;
-  return {
-    url,
-    port,
-    certificates,
-    log: () => log,
-    restart,
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+  return { log: () => log, restart, close };
 }
 
 /** A port that was free a moment ago. */

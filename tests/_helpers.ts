@@ -1,6 +1,6 @@
 // What the test files share besides brokers: waiting, mosquitto settings, child processes.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
@@ -95,4 +95,46 @@ export async function kill(child: ChildProcess): Promise<void> {
 /** The command that runs Deno: Deno's own executable under Deno, `npx deno@2` under Bun. */
 export function denoCommand(): [string, ...string[]] {
   return typeof Deno === "object" ? [process.execPath] : ["npx", "--yes", "deno@2"];
+}
+
+/**
+ * Runs `command` with `args` to its end, within `ms` (then SIGKILLs it and fails); its
+ * exit code and its output, stdout and stderr together.
+ */
+export async function runToEnd(
+  command: string,
+  args: string[],
+  { ms = 60_000, env = {} }: { ms?: number; env?: Record<string, string> } = {},
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", ...env },
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const ended = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  try {
+    return { code: await within(ended, ms, `${command} ${args.join(" ")}`), output };
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+}
+
+/** Runs Deno ({@linkcode denoCommand}) with `args` in the repository's folder, synchronously. */
+export function runDeno(args: string[]): { status: number | null; stdout: string; output: string } {
+  const [command, ...prefix] = denoCommand();
+  const result = spawnSync(command, [...prefix, ...args], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return {
+    status: result.status,
+    stdout: result.stdout,
+    output: `${result.stdout}${result.stderr}`,
+  };
 }

@@ -1,33 +1,28 @@
 // NATS server's MQTT listener as a test broker: Debian's nats-server spawned with a temp
 // config on random 127.0.0.1 ports, JetStream on (its MQTT sessions, retained messages
 // and QoS 1 queues live in JetStream streams, kept in the temp folder).
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, type TestBroker, waitForPort } from "./_broker.ts";
+import {
+  type BrokerProcess,
+  brokerProcess,
+  freePort,
+  skipUnless,
+  type TestBroker,
+} from "./_broker.ts";
 
 /** Whether nats-server can be spawned here. */
 export const hasNats: boolean = spawnSync("nats-server", ["--version"]).error === undefined;
 
-/**
- * The `skip` option of a test that needs nats-server: false (run) when it is installed or
- * when CI=true (a missing nats-server must fail in CI, not skip), else the printed reason.
- */
+/** The `skip` option of a test that needs nats-server ({@linkcode skipUnless}). */
 export function skipWithoutNats(): string | false {
-  if (hasNats) return false;
-  const ci = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
-    .CI;
-  if (ci === "true") return false;
-  const reason = "nats-server is not installed (apt-get install nats-server)";
-  console.log(`skipping: ${reason}`);
-  return reason;
+  return skipUnless(hasNats, "nats-server is not installed (apt-get install nats-server)");
 }
 
 /** Starts nats-server with its MQTT listener on a random port of 127.0.0.1. */
-export async function startNats(): Promise<
-  TestBroker & { log(): string; restart(downMs?: number): Promise<void> }
-> {
+export async function startNats(): Promise<TestBroker & BrokerProcess> {
   const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-nats-"));
   const port = await freePort();
   const config = [
@@ -39,46 +34,11 @@ export async function startNats(): Promise<
     `mqtt { listen: 127.0.0.1:${port} }`,
   ];
   writeFileSync(join(dir, "nats.conf"), config.join("\n") + "\n");
-  let log = "";
-  let child!: ChildProcess;
-  let exited!: Promise<void>;
-  const launch = async () => {
-    child = spawn("nats-server", ["-c", join(dir, "nats.conf")], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout!.on("data", (chunk) => (log += chunk));
-    child.stderr!.on("data", (chunk) => (log += chunk));
-    exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    await waitForPort(port, () => child.exitCode !== null, 10_000);
-  };
-  const stop = async () => {
-    if (child.exitCode === null) child.kill("SIGTERM");
-    await exited;
-  };
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const restart = async (downMs = 0) => {
-    await stop();
-    await new Promise((resolve) => setTimeout(resolve, downMs));
-    await launch();
-  };
-  try {
-    await launch();
-  } catch (error) {
-    await close();
-    throw new Error(`nats-server did not start: ${(error as Error).message}\n${log}`);
-  }
+  const broker = await brokerProcess("nats-server", ["-c", join(dir, "nats.conf")], port, dir);
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
-    log: () => log,
-    restart,
-    close,
-    [Symbol.asyncDispose]: close,
+    ...broker,
+    [Symbol.asyncDispose]: broker.close,
   };
 }

@@ -9,10 +9,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import * as esbuild from "esbuild";
 import { chromium } from "playwright-core";
-import { startAedes } from "./_broker.ts";
+import { skipUnless, startAedes } from "./_broker.ts";
 import { within } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -76,12 +75,8 @@ async function servePage(code: string) {
   };
 }
 
-const skip = (): string | false => {
-  if (existsSync(CHROMIUM) || process.env.CI === "true") return false;
-  const reason = `${CHROMIUM} is not installed (apt-get install chromium)`;
-  console.log(`skipping: ${reason}`);
-  return reason;
-};
+const skip = () =>
+  skipUnless(existsSync(CHROMIUM), `${CHROMIUM} is not installed (apt-get install chromium)`);
 
 describe("in a browser", { skip: skip() }, () => {
   test("the bundle of mod.ts holds mqtt's browser build and no node: module", async () => {

@@ -2,23 +2,14 @@
 // slow types and lists the files that would be published.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { denoCommand } from "./_helpers.ts";
+import { runDeno } from "./_helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 test("deno publish --dry-run passes, with no slow types, and publishes the library only", () => {
-  const [command, ...prefix] = denoCommand();
-  const result = spawnSync(command, [...prefix, "publish", "--dry-run", "--allow-dirty"], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  const output = `${result.stdout}${result.stderr}`;
-  assert.equal(result.status, 0, output);
+  const { status, output } = runDeno(["publish", "--dry-run", "--allow-dirty"]);
+  assert.equal(status, 0, output);
   assert.match(output, /Checking for slow types in the public API/);
   assert.match(output, /Success Dry run complete/);
   // One line a file: "   file:///…/src/client.ts (15.06KB)".

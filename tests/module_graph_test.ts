@@ -5,13 +5,9 @@
 // the runtime's WebSocket; this test lists those too, so a new one is a decision.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { denoCommand } from "./_helpers.ts";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
+import { runDeno } from "./_helpers.ts";
 
 interface GraphModule {
   specifier: string;
@@ -21,15 +17,8 @@ interface GraphModule {
 
 /** The module graph of mod.ts as `deno info --json` reports it. */
 function moduleGraph(): Map<string, GraphModule> {
-  const [command, ...prefix] = denoCommand();
-  const result = spawnSync(command, [...prefix, "info", "--json", "mod.ts"], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 120_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  assert.equal(result.status, 0, result.stderr);
+  const result = runDeno(["info", "--json", "mod.ts"]);
+  assert.equal(result.status, 0, result.output);
   const { modules, redirects } = JSON.parse(result.stdout) as {
     modules: GraphModule[];
     redirects: Record<string, string>;

@@ -4,11 +4,10 @@
 // each QoS over TCP and ws://, a file store, and a routed pipeline.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { within } from "./_helpers.ts";
+import { runToEnd } from "./_helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 // Inside node_modules, so that Node resolves the bundle's imports of mqtt and valibot.
@@ -30,25 +29,10 @@ test("under Node, the public API round-trips over TCP and ws://, with a file sto
   } finally {
     await esbuild.stop();
   }
-  const child = spawn("node", [`${root}tests/node/smoke.mjs`, out], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  child.stderr.on("data", (chunk) => (stderr += chunk));
-  const code = await within(
-    new Promise<number | null>((resolve) => child.once("exit", resolve)),
-    60_000,
-    "the Node smoke test (it must exit on its own)",
-  ).catch((error) => {
-    child.kill("SIGKILL");
-    throw error;
-  });
-  assert.equal(code, 0, stderr);
-  const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
-  console.log(stdout.trim());
+  const { code, output } = await runToEnd("node", [`${root}tests/node/smoke.mjs`, out]);
+  assert.equal(code, 0, output);
+  const result = JSON.parse(output.trim().split("\n").at(-1)!);
+  console.log(output.trim());
   assert.match(result.node, /^v\d+/);
   assert.deepEqual(
     { ...result, node: undefined },

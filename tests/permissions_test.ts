@@ -2,36 +2,19 @@
 // each case runs tests/_permissions_child.ts under Deno with exactly those flags.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { startAedes } from "./_broker.ts";
-import { denoCommand, within } from "./_helpers.ts";
+import { denoCommand, runToEnd } from "./_helpers.ts";
 
 const child = fileURLToPath(new URL("./_permissions_child.ts", import.meta.url));
 
 /** Runs the child under `deno run` with `flags`; its exit code and output. */
-async function runWith(flags: string[], args: string[]) {
+function runWith(flags: string[], args: string[]) {
   const [command, ...prefix] = denoCommand();
-  const run = spawn(command, [...prefix, "run", ...flags, child, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  let output = "";
-  run.stdout.on("data", (chunk) => (output += chunk));
-  run.stderr.on("data", (chunk) => (output += chunk));
-  const code = await within(
-    new Promise<number | null>((resolve) => run.once("exit", resolve)),
-    60_000,
-    `deno run ${flags.join(" ")}`,
-  ).catch((error) => {
-    run.kill("SIGKILL");
-    throw error;
-  });
-  return { code, output };
+  return runToEnd(command, [...prefix, "run", ...flags, child, ...args]);
 }
 
 describe("Deno permissions", () => {

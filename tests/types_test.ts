@@ -3,25 +3,17 @@
 // executable, or `npx deno@2` under Bun).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { denoCommand } from "./_helpers.ts";
+import { runDeno } from "./_helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Runs `deno check` on `files`; returns its exit code and output. */
 function denoCheck(files: string[]): { status: number | null; output: string } {
-  const [command, ...prefix] = denoCommand();
-  const result = spawnSync(
-    command,
-    [...prefix, "check", "--quiet", "--config", join(root, "deno.json"), ...files],
-    { cwd: root, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 120_000 },
-  );
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+  return runDeno(["check", "--quiet", "--config", join(root, "deno.json"), ...files]);
 }
 
 const HEADER = `

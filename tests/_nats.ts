@@ -21,8 +21,14 @@ export function skipWithoutNats(): string | false {
   return skipUnless(hasNats, "nats-server is not installed (apt-get install nats-server)");
 }
 
-/** Starts nats-server with its MQTT listener on a random port of 127.0.0.1. */
-export async function startNats(): Promise<TestBroker & BrokerProcess> {
+/**
+ * Starts nats-server with its MQTT listener on a random port of 127.0.0.1. `ackWait` is
+ * its `mqtt.ack_wait`: NATS resends an unacknowledged QoS 1 message only after that long,
+ * even when the session resumes (30 s by default; 2 s here, so tests need not wait).
+ */
+export async function startNats(
+  { ackWait = "2s" }: { ackWait?: string } = {},
+): Promise<TestBroker & BrokerProcess> {
   const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-nats-"));
   const port = await freePort();
   const config = [
@@ -31,7 +37,7 @@ export async function startNats(): Promise<TestBroker & BrokerProcess> {
     // MQTT needs JetStream, and JetStream a server name.
     "server_name: mqtt_streams_test",
     `jetstream { store_dir: "${join(dir, "jetstream")}" }`,
-    `mqtt { listen: 127.0.0.1:${port} }`,
+    `mqtt { listen: 127.0.0.1:${port}, ack_wait: "${ackWait}" }`,
   ];
   writeFileSync(join(dir, "nats.conf"), config.join("\n") + "\n");
   const broker = await brokerProcess("nats-server", ["-c", join(dir, "nats.conf")], port, dir);

@@ -14,7 +14,7 @@ import {
   type TestBroker,
 } from "./_broker.ts";
 import { skipWithoutNats, startNats } from "./_nats.ts";
-import { LOSSLESS, within } from "./_helpers.ts";
+import { LOSSLESS, sleep, within } from "./_helpers.ts";
 
 type QoS = 0 | 1 | 2;
 
@@ -45,7 +45,7 @@ const BROKERS: MatrixBroker[] = [
     query: "&mqttVersion=5",
   },
   {
-    name: "NATS (MQTT 3.1.1, TCP)",
+    name: "NATS (MQTT 3.1.1, TCP, ack_wait 2 s)",
     start: () => startNats(),
     skip: skipWithoutNats,
     qos: [0, 1],
@@ -165,6 +165,29 @@ describe("broker matrix: what NATS does not support", { skip: skipWithoutNats() 
     await publish(server.url, numbered(0, 5), `?topic=${topic}&qos=1`);
     const messages = await readN(source, 5);
     assert.deepEqual(messages.map((m) => m.qos), [1, 1, 1, 1, 1]);
+  });
+
+  test("unacknowledged QoS 1 messages come again only after ack_wait, not when the session resumes (MQTT 3.1.1 §4.4 asks for at once)", async () => {
+    await using server = await startNats({ ackWait: "3s" });
+    await using proxy = await startProxy(server.port);
+    const topic = `matrix/${uniqueId()}`;
+    // ack=manual and no ack(): the five stay unacknowledged.
+    await using source = new MqttSource(
+      `${proxy.url}?topic=${topic}&qos=1&clientId=${uniqueId()}&ack=manual&connectBackoff=100`,
+    );
+    await source.ready;
+    await publish(server.url, numbered(0, 5), `?topic=${topic}&qos=1`);
+    assert.deepEqual((await readN(source, 5)).map((m) => m.text()), numbered(0, 5));
+    proxy.drop();
+    const reader = source.getReader();
+    const next = reader.read();
+    const early = await Promise.race([next, sleep(1_000).then(() => "nothing yet" as const)]);
+    assert.equal(early, "nothing yet", "NATS resent at once: this test's premise changed");
+    assert.ok(source.stats.reconnects >= 1, `reconnects: ${source.stats.reconnects}`);
+    const { value } = await within(next, 10_000, "the copy after ack_wait");
+    assert.equal(value!.text(), "m0");
+    assert.equal(value!.dup, true);
+    reader.releaseLock();
   });
 
   test("a QoS 2 publish errors the sink with MqttConnectError: the broker closes the connection", async () => {

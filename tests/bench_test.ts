@@ -117,3 +117,15 @@ test(
     assertRow(output, ["MqttSource → route()"], 1);
   },
 );
+
+test("bench/transports.ts --quick compares ws:// with mqtt:// for a source and a sink", {
+  timeout: 300_000,
+}, async () => {
+  const child = spawnScript(new URL("../bench/transports.ts", import.meta.url), ["--quick"]);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, output);
+  assertRow(output, ["source"], 1);
+  assertRow(output, ["sink"], 1);
+});

@@ -70,10 +70,7 @@ export async function pub(command: Extract<Command, { name: "pub" }>): Promise<v
   const sink = new MqttSink(command.url);
   const run = controls(
     command.progress,
-    (perSecond) =>
-      `pub: ${sink.stats.published} published (${
-        perSecond(sink.stats.published)
-      }/s), ${sink.stats.inflight} in flight, ${sink.stats.acked} acked`,
+    publishing("pub: ", "published", sink, () => sink.stats.acked),
   );
   let line = 0;
   try {
@@ -93,6 +90,22 @@ export async function pub(command: Extract<Command, { name: "pub" }>): Promise<v
     run.done();
   }
   note(`published ${sink.stats.published} (${sink.stats.acked} acknowledged) from ${line} lines`);
+}
+
+/**
+ * The progress line of a command that publishes through `sink`: `label`, the publishes as
+ * `verb` with their rate, those in flight, and `acked()`.
+ */
+function publishing(
+  label: string,
+  verb: string,
+  sink: MqttSink,
+  acked: () => number,
+): (perSecond: (total: number) => number) => string {
+  return (perSecond) =>
+    `${label}${sink.stats.published} ${verb} (${
+      perSecond(sink.stats.published)
+    }/s), ${sink.stats.inflight} in flight, ${acked()} acked`;
 }
 
 /** A JSON line as a record. @throws {Error} Naming the line, when it is not one. */
@@ -130,10 +143,7 @@ export async function bridge(command: Extract<Command, { name: "bridge" }>): Pro
   const withProperties = sink.options.mqttVersion === 5;
   const run = controls(
     command.progress,
-    (perSecond) =>
-      `bridge: ${sink.stats.published} bridged (${
-        perSecond(sink.stats.published)
-      }/s), ${sink.stats.inflight} in flight, ${source.stats.acked} acked`,
+    publishing("bridge: ", "bridged", sink, () => source.stats.acked),
   );
   try {
     // Not awaited: a resumed session's backlog can hold the SUBACK until messages are read.

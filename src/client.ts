@@ -101,9 +101,8 @@ export class Connection {
   #settle!: (error: MqttStreamError | undefined) => void;
   #lastError: unknown;
   #connectedOnce = false;
-  /** Whether a CONNACK came on the current attempt, and whether the last close followed one. */
+  /** Whether a CONNACK came on the current attempt (reset as mqtt.js starts the next). */
   #connacked = false;
-  #closedAfterConnack = false;
   #over = false;
   #idle = false;
   #corked = false;
@@ -149,6 +148,7 @@ export class Connection {
       this.#connacked = true;
       if (!sessionResumed(options, packet)) this.#forgetReleases();
     });
+    client.on("reconnect", () => (this.#connacked = false));
     client.on("connect", () => {
       if (this.#connectedOnce) this.reconnects++;
       this.#connectedOnce = true;
@@ -239,8 +239,6 @@ export class Connection {
   }
 
   #onClose(): void {
-    this.#closedAfterConnack = this.#connacked && this.attempts > 0;
-    this.#connacked = false;
     if (this.#over) return;
     if (this.attempts === 0) {
       // Connected until now: the connection was lost, and a new outage begins.
@@ -284,7 +282,8 @@ export class Connection {
 
   /** Why the broker closed the connection, when it sent no reason. */
   #silentClose(): string {
-    return this.#closedAfterConnack
+    // attempts > 0: the close ended an attempt, not an established connection.
+    return this.#connacked && this.attempts > 0
       ? "the broker accepted the connection (CONNACK) and then closed it while the session's unacknowledged publishes were sent again, so it refuses one of them (NATS, for one, closes the connection on a QoS 2 publish)"
       : "the broker closed the connection without a reason";
   }
@@ -309,7 +308,6 @@ export class Connection {
    * script that closed its last sink exits instead of waiting out connectionCacheTimeout.
    */
   setIdle(idle: boolean): void {
-    if (!this.canIdle) return;
     if (this.#idle === idle) return;
     this.#idle = idle;
     const socket = this.client.stream as unknown as { ref?(): void; unref?(): void } | undefined;

@@ -98,24 +98,23 @@ export function denoCommand(): [string, ...string[]] {
 }
 
 /**
- * Runs `command` with `args` to its end, within `ms` (then SIGKILLs it and fails); its
+ * Runs `command` with `args` to its end, within a minute (then SIGKILLs it and fails); its
  * exit code and its output, stdout and stderr together.
  */
 export async function runToEnd(
   command: string,
   args: string[],
-  { ms = 60_000, env = {} }: { ms?: number; env?: Record<string, string> } = {},
 ): Promise<{ code: number | null; output: string }> {
   const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1", ...env },
+    env: { ...process.env, NO_COLOR: "1" },
   });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   const ended = new Promise<number | null>((resolve) => child.once("exit", resolve));
   try {
-    return { code: await within(ended, ms, `${command} ${args.join(" ")}`), output };
+    return { code: await within(ended, 60_000, `${command} ${args.join(" ")}`), output };
   } catch (error) {
     child.kill("SIGKILL");
     throw error;

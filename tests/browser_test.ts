@@ -31,8 +31,11 @@ const leaveOutRuntime: esbuild.Plugin = {
   },
 };
 
-/** The page's bundle and the files esbuild put in it. */
-async function bundle(): Promise<{ code: string; inputs: string[] }> {
+/** The page's bundle and the files esbuild put in it (built once for both tests). */
+let bundleOnce: Promise<{ code: string; inputs: string[] }> | undefined;
+const bundle = () => (bundleOnce ??= build());
+
+async function build(): Promise<{ code: string; inputs: string[] }> {
   try {
     const result = await esbuild.build({
       entryPoints: [new URL("./browser/page.ts", import.meta.url).pathname],

@@ -15,8 +15,13 @@ interface GraphModule {
   dependencies?: { specifier: string; isDynamic?: boolean; code?: { specifier: string } }[];
 }
 
-/** The module graph of mod.ts as `deno info --json` reports it. */
+/** The module graph of mod.ts as `deno info --json` reports it (asked once for both tests). */
+let graphOnce: Map<string, GraphModule> | undefined;
 function moduleGraph(): Map<string, GraphModule> {
+  return graphOnce ??= readGraph();
+}
+
+function readGraph(): Map<string, GraphModule> {
   const result = runDeno(["info", "--json", "mod.ts"]);
   assert.equal(result.status, 0, result.output);
   const { modules, redirects } = JSON.parse(result.stdout) as {

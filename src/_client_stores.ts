@@ -4,6 +4,7 @@
 // with import() only when persistence=file is asked for, so the core stays free of
 // file-system code and bundles for browsers.
 import type { IClientOptions, MqttClient } from "mqtt";
+import type { MqttStreamError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { sessionResumed } from "./_client_inbound.ts";
 import type { FileStores } from "./stores/store.ts";
@@ -45,8 +46,22 @@ export class Persisted {
    */
   discarded = 0;
 
-  /** Installs itself on `client`; made after the connection's Inbound, if it has one. */
-  constructor(readonly stores: FileStores, client: MqttClient, options: MqttOptions) {
+  /**
+   * Installs itself on `client`; made after the connection's Inbound, if it has one.
+   * `onFailure` ends the connection when the store cannot write (a full disk): mqtt.js
+   * drops a store's errors (see file_store.ts), so nothing else would.
+   */
+  constructor(
+    readonly stores: FileStores,
+    client: MqttClient,
+    options: MqttOptions,
+    onFailure: (error: MqttStreamError) => void,
+  ) {
+    stores.failure.then((error) => {
+      onFailure(error);
+      // Closes the files and releases the folder's lock, as ending the client would.
+      stores.close();
+    });
     // mqtt.js sends the recovered publishes again on CONNACK and calls back whoever
     // registered their packet identifier; no one has in this process, so a refusal would
     // go unseen.

@@ -1,6 +1,8 @@
 // Reads the certificates of a PKCS12 trust store (RFC 7292), as Java's keytool and
 // `openssl pkcs12 -export -nokeys` write them: Node, Deno and Bun's TLS accept PKCS12
-// only with a private key in it, so a trust store must be turned into PEM here.
+// only with a private key in it, so a trust store must be turned into PEM here. And checks
+// a key store's password before the runtime's TLS sees it: on a wrong one, TLS throws a
+// plain Error ("mac verify failure") only when it connects.
 // WebCrypto only: PBES2 (PBKDF2 + AES-CBC) encryption and the PKCS12 HMAC integrity
 // check (RFC 7292 appendix B key derivation). The legacy RC2/3DES encryptions have no
 // WebCrypto counterpart and get an error that says how to convert the store.
@@ -62,7 +64,10 @@ export async function pkcs12Certificates(
     const [version, authSafe, macData] = children(read(file));
     if (int(version) !== 3) throw fail(`version ${int(version)} is not PKCS12 v3`);
     const content = contentOf(authSafe);
-    if (macData && password !== undefined && !(await macMatches(macData, content, password))) {
+    if (
+      macData && password !== undefined &&
+      !(await macMatches(macData, content, bmpPassword(password)))
+    ) {
       throw fail("the password is wrong or the file was altered (integrity check failed)");
     }
     const certificates: string[] = [];
@@ -91,6 +96,47 @@ export async function pkcs12Certificates(
     if (error instanceof MqttOptionsError) throw error;
     throw fail(`it is not valid DER (${(error as Error).message})`);
   }
+}
+
+/**
+ * Checks `password` against the integrity MAC of the PKCS12 key store `file` (option
+ * `ssl.key.store`), as the runtime's TLS will. Without a password (or an empty one), the
+ * store must open with none, as OpenSSL tries it. A file this reader cannot check (not
+ * DER, no MAC, an unknown MAC algorithm) is left to the TLS layer.
+ *
+ * @throws {MqttOptionsError} naming "ssl.key.store.password" when the password does not
+ * open the store; the password itself is never part of the message.
+ */
+export async function checkKeyStorePassword(
+  file: Uint8Array,
+  password: string | undefined,
+): Promise<void> {
+  let macData: Der | undefined;
+  let content: Uint8Array;
+  try {
+    const [version, authSafe, mac] = children(read(file));
+    if (int(version) !== 3 || !mac) return;
+    [macData, content] = [mac, contentOf(authSafe)];
+  } catch {
+    return;
+  }
+  const candidates = password
+    ? [bmpPassword(password), legacyBmpPassword(password)]
+    : [bmpPassword(""), new Uint8Array()]; // OpenSSL tries "" and no password at all
+  try {
+    for (const candidate of candidates) {
+      if (await macMatches(macData, content, candidate)) return;
+    }
+  } catch {
+    return; // an unsupported MAC algorithm: TLS will say
+  }
+  const option = "ssl.key.store.password";
+  throw new MqttOptionsError(
+    option,
+    password
+      ? `Cannot connect as '${option}' does not open the PKCS12 key store 'ssl.key.store': the password is wrong or the file was altered (its integrity check failed)`
+      : `Cannot connect as the PKCS12 key store 'ssl.key.store' needs a password: set '${option}'`,
+  );
 }
 
 /** The content of a ContentInfo of type data: the OCTET STRING inside [0]. */
@@ -153,15 +199,22 @@ async function decrypt(
   }
 }
 
-/** Checks the MacData (RFC 7292 §4): HMAC over the authenticated safe, key from appendix B. */
-async function macMatches(macData: Der, content: Uint8Array, password: string): Promise<boolean> {
+/**
+ * Checks the MacData (RFC 7292 §4): HMAC over the authenticated safe, key from appendix B,
+ * with `password` already a BMPString.
+ */
+async function macMatches(
+  macData: Der,
+  content: Uint8Array,
+  password: Uint8Array,
+): Promise<boolean> {
   const [digestInfo, macSalt, iterationsField] = children(macData);
   const [algorithm, digest] = children(digestInfo);
   const hash = HASHES[oid(children(algorithm)[0])];
   if (!hash) throw new Error(`unsupported MAC algorithm ${oid(children(algorithm)[0])}`);
   const iterations = iterationsField ? int(iterationsField) : 1;
   const size = digest.body.length;
-  const keyBytes = await pkcs12Kdf(hash, bmpPassword(password), macSalt.body, iterations, 3, size);
+  const keyBytes = await pkcs12Kdf(hash, password, macSalt.body, iterations, 3, size);
   const key = await crypto.subtle.importKey(
     "raw",
     buffer(keyBytes),
@@ -217,6 +270,18 @@ function bmpPassword(password: string): Uint8Array {
     out[2 * i] = password.charCodeAt(i) >> 8;
     out[2 * i + 1] = password.charCodeAt(i) & 0xff;
   }
+  return out;
+}
+
+/**
+ * The password as OpenSSL before 1.1 made a BMPString of it: each UTF-8 byte a character.
+ * Stores written then (or by tools that still do) open only with this form of a non-ASCII
+ * password; for an ASCII one it is the same as {@linkcode bmpPassword}.
+ */
+function legacyBmpPassword(password: string): Uint8Array {
+  const utf8 = new TextEncoder().encode(password);
+  const out = new Uint8Array(utf8.length * 2 + 2);
+  for (let i = 0; i < utf8.length; i++) out[2 * i + 1] = utf8[i];
   return out;
 }
 

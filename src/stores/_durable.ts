@@ -25,14 +25,21 @@ export function syncFolder(folder: string): void {
   }
 }
 
-/** A STORE_FAILED error saying what could not be done, and what to check. */
+/**
+ * A STORE_FAILED error saying what could not be done (naming the file or folder), the OS
+ * code (ENOSPC, EROFS, EIO, ...), and what to check.
+ */
 export function storeError(what: string, cause: unknown): MqttStreamError {
   if (cause instanceof MqttStreamError) return cause;
+  const message = (cause as Error | undefined)?.message ?? String(cause);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  // Node, Deno and Bun start the message with the code; say it where one does not.
+  const reason = typeof code === "string" && !message.includes(code)
+    ? `${code}: ${message}`
+    : message;
   return new MqttStreamError(
     "STORE_FAILED",
-    `Cannot ${what} for persistence=file: ${
-      (cause as Error).message
-    } (check the folder's permissions and free space, or set localStorage to another folder)`,
+    `Cannot ${what} for persistence=file: ${reason} (check the folder's permissions and free space, or set localStorage to another folder)`,
     { cause },
   );
 }

@@ -13,6 +13,7 @@ import {
 import { hostname } from "node:os";
 import process from "node:process";
 import { MqttStreamError } from "../errors.ts";
+import { storeError } from "./_durable.ts";
 
 interface Holder {
   pid: number;
@@ -30,9 +31,18 @@ export interface Lock {
 /**
  * Takes the lock file `path` for this process.
  *
- * @throws {MqttStreamError} code "STORE_LOCKED" when a live process holds it.
+ * @throws {MqttStreamError} code "STORE_LOCKED" when a live process holds it, "STORE_FAILED"
+ * when the lock cannot be read or written (a read-only folder: EROFS).
  */
 export function acquireLock(path: string, what: string): Lock {
+  try {
+    return takeLock(path, what);
+  } catch (error) {
+    throw storeError(`lock ${what} (its lock file ${path})`, error);
+  }
+}
+
+function takeLock(path: string, what: string): Lock {
   const me: Holder = { pid: process.pid, host: hostname() };
   for (let round = 0; round < TAKEOVER_ROUNDS; round++) {
     let fd: number;
@@ -57,8 +67,13 @@ export function acquireLock(path: string, what: string): Lock {
       release() {
         if (released) return;
         released = true;
-        // Only our own lock: never one a later process took over.
-        if (readHolder(path)?.text === JSON.stringify(me)) unlinkSync(path);
+        try {
+          // Only our own lock: never one a later process took over.
+          if (readHolder(path)?.text === JSON.stringify(me)) unlinkSync(path);
+        } catch {
+          // The folder went read-only or away: a lock left behind names this process, and
+          // the next one takes it over once this process is gone.
+        }
       },
     };
   }

@@ -17,6 +17,12 @@
 //   instead of one a PUBACK; the incoming log writes each at once (see openFileStores).
 // - The log is rewritten with only the live packets when it opens (dropping damage, so
 //   new records never follow a torn one) and when it grows past four times the live size.
+// - A write or sync that fails (ENOSPC, EROFS, EIO) fails the store for good: `failure`
+//   settles with a STORE_FAILED error naming the log and the OS code, and a put that was not
+//   stored is never called back. mqtt.js 5.16 mishandles a put's error: for an outgoing QoS
+//   1/2 publish it drops it (the publish never settles: a full disk hung the sink), and for
+//   an incoming QoS 2 message it sends PUBREC all the same (the broker forgets a message the
+//   store never held). The connection ends on `failure` instead (client.ts).
 import {
   closeSync,
   fdatasync,
@@ -33,6 +39,7 @@ import { delRecord, putRecord, scanLog } from "./_log.ts";
 import type { Damage, FileStores, FsyncMode, StoredPacket } from "./store.ts";
 import { acquireLock } from "./_lock.ts";
 import { storeError, syncFolder, writeFully } from "./_durable.ts";
+import type { MqttStreamError } from "../errors.ts";
 
 type Callback = (error?: Error | null, packet?: StoredPacket) => void;
 
@@ -75,6 +82,7 @@ export function openFileStores(folder: string, fsync: FsyncMode): FileStores & {
   return {
     incoming,
     outgoing,
+    failure: Promise.race(stores.map((store) => store.failure)),
     recovery: {
       incoming: incoming.recovered,
       outgoing: outgoing.recovered,
@@ -116,7 +124,13 @@ export class FileStore {
   #compactWanted = false;
   /** fsync=always: puts waiting for the sync that covers record number `upTo`. */
   #waiters: { upTo: number; cb: Callback }[] = [];
-  #error?: Error;
+  #error?: MqttStreamError;
+  /**
+   * Settles with the error that failed the store (a write or sync of the log), if one does;
+   * it never rejects.
+   */
+  readonly failure: Promise<MqttStreamError>;
+  #reportFailure!: (error: MqttStreamError) => void;
   #closed = false;
   #onClosed: (() => void)[] = [];
 
@@ -128,6 +142,7 @@ export class FileStore {
   constructor(path: string, fsync: FsyncMode, init: { batchDeletes?: boolean } = {}) {
     this.path = path;
     this.#fsync = fsync;
+    this.failure = new Promise((resolve) => (this.#reportFailure = resolve));
     this.#batchDeletes = init.batchDeletes ?? false;
     let log: Uint8Array;
     try {
@@ -146,18 +161,16 @@ export class FileStore {
     this.#fd = this.#rewrite();
   }
 
-  /** Stores `packet` under its messageId, replacing what was there. */
+  /**
+   * Stores `packet` under its messageId, replacing what was there, and calls back once it
+   * is written (fsync=always: synced). When it cannot be written, it never calls back: the
+   * store has failed, and {@linkcode failure} says why.
+   */
   put(packet: StoredPacket, cb?: Callback): this {
-    if (this.#error) {
-      cb?.(this.#error);
-      return this;
-    }
+    if (this.#error) return this;
     const record = putRecord(packet);
     this.#set(packet, record.length);
-    if (!this.#append(this.#withDeletes(record))) {
-      cb?.(this.#error);
-      return this;
-    }
+    if (!this.#append(this.#withDeletes(record))) return this;
     if (this.#fsync === "always") {
       if (cb) this.#waiters.push({ upTo: this.#written, cb });
       this.#sync();
@@ -176,7 +189,11 @@ export class FileStore {
     return this;
   }
 
-  /** Removes the packet stored under `packet.messageId` and calls back with it, synchronously. */
+  /**
+   * Removes the packet stored under `packet.messageId` and calls back with it, synchronously.
+   * A del that cannot be written fails the store (see {@linkcode failure}); the packet is
+   * gone from memory all the same, and would only come again after a restart (at least once).
+   */
   del(packet: { messageId?: number }, cb?: Callback): this {
     const stored = this.#index.get(packet.messageId!);
     if (!stored) {
@@ -283,15 +300,18 @@ export class FileStore {
 
   /** Starts an fdatasync of what is written, unless one runs (it starts the next). */
   #sync(): void {
-    if (this.#syncing || this.#synced === this.#written || this.#fd === -1) return;
+    if (this.#syncing || this.#error || this.#fd === -1 || this.#synced === this.#written) return;
     this.#syncing = true;
     const upTo = this.#written;
     fdatasync(this.#fd, (error) => {
       this.#syncing = false;
-      if (error) return this.#fail(storeError(`sync ${this.path}`, error));
-      this.#synced = upTo;
-      this.#release(upTo);
-      if (this.#compactWanted) this.#compact();
+      if (error) this.#fail(storeError(`sync ${this.path}`, error));
+      else {
+        this.#synced = upTo;
+        this.#release(upTo);
+        if (this.#compactWanted) this.#compact();
+      }
+      // A failed store still closes its file once asked to (the lock goes with it).
       if (this.#closed) this.#finishWhenIdle();
       else this.#sync();
     });
@@ -318,7 +338,7 @@ export class FileStore {
       closeSync(this.#fd);
       this.#fd = fd;
     } catch (error) {
-      this.#fail(error as Error);
+      this.#fail(storeError(`rewrite ${this.path}`, error));
     }
   }
 
@@ -350,9 +370,15 @@ export class FileStore {
     }
   }
 
-  #fail(error: Error): void {
-    this.#error ??= error;
-    for (const { cb } of this.#waiters.splice(0)) cb(this.#error);
+  /**
+   * The store failed: nothing more is written, and the puts waiting for a sync are never
+   * called back (their records may not be on disk).
+   */
+  #fail(error: MqttStreamError): void {
+    if (this.#error) return;
+    this.#error = error;
+    this.#waiters = [];
+    this.#reportFailure(error);
   }
 
   /** Closes the file once no sync is in flight, after a last one. */
@@ -362,8 +388,8 @@ export class FileStore {
     // run when the file is closed.
     this.#writeDeletes(false);
     try {
-      if (this.#synced !== this.#written) fdatasyncSync(this.#fd);
-      this.#release(Infinity);
+      if (!this.#error && this.#synced !== this.#written) fdatasyncSync(this.#fd);
+      if (!this.#error) this.#release(Infinity);
     } catch (error) {
       this.#fail(storeError(`sync ${this.path}`, error));
     }

@@ -1,5 +1,6 @@
 // The shapes of the file store that the core names, without its code: client.ts imports
 // these as types only, and loads file_store.ts (node:fs) with import() when asked for.
+import type { MqttStreamError } from "../errors.ts";
 
 /** A packet as mqtt.js hands it to a store: a PUBLISH or a PUBREL, with a messageId. */
 export interface StoredPacket {
@@ -42,6 +43,12 @@ export interface FileStores {
   readonly incoming: object;
   readonly outgoing: object;
   readonly recovery: Recovery;
+  /**
+   * Settles (never rejects) with a STORE_FAILED error when a write or sync of either log
+   * fails (ENOSPC, EROFS, EIO): the store writes nothing more, and a put it could not store
+   * is never called back, so whoever waits for one must end on this.
+   */
+  readonly failure: Promise<MqttStreamError>;
   /**
    * Deletes every packet of the incoming store and says how many there were: called when
    * the broker has no session, so that no PUBREL will release them.

@@ -1,5 +1,6 @@
 // The command line's words: usage texts, and parsing argv into a command. Pure: no I/O.
 import { parseArgs } from "node:util";
+import { redactText, redactUrl } from "../src/_redact.ts";
 
 /** Bad arguments: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -66,7 +67,7 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     return { name: "help", text: USAGE.main };
   }
   if (!(name in USAGE) || name === "main") {
-    throw new UsageError(`unknown command '${name}': expected sub, pub or bridge`);
+    throw new UsageError(`unknown command '${redactUrl(name)}': expected sub, pub or bridge`);
   }
   let parsed;
   try {
@@ -83,7 +84,11 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     });
   } catch (error) {
     // node:util's messages go on with advice about '--' that does not apply here.
-    const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
+    // They quote the argument at fault, which may be a connection string that starts with
+    // a '-' by mistake, newlines and all: redacted before the first line is taken.
+    const message = (error as Error).message
+      .replace(/'([^']*)'/g, (_, arg) => `'${redactUrl(arg)}'`)
+      .split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${name}: ${message}`);
   }
   const { values, positionals } = parsed;
@@ -93,8 +98,10 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
   if (positionals.length !== wanted.length) {
     throw new UsageError(
       `${name}: expected ${wanted.join(" and ")}, got ${
-        positionals.length === 0 ? "nothing" : positionals.map((p) => `'${p}'`).join(" ")
-      }`,
+        // Each may be a connection string: shown as an error about it would show it.
+        positionals.length === 0
+          ? "nothing"
+          : positionals.map((p) => `'${redactUrl(p)}'`).join(" ")}`,
     );
   }
   if (name === "sub") {
@@ -124,7 +131,7 @@ function positive(
   if (text === undefined) return undefined;
   const n = Number(text);
   if (text.trim() === "" || !kind(n) || n <= 0) {
-    throw new UsageError(`${option} must be a positive number: got '${text}'`);
+    throw new UsageError(`${option} must be a positive number: got '${redactText(text)}'`);
   }
   return n;
 }

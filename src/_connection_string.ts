@@ -4,6 +4,7 @@
 import { MqttOptionsError } from "./errors.ts";
 import { Secret } from "./secret.ts";
 import { readEnv } from "./_env.ts";
+import { redactText, redactUrl } from "./_redact.ts";
 import type { MqttConnection, MqttOptionsInit } from "./options.ts";
 import type { OptionMeta, OptionName } from "./_option_schema.ts";
 
@@ -42,26 +43,35 @@ export function collectOptions(
       raw.set(name, { value, spelled: env!, from: "environment" });
     }
   }
+  // A name that is not an option's may be a password parameter that lost its '='
+  // (`passwordhunter2`): redacted like any value and, unless it is a typo of an option's
+  // name or of plain characters, shown only as far as it matches one.
+  const showKey = (key: string, typo = false) =>
+    typo || /^[\w.-]*$/.test(key)
+      ? redactText(key)
+      : `${redactText(key.slice(0, commonPrefix(key.toLowerCase(), [...byLowerCase.keys()])))}…`;
   const canonical = (key: string): OptionName => {
     const name = byLowerCase.get(key.toLowerCase());
     if (name) return name;
     const near = nearest(key.toLowerCase(), [...byLowerCase.keys()]);
+    // A typo has about the length of the name it misspells; more may be a glued value.
+    const shown = showKey(key, near !== undefined && key.length <= near.length + 2);
     throw new MqttOptionsError(
-      key,
-      `Cannot configure MQTT as '${key}' is not an option${
+      shown,
+      `Cannot configure MQTT as '${shown}' is not an option${
         near ? ` (did you mean '${byLowerCase.get(near)}'?)` : ""
       }`,
     );
   };
   const addObject = (init: MqttOptionsInit) => {
     const { brokerUrl, ...rest } = init as Record<string, unknown>;
-    if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe);
+    if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe, showKey);
     for (const [key, value] of Object.entries(rest)) {
       if (value !== undefined) raw.set(canonical(key), { value, spelled: key, from: "object" });
     }
   };
   if (typeof connection === "string" || connection instanceof URL) {
-    addUrl(raw, connection, canonical, describe);
+    addUrl(raw, connection, canonical, describe, showKey);
   } else addObject(connection);
   if (overrides) addObject(overrides);
   if (!raw.has("brokerUrl")) {
@@ -79,50 +89,67 @@ function addUrl(
   connection: unknown,
   canonical: (key: string) => OptionName,
   describe: Describe,
+  showKey: (key: string) => string,
 ): void {
   const text = connection instanceof URL ? connection.href : connection;
-  const badUrl = (why: string) =>
-    new MqttOptionsError(
-      "brokerUrl",
-      `Cannot configure MQTT as 'brokerUrl' must be a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss): current value is ${
-        typeof text === "string" ? redactUrl(text) : String(text)
-      } (${why})`,
-    );
-  if (typeof text !== "string") throw badUrl("not a string");
+  if (typeof text !== "string") throw badUrl(`<${typeof text}>`, "not a string");
+  const bad = (why: string) => badUrl(redactUrl(text), why);
   // The query is split by hand: URLSearchParams would turn '+' into a space and a URL
   // parser would take an unencoded '#' for a fragment, and both are topic wildcards.
   const q = text.indexOf("?");
+  const base = q < 0 ? text : text.slice(0, q);
+  const port = portProblem(base);
+  if (port) throw bad(port);
+  // A URL parser takes ws:/host and ws:host for ws://host, and so what follows for a path.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]/.test(base)) throw bad("no scheme:// before the host");
   let url: URL;
   try {
-    url = new URL(q < 0 ? text : text.slice(0, q));
+    url = new URL(base);
   } catch {
-    throw badUrl("it cannot be parsed");
+    // Not the parser's TypeError as a cause: its message holds the input.
+    throw bad("it cannot be parsed");
   }
   const scheme = SCHEMES[url.protocol.slice(0, -1).toLowerCase()];
-  if (!scheme) throw badUrl(`unknown scheme ${url.protocol}`);
-  if (!url.hostname) throw badUrl("no host");
-  if (url.hash) throw badUrl("a '#' before the query; write a topic's '#' as %23");
-  const path = url.pathname === "/" ? "" : url.pathname;
-  if (path && (scheme === "mqtt" || scheme === "mqtts")) {
+  if (!scheme) throw bad(`unknown scheme ${redactText(url.protocol)}`);
+  if (!url.hostname) throw bad("no host");
+  // What a URL parser leaves in a host name of mqtt:// (percent signs, '!', ...) is no host
+  // a resolver knows, and may be user info whose ':' and '@' were lost: not echoed.
+  if (!/^(?:[\w.-]+|\[[\da-f:.]+\])$/i.test(url.hostname)) {
     throw badUrl(
-      `a path (${path}) means nothing to ${url.protocol}//; paths are for ws:// and wss://`,
+      `${url.protocol}//…`,
+      "its host name may only hold letters, digits, '.', '-' and '_' (write an internationalized name in its xn-- form)",
     );
+  }
+  // A '/', '?' or '#' in a password ends the authority early, leaving the rest of the user
+  // info (and its '@') in the path, the fragment or the query.
+  if (url.pathname.includes("@") || url.hash.includes("@")) throw bad(MISPLACED_AT);
+  if (url.hash) throw bad("a '#' before the query; write a topic's '#' as %23");
+  const path = url.pathname === "/" ? "" : url.pathname;
+  // Likewise a lost '?' leaves the query, passwords and all, in a WebSocket URL's path,
+  // and a lost '@' with a '/' (or a '\\', which a URL parser reads as '/') before it leaves
+  // `user:password` there.
+  if (/[=&]/.test(path)) throw bad(MISPLACED_QUERY);
+  if (path.includes(":") || base.includes("\\")) throw bad(MISPLACED_USER_INFO);
+  if (path && (scheme === "mqtt" || scheme === "mqtts")) {
+    throw bad(`a path means nothing to ${url.protocol}//; paths are for ws:// and wss://`);
   }
   raw.set("brokerUrl", {
     value: `${scheme}://${url.host}${path}`,
     spelled: "brokerUrl",
     from: "url",
   });
+  // The user info is never echoed, the user name included: a malformed string can move
+  // part of the password into it.
   if (url.username) {
     raw.set("username", {
-      value: decode(url.username, "username"),
+      value: decode(url.username, "username", () => "***"),
       spelled: "username",
       from: "url",
     });
   }
   if (url.password) {
     raw.set("password", {
-      value: new Secret(decode(url.password, "password")),
+      value: new Secret(decode(url.password, "password", () => "***")),
       spelled: "password",
       from: "url",
     });
@@ -131,10 +158,16 @@ function addUrl(
   for (const pair of q < 0 ? [] : text.slice(q + 1).split("&")) {
     if (pair === "") continue;
     const eq = pair.indexOf("=");
-    const key = decode(eq < 0 ? pair : pair.slice(0, eq), "a parameter name");
+    const rawKey = eq < 0 ? pair : pair.slice(0, eq);
+    if (rawKey.includes("@")) throw bad(MISPLACED_AT);
+    const key = decode(rawKey, "a parameter name", showKey);
     const name = canonical(key);
-    const value = decode(eq < 0 ? "" : pair.slice(eq + 1), key, describe(name).meta.secret);
-    if (name === "brokerUrl") throw badUrl("brokerUrl cannot be a parameter of itself");
+    const value = decode(
+      eq < 0 ? "" : pair.slice(eq + 1),
+      key,
+      describe(name).meta.secret ? () => "***" : redactText,
+    );
+    if (name === "brokerUrl") throw bad("brokerUrl cannot be a parameter of itself");
     if (describe(name).meta.repeat) {
       const previous = seen.has(name) ? raw.get(name)!.value as string[] : [];
       raw.set(name, { value: [...previous, value], spelled: key, from: "url" });
@@ -150,22 +183,64 @@ function addUrl(
   }
 }
 
-function decode(text: string, what: string, secret = false): string {
+const MISPLACED_AT =
+  "an '@' after the host; in a user name or password write '/' as %2F, '?' as %3F, '#' as %23 and '@' as %40";
+
+const MISPLACED_USER_INFO =
+  "a ':' in the path or a '\\' in the URL, as if user info had lost its '@'; write them as %3A and %5C if they belong to the path";
+
+const MISPLACED_QUERY =
+  "an '=' or '&' in the path, as if the '?' before the query were missing; write them as %3D and %26 if they belong to the path";
+
+function badUrl(shown: string, why: string): MqttOptionsError {
+  return new MqttOptionsError(
+    "brokerUrl",
+    `Cannot configure MQTT as 'brokerUrl' must be a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss): current value is ${shown} (${why})`,
+  );
+}
+
+/**
+ * What is wrong with the port of `base` (a connection string without its query), if
+ * anything: a URL parser would only say it cannot parse it, and would take port 0 for the
+ * scheme's default.
+ */
+function portProblem(base: string): string | undefined {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(base)?.[1];
+  if (authority === undefined) return undefined;
+  const hostPort = authority.slice(authority.lastIndexOf("@") + 1);
+  const port = /^(?:\[[^\]]*\]|[^:[\]]*):(-?\d+)$/.exec(hostPort)?.[1];
+  if (port === undefined) return undefined;
+  if (Number(port) >= 1 && Number(port) <= 65535) return undefined;
+  // Only a port's few digits are echoed: anything else after the ':', more digits included,
+  // may be a password whose '@' was lost.
+  return `the port must be from 1 to 65535, not ${
+    port.replace("-", "").length <= 5 ? port : `a number of ${port.length} characters`
+  }`;
+}
+
+/** Percent-decodes `text`, the value of `what`; an error shows it as `show` makes it. */
+function decode(text: string, what: string, show: (text: string) => string): string {
   try {
     return decodeURIComponent(text);
   } catch {
     throw new MqttOptionsError(
       what,
       `Cannot configure MQTT as '${what}' must be percent-encoded correctly: current value is ${
-        secret ? "***" : text
+        show(text)
       }`,
     );
   }
 }
 
-/** A URL with the password of its user info replaced by ***. */
-function redactUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, "$1***@");
+/** The length of the longest start `word` shares with a candidate. */
+function commonPrefix(word: string, candidates: string[]): number {
+  let longest = 0;
+  for (const candidate of candidates) {
+    let n = 0;
+    while (n < word.length && word[n] === candidate[n]) n++;
+    longest = Math.max(longest, n);
+  }
+  return longest;
 }
 
 /** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */

@@ -99,6 +99,9 @@ function option<S extends v.GenericSchema>(schema: S, doc: string, meta: OptionM
 
 const STORE_TYPE_DOC = "PKCS12 or PEM";
 
+/** The largest packet MQTT can express: a remaining length of 268,435,455 bytes (MQTT 5 §2.2.3). */
+export const MQTT_MAX_PACKET_SIZE = 268_435_455;
+
 /**
  * The schema of every option: its name, type, default and doc. The README's option
  * table is checked against it by a test.
@@ -195,6 +198,14 @@ export const OPTIONS_SCHEMA = v.object({
       },
     ),
     60,
+  ),
+  maxPacketSize: v.optional(
+    option(
+      integer(1, MQTT_MAX_PACKET_SIZE),
+      "Largest MQTT packet (bytes) this client accepts: sent to the broker as the MQTT 5 Maximum Packet Size, and an incoming packet that declares more is refused before its body is read (on MQTT 3.1.1 too), so a source holds at most maxInflight × maxPacketSize bytes of messages. Records sent are limited by the broker's CONNACK Maximum Packet Size (and MQTT's 268435455 bytes) instead. 1 MiB by default, in line with Kafka's and NATS's default message limits.",
+      { allowed: `an integer from 1 to ${MQTT_MAX_PACKET_SIZE} (bytes)` },
+    ),
+    1_048_576,
   ),
   autoReconnect: v.optional(
     option(

@@ -2,6 +2,7 @@
 // options: PEM paths, text or bytes, PKCS12 key stores, and PKCS12 trust stores.
 import { MqttOptionsError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
+import { redactText, showPath } from "./_redact.ts";
 
 /** Node-style TLS options (as Node, Deno and Bun's `node:tls` take them). */
 export async function tlsOptions(options: MqttOptions): Promise<Record<string, unknown>> {
@@ -34,7 +35,13 @@ export async function tlsOptions(options: MqttOptions): Promise<Record<string, u
     const passphrase = options["ssl.key.store.password"]?.reveal();
     if (options["ssl.key.store.type"] === "PEM") {
       Object.assign(tls, { cert: bytes, key: bytes, passphrase });
-    } else Object.assign(tls, { pfx: bytes, passphrase });
+    } else {
+      // Checked here: on a wrong password the runtime's TLS throws a plain Error, and only
+      // when it connects.
+      const { checkKeyStorePassword } = await import("./_pkcs12.ts");
+      await checkKeyStorePassword(toBytes(bytes), passphrase);
+      Object.assign(tls, { pfx: bytes, passphrase });
+    }
   }
   if (options["ssl.cert"] !== undefined) tls.cert = await pem(options["ssl.cert"], "ssl.cert");
   const key = options["ssl.key"]?.reveal();
@@ -53,12 +60,20 @@ async function pem(value: string | Uint8Array, option: string): Promise<string |
   try {
     return await readFileBytes(value);
   } catch (error) {
+    // Text without a PEM header (a pasted key, a base64 store) is taken for a path and
+    // fails here: then neither it nor the runtime's error, whose message repeats it, is shown.
+    const path = showPath(value);
+    const code = (error as { code?: unknown }).code;
+    const why = path === undefined
+      ? `${typeof code === "string" ? `${code}; ` : ""}not shown, as it may be key text: ` +
+        "give PEM text with its -----BEGIN line, or a file path"
+      : redactText((error as Error).message);
     throw new MqttOptionsError(
       option,
-      `Cannot configure MQTT as '${option}' must name a readable file: current value is ${value} (${
-        (error as Error).message
-      })`,
-      { cause: error },
+      `Cannot configure MQTT as '${option}' must name a readable file: current value is ${
+        path ?? `<${value.length} characters>`
+      } (${why})`,
+      path === undefined ? undefined : { cause: error },
     );
   }
 }

@@ -2,12 +2,17 @@
 
 const MAX_TOPIC_BYTES = 65535;
 const encoder = new TextEncoder();
+// With the u flag, a surrogate pair is one code point, so only a lone surrogate matches.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * Says what is wrong with a subscription filter, or returns undefined when it is valid.
  * Accepts shared subscriptions, `$share/{group}/{filter}` (MQTT 5 §4.8.2).
  */
 export function topicFilterProblem(filter: string): string | undefined {
+  // The whole filter, so that a shared subscription's group is checked too.
+  const common = commonProblem(filter);
+  if (common) return common;
   if (filter.startsWith("$share/")) {
     const rest = filter.slice("$share/".length);
     const slash = rest.indexOf("/");
@@ -20,8 +25,6 @@ export function topicFilterProblem(filter: string): string | undefined {
     }
     return topicFilterProblem(rest.slice(slash + 1));
   }
-  const common = commonProblem(filter);
-  if (common) return common;
   const levels = filter.split("/");
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i];
@@ -46,6 +49,14 @@ export function topicNameProblem(name: string): string | undefined {
 function commonProblem(topic: string): string | undefined {
   if (topic === "") return "a topic cannot be empty";
   if (topic.includes("\u0000")) return "a topic cannot contain U+0000";
+  // TextEncoder would silently turn a lone surrogate into U+FFFD, publishing to (or
+  // subscribing to) another topic; MQTT §1.5.4 requires well-formed UTF-8, so refuse it.
+  const lone = LONE_SURROGATE.exec(topic);
+  if (lone) {
+    return `a topic must be well-formed Unicode (MQTT §1.5.4): it holds a lone surrogate, U+${
+      lone[0].charCodeAt(0).toString(16).toUpperCase()
+    }, at index ${lone.index}`;
+  }
   if (encoder.encode(topic).length > MAX_TOPIC_BYTES) {
     return `a topic cannot be longer than ${MAX_TOPIC_BYTES} bytes of UTF-8`;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import * as v from "valibot";
-import { Secret } from "./secret.ts";
+import type { Secret } from "./secret.ts";
 import { toOpenSslCiphers } from "./_ciphers.ts";
 import {
   describeOption,
@@ -17,6 +17,7 @@ import {
 } from "./_option_schema.ts";
 import { collectOptions, type RawOption } from "./_connection_string.ts";
 import { MqttOptionsError } from "./errors.ts";
+import { redactText, showPath, showValue } from "./_redact.ts";
 
 export { describeOption, OPTION_NAMES, type OptionMeta, type OptionName, OPTIONS_SCHEMA };
 
@@ -58,6 +59,13 @@ export interface MqttOptions {
   mqttVersion: 3 | 4 | 5;
   /** Unacknowledged QoS 1/2 messages each way. @default {60} */
   maxInflight: number;
+  /**
+   * Largest MQTT packet (bytes) this client accepts: sent as the MQTT 5 Maximum Packet
+   * Size, and an incoming packet declaring more is refused before its body is read (on
+   * 3.1.1 too). Records sent are limited by the broker's Maximum Packet Size instead.
+   * @default {1048576}
+   */
+  maxPacketSize: number;
   /** Reconnect after a drop. @default {true} */
   autoReconnect: boolean;
   /** Where in-flight messages are kept. @default {"memory"} */
@@ -156,6 +164,12 @@ export type MqttOptionsInit =
 export type MqttConnection = string | URL | MqttOptionsInit;
 
 const TLS_SCHEMES = new Set(["mqtts", "wss"]);
+const FILE_OPTIONS = new Set<OptionName>([
+  "ssl.key.store",
+  "ssl.trust.store",
+  "ssl.ca",
+  "ssl.cert",
+]);
 const PEM_EXTENSION = /\.(pem|crt|cer|key)$/i;
 
 /**
@@ -224,10 +238,10 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
     throw invalid(raw.get(will), will, "will.* options need will.topic");
   }
   if (o.persistence === "file" && o.clientId === undefined) {
-    throw invalid(
-      raw.get("persistence"),
-      "persistence",
-      "persistence=file needs a fixed clientId, since a random one could never be resumed",
+    // The value is allowed; what is missing is another option, so the message names that.
+    throw new MqttOptionsError(
+      raw.get("persistence")?.spelled ?? "persistence",
+      "Cannot configure MQTT as persistence=file needs a fixed clientId, since a session under a random one could never be resumed: current value of 'clientId' is missing (add clientId=<name> to the URL, or clientId to the options)",
     );
   }
   const ciphers = o["ssl.ciphers"] === undefined ? undefined : toOpenSslCiphers(o["ssl.ciphers"]);
@@ -235,7 +249,9 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
     throw invalid(
       raw.get("ssl.ciphers"),
       "ssl.ciphers",
-      `${ciphers.unknown} is not a Java cipher suite name this library knows; use its OpenSSL name`,
+      `${
+        redactText(ciphers.unknown)
+      } is not a Java cipher suite name this library knows; use its OpenSSL name`,
     );
   }
   const cleanSession = o.cleanSession ?? o.clientId === undefined;
@@ -281,7 +297,10 @@ function invalid(
   const { meta } = describeOption(name);
   const spelled = raw?.spelled ?? name;
   const where = raw?.from === "environment" ? `environment variable ${meta.env}` : `'${spelled}'`;
-  const shown = meta.secret ? "***" : showValue(value);
+  // A key or trust store, a certificate: a path, or text that is never shown (it may hold a key).
+  const shown = FILE_OPTIONS.has(name) && typeof value === "string"
+    ? showPath(value) ?? `<${value.length} characters, not shown>`
+    : showValue(value, meta.secret);
   const hint = detail ?? HINTS[name]?.(value);
   return new MqttOptionsError(
     spelled,
@@ -289,13 +308,4 @@ function invalid(
       hint ? ` (${hint})` : ""
     }`,
   );
-}
-
-/** Shows a value in an error message. */
-function showValue(value: unknown): string {
-  if (value instanceof Secret) return "***";
-  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
-  if (typeof value === "string") return value === "" ? '""' : value;
-  if (Array.isArray(value)) return value.map(showValue).join(", ");
-  return JSON.stringify(value) ?? String(value);
 }

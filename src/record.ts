@@ -7,6 +7,7 @@
 import { MqttRecordError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { topicNameProblem } from "./_topic.ts";
+import { showValue } from "./_redact.ts";
 
 /**
  * MQTT 5 properties a publisher sets (MQTT 5 §3.3.2.3); they reach subscribers as
@@ -79,6 +80,8 @@ export interface MqttRecord {
 
 /** A record checked and completed, as the sink publishes it. */
 export interface Publish {
+  /** Which chunk written to the sink it is, counting from 0. */
+  index: number;
   topic: string;
   payload: Uint8Array | string;
   qos: 0 | 1 | 2;
@@ -139,7 +142,7 @@ export class RecordReader {
     const index = this.#count++;
     const { qos, topic } = this.#options;
     if (typeof chunk === "string" || chunk instanceof Uint8Array) {
-      return { topic: this.#topic(topic[0], index), payload: chunk, qos, retain: false };
+      return { index, topic: this.#topic(topic[0], index), payload: chunk, qos, retain: false };
     }
     if (typeof chunk !== "object" || chunk === null || !("payload" in chunk)) {
       refuse(
@@ -165,6 +168,7 @@ export class RecordReader {
       fail(`ack must be a function: got ${describe(record.ack)}`);
     }
     return {
+      index,
       topic: this.#topic(record.topic ?? topic[0], index),
       payload: record.payload!,
       qos: record.qos ?? qos,
@@ -185,7 +189,7 @@ export class RecordReader {
     const problem = topicNameProblem(topic);
     if (problem) {
       throw new MqttRecordError(
-        `Cannot publish chunk #${index} to '${topic}': ${problem}`,
+        `Cannot publish chunk #${index} to '${topic && showValue(topic)}': ${problem}`,
         index,
       );
     }

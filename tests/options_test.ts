@@ -3,9 +3,17 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { inspect } from "node:util";
 import type * as v from "valibot";
-import { MqttOptionsError, MqttStreamError, parseConnectionString, Secret } from "../mod.ts";
+import {
+  MqttOptionsError,
+  MqttRecordError,
+  MqttStreamError,
+  parseConnectionString,
+  Secret,
+} from "../mod.ts";
 import type { MqttOptions, MqttOptionsInit } from "../mod.ts";
 import { OPTION_NAMES, type OPTIONS_SCHEMA } from "../src/options.ts";
+import { topicFilterProblem, topicNameProblem } from "../src/_topic.ts";
+import { RecordReader } from "../src/record.ts";
 
 const BASE = "mqtts://broker.example:8883";
 
@@ -147,6 +155,7 @@ describe("parseConnectionString: each option, good and bad", () => {
     ["keepAlive", "15", 15, "70000", /0 to 65535/],
     ["mqttVersion", "3.1.1", 4, "6", /3, 3.1, 4, 3.1.1, 5 or 5.0/],
     ["maxInflight", "256", 256, "0", /1 to 65535/],
+    ["maxPacketSize", "268435455", 268435455, "268435456", /1 to 268435455 \(bytes\)/],
     ["autoReconnect", "off", false, "2", /true or false/],
     ["persistence", "MEMORY", "memory", "disk", /memory or file/],
     ["localStorage", "/var/lib/mqtt", "/var/lib/mqtt", "", /folder path/],
@@ -267,10 +276,111 @@ describe("parseConnectionString: each option, good and bad", () => {
 
   test("persistence=file needs a fixed clientId and defaults its folder", () => {
     rejects(() => parseConnectionString("mqtt://h?persistence=file"), /needs a fixed clientId/);
+    rejects(
+      () => parseConnectionString("mqtt://h?persistence=file"),
+      /'clientId' is missing \(add clientId=<name> to the URL/,
+    );
+    rejects(
+      () => parseConnectionString("mqtt://h", { persistence: "file" }),
+      /^(?!.*must be memory or file)/,
+    );
     assert.equal(
       parseConnectionString("mqtt://h?persistence=file&clientId=c1").localStorage,
       "./.mqtt-streams/c1",
     );
+  });
+});
+
+describe("parseConnectionString: ports, topics and byte limits", () => {
+  for (const port of ["99999", "65536", "-1", "0"]) {
+    test(`port ${port} is refused, naming the port and the range`, () => {
+      rejects(
+        () => parseConnectionString(`mqtt://h:${port}?topic=a`),
+        /'brokerUrl'/,
+        new RegExp(`port must be from 1 to 65535, not ${port}\\)`),
+      );
+    });
+  }
+
+  test("ports 1 and 65535 are accepted", () => {
+    assert.equal(parseConnectionString("mqtt://h:1").brokerUrl, "mqtt://h:1");
+    assert.equal(parseConnectionString("ws://h:65535/mqtt").brokerUrl, "ws://h:65535/mqtt");
+  });
+
+  test("a lone surrogate in a topic is refused, not rewritten to U+FFFD", () => {
+    const cases: [() => unknown, RegExp][] = [
+      [() => parseConnectionString("mqtt://h?topic=a/\uD800"), /'topic'/],
+      [
+        () => parseConnectionString({ brokerUrl: "mqtt://h", topic: ["ok", "b\uDC00/c"] }),
+        /'topic'/,
+      ],
+      [() => parseConnectionString("mqtt://h?topic=$share/g\uD800/a"), /'topic'/],
+      [() => parseConnectionString("mqtt://h", { "will.topic": "x\uDBFF" }), /'will\.topic'/],
+    ];
+    for (const [parse, option] of cases) {
+      const error = rejects(
+        parse,
+        option,
+        /well-formed Unicode \(MQTT §1\.5\.4\)/,
+        /lone surrogate/,
+      );
+      assert.doesNotMatch(error.message, /[\uD800-\uDFFF]/, "the message itself is well-formed");
+    }
+    // A surrogate pair is one well-formed character.
+    assert.deepEqual(parseConnectionString("mqtt://h?topic=a/\u{1F600}").topic, ["a/\u{1F600}"]);
+  });
+
+  test("a record or filter topic with a lone surrogate is refused by the shared topic checks", () => {
+    assert.match(topicNameProblem("a/\uD83D")!, /lone surrogate, U\+D83D, at index 2/);
+    assert.match(topicFilterProblem("\uDE00/#")!, /lone surrogate/);
+    assert.equal(topicNameProblem("a/\uD83D\uDE00"), undefined);
+  });
+
+  test("a record whose topic has a lone surrogate is refused, naming the chunk", () => {
+    const reader = new RecordReader(parseConnectionString("mqtt://h"));
+    assert.throws(
+      () => reader.read({ topic: "a/\uD800", payload: "x" }),
+      (e: unknown) =>
+        e instanceof MqttRecordError && /chunk #0/.test(e.message) &&
+        /lone surrogate/.test(e.message),
+    );
+  });
+
+  test("a record with a 70 KB bad topic gets a short message, saying how much was cut", () => {
+    const reader = new RecordReader(parseConnectionString("mqtt://h"));
+    let error: unknown;
+    try {
+      reader.read({ topic: `${"a".repeat(70_000)}/b`, payload: "x" });
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof MqttRecordError, `expected MqttRecordError, got ${error}`);
+    assert.match(error.message, /cannot be longer than 65535 bytes/);
+    assert.match(error.message, /more characters not shown/);
+    assert.ok(error.message.length < 500, `${error.message.length} characters`);
+  });
+
+  test("a 70 KB bad topic is echoed cut, saying how much was cut", () => {
+    const topic = `${"a".repeat(70_000)}/b+`;
+    const error = rejects(
+      () => parseConnectionString({ brokerUrl: "mqtt://h", topic }),
+      /cannot be longer than 65535 bytes/,
+      /… \(69803 more characters not shown\)/,
+    );
+    assert.ok(error.message.length < 500, `${error.message.length} characters`);
+  });
+
+  test("maxPacketSize defaults to 1 MiB and takes 1 to 268435455 bytes", () => {
+    assert.equal(parseConnectionString("mqtt://h").maxPacketSize, 1_048_576);
+    assert.equal(parseConnectionString("mqtt://h?maxPacketSize=1").maxPacketSize, 1);
+    assert.equal(parseConnectionString("mqtt://h", { maxPacketSize: 4096 }).maxPacketSize, 4096);
+    for (const bad of ["0", "-1", "268435456", "1.5", "1MB"]) {
+      rejects(
+        () => parseConnectionString(`mqtt://h?maxPacketSize=${bad}`),
+        /'maxPacketSize' must be an integer from 1 to 268435455 \(bytes\)/,
+        new RegExp(`current value is ${bad.replace(".", "\\.")}$`),
+      );
+    }
   });
 });
 
@@ -435,7 +545,7 @@ describe("redaction", () => {
         /'password'/,
       ),
       rejects(() => parseConnectionString("mqtt://alice:hunter2@h?qos=7")),
-      rejects(() => parseConnectionString("ftp://alice:hunter2@h"), /alice:\*\*\*@h/),
+      rejects(() => parseConnectionString("ftp://alice:hunter2@h"), /ftp:\/\/\*\*\*@h/),
       rejects(() => parseConnectionString("mqtt://h?password=hunter2&password=x")),
       rejects(() => parseConnectionString("mqtt://h?password=%E0%A4%A")),
     ];

@@ -13,14 +13,26 @@
 // releases it. Packets keep flowing (PINGRESP too), and the broker's window (MQTT 5 §4.9
 // Receive Maximum, or its own in-flight limit) stops it sending more than the source holds.
 //
+// QoS 2 (MQTT 5 §4.3.3) depends on the store. mqtt.js sends PUBREC on arrival and
+// delivers on PUBREL; once the broker has the PUBREC it never sends the PUBLISH again, only
+// its PUBREL. With persistence=file the message waits in the file store, so a later run
+// delivers it when that PUBREL comes, and the PUBCOMP is what waits for the consumer. With
+// persistence=memory a message not yet read when the source ended (cancelled, or the
+// process killed) would be gone while the broker counted it received: so there the PUBREC
+// is what waits for the consumer, as a PUBACK does, and the message is delivered on
+// PUBLISH. Unread, it comes again (DUP) when the session resumes: exactly once within a
+// process (a resent PUBLISH is matched to the message already delivered), at least once
+// across a restart, like QoS 1.
+//
 // Only a broker that sends past that window (MQTT 3.1.1 has none in the protocol, and
 // mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
 // promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
 // rest at the broker. While paused, PINGRESPs wait unread in the socket like everything
-// else, so this file keeps the session alive itself: while a pause spans two ticks of
-// 0.5 × keepAlive, it sends a PINGREQ (the broker needs a packet within 1.5 × keepAlive,
-// MQTT 3.1.1 §3.1.2.10) and restarts mqtt.js's keep-alive countdown, which would otherwise
-// end the connection for want of the PINGRESPs it cannot yet read.
+// else, so this file keeps the session alive itself: when a pause begins it restarts
+// mqtt.js's keep-alive countdown (1.5 × keepAlive from then, which a PINGREQ mqtt.js sent
+// just before could otherwise end, its PINGRESP unread behind the held message), and at
+// every tick of 0.5 × keepAlive that saw a pause it sends a PINGREQ (the broker needs a
+// packet within 1.5 × keepAlive, MQTT 3.1.1 §3.1.2.10) and restarts the countdown again.
 import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
 import type { MqttOptions } from "./options.ts";
 
@@ -77,7 +89,7 @@ export const MQTT_INTERNALS = [
 ] as const;
 
 class PendingAck implements Ack {
-  /** The PUBACK/PUBCOMP mqtt.js built, once it has. */
+  /** The PUBACK/PUBREC/PUBCOMP mqtt.js built, once it has. */
   packet?: Packet;
   /**
    * QoS 2: its message is in mqtt.js's incoming store under `messageId` until released, and
@@ -116,6 +128,13 @@ export class Inbound {
   #queue: PendingAck[] = [];
   /** QoS 2 messages delivered on an earlier connection whose PUBREL the broker will send again. */
   #awaitingPubrel = new Map<number, PendingAck>();
+  /**
+   * persistence=memory: QoS 2 messages delivered on an earlier connection without their
+   * PUBREC sent; a resumed session sends their PUBLISH again, which is not delivered twice.
+   */
+  #awaitingPublish = new Map<number, PendingAck>();
+  /** persistence=memory: QoS 2 is acknowledged with PUBREC, and delivered on PUBLISH. */
+  readonly #holdsPubrec: boolean;
   /** The acknowledgement whose packet mqtt.js is about to send. */
   #capturing?: PendingAck;
   #pauses = 0;
@@ -133,21 +152,33 @@ export class Inbound {
     }
     this.#client = c;
     this.#options = options;
+    this.#holdsPubrec = options.persistence === "memory";
     this.#send = c._sendPacket.bind(client);
+    const held = this.#holdsPubrec ? "pubrec" : "pubcomp";
     c._sendPacket = (packet, cb, cbStorePut, noStore) => {
-      if (packet.cmd === "puback" || packet.cmd === "pubcomp") {
+      if (packet.cmd === "puback" || packet.cmd === held) {
         if (this.#capture(packet)) return cb?.();
       }
       this.#send(packet, cb, cbStorePut, noStore);
     };
     c.handleMessage = (packet, callback) => this.#handle(packet, callback, deliver);
+    if (this.#holdsPubrec) {
+      // mqtt.js's documented hook, called on a QoS 1/2 PUBLISH before it stores it and
+      // sends PUBREC: `done(0)` lets it go on.
+      client.options.customHandleAcks = (_topic, _message, packet, done) => {
+        if (packet.qos !== 2) return done(0);
+        this.#arrive(packet, () => done(0), deliver);
+      };
+    }
     // mqtt.js ends the connection when more QoS 2 messages than its receiveMaximum await
     // PUBREL. A broker that over-sends (mosquitto 2.0.11) would then never get through, so
     // the message is counted, kept, and the pause below bounds what follows.
     c._trackIncomingQoS2Publish = (messageId) => {
       const ids = c._incomingQoS2Ids;
       if (!ids.has(messageId)) {
-        if (this.unacked + ids.size >= this.#options.maxInflight) this.beyondWindow++;
+        const over = this.unacked + ids.size >= this.#options.maxInflight;
+        // With PUBREC held, the message is counted in unacked already (see #arrive).
+        if (over && !this.#holdsPubrec) this.beyondWindow++;
         ids.add(messageId);
       }
       return true;
@@ -161,7 +192,7 @@ export class Inbound {
 
   /** Delivered QoS 1/2 messages whose acknowledgement has not been sent. */
   get unacked(): number {
-    return this.#queue.length + this.#awaitingPubrel.size;
+    return this.#queue.length + this.#awaitingPubrel.size + this.#awaitingPublish.size;
   }
 
   /** Stops the keep-alive timer of a pause; called when the connection ends. */
@@ -189,6 +220,9 @@ export class Inbound {
       }
     };
     const { qos, messageId } = packet;
+    // With PUBREC held, mqtt.js hands over a QoS 2 message on PUBREL, after the consumer
+    // had it at PUBLISH (#arrive): its PUBCOMP may leave at once.
+    if (qos === 2 && this.#holdsPubrec) return callback();
     // The broker sent PUBREL again after a reconnect for a message already delivered,
     // and mqtt.js still had it stored: its PUBCOMP is the old delivery's, not a new one.
     const again = qos === 2 ? this.#takeAwaiting(messageId!) : undefined;
@@ -200,23 +234,77 @@ export class Inbound {
       this.#queue.push(ack);
       if (qos === 1 && this.unacked > this.#options.maxInflight) this.beyondWindow++;
     }
+    this.#deliver(packet, ack, deliver, () => proceed(ack), callback);
+  }
+
+  /**
+   * Hands `packet` to `deliver`, then calls `proceed`: at once, or once the promise
+   * `deliver` returned settles, with the reading of packets paused meanwhile.
+   */
+  #deliver(
+    packet: IPublishPacket,
+    ack: PendingAck | undefined,
+    deliver: Deliver,
+    proceed: () => void,
+    failed: (error: Error) => void,
+  ): void {
     let pending: void | Promise<void>;
     try {
       pending = deliver(packet, ack);
     } catch (error) {
-      return callback(error as Error);
+      return failed(error as Error);
     }
-    if (!pending) return proceed(ack);
+    if (!pending) return proceed();
     this.#pause();
     pending.then(() => {
       this.#resume();
-      proceed(ack);
+      proceed();
     });
+  }
+
+  /**
+   * A QoS 2 PUBLISH, with PUBREC held (persistence=memory): delivered now, its PUBREC
+   * caught by #capture when mqtt.js sends it. One the consumer already has (sent again
+   * when the session resumed, or twice on one connection) is not delivered again.
+   */
+  #arrive(packet: IPublishPacket, proceed: () => void, deliver: Deliver): void {
+    const messageId = packet.messageId!;
+    const earlier = this.#awaitingPublish.get(messageId) ?? this.#queued(messageId);
+    if (earlier) {
+      this.#awaitingPublish.delete(messageId);
+      if (earlier.epoch !== this.#epoch) {
+        earlier.epoch = this.#epoch;
+        earlier.queued = true;
+        this.#queue.push(earlier);
+      }
+      return proceed();
+    }
+    const ack = new PendingAck(2, messageId, this.#epoch, this);
+    this.#queue.push(ack);
+    if (this.unacked > this.#options.maxInflight) this.beyondWindow++;
+    this.#deliver(packet, ack, deliver, proceed, () => proceed());
+  }
+
+  /** The acknowledgement of this connection's queue whose PUBREC is still owed for `messageId`. */
+  #queued(messageId: number): PendingAck | undefined {
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      const ack = this.#queue[i];
+      if (ack.messageId === messageId && ack.qos === 2) return ack;
+    }
+    return undefined;
   }
 
   /** Keeps mqtt.js's PUBACK/PUBCOMP for a message not yet released; false to let it go. */
   #capture(packet: Packet): boolean {
     const messageId = (packet as { messageId?: number }).messageId!;
+    if (packet.cmd === "pubrec") {
+      // Sent by mqtt.js right after #arrive, for a message in this connection's queue.
+      const ack = this.#queued(messageId);
+      if (!ack) return false;
+      ack.packet = packet;
+      this.#flush();
+      return true;
+    }
     const capturing = this.#capturing;
     if (capturing?.messageId === messageId) {
       // From a connection that is gone (a pause outlived it): the broker no longer
@@ -282,7 +370,9 @@ export class Inbound {
     for (const ack of this.#queue) {
       ack.queued = false;
       ack.packet = undefined;
-      if (ack.qos === 2) this.#awaitingPubrel.set(ack.messageId, ack);
+      if (ack.qos !== 2) continue;
+      if (this.#holdsPubrec) this.#awaitingPublish.set(ack.messageId, ack);
+      else this.#awaitingPubrel.set(ack.messageId, ack);
     }
     this.#queue = [];
   }
@@ -293,6 +383,7 @@ export class Inbound {
     // ids may name new messages from now on, which a late release must not delete.
     for (const ack of this.#awaitingPubrel.values()) this.#unstore(ack);
     this.#awaitingPubrel.clear();
+    this.#awaitingPublish.clear();
   }
 
   /** Deletes a QoS 2 message from mqtt.js's incoming store, once. */
@@ -303,23 +394,26 @@ export class Inbound {
   }
 
   #pause(): void {
-    this.#pauses++;
+    if (this.#pauses++ === 0 && this.#client.connected) {
+      // mqtt.js cannot read a PINGRESP from now on: its countdown starts again here.
+      this.#client.reschedulePing(true);
+    }
+    this.#pausedSinceTick = true;
     // One timer for the life of the connection, made at the first pause: pauses come and
     // go at the pace of reads, too often for a timer each.
     if (this.#pinger || !this.#client.keepalive) return;
     const period = Math.max(50, Math.floor(this.#client.keepalive * 500));
-    let pausedAtLastTick = false;
     this.#pinger = setInterval(() => {
-      // Ping only across a pause that spans two ticks: while packets flow, mqtt.js's own
-      // keep-alive is right and must not be reset.
-      const paused = this.#pauses > 0;
-      if (paused && pausedAtLastTick && this.#client.connected) {
+      // Only across a pause: while packets flow, mqtt.js's own keep-alive is right.
+      if (this.#pausedSinceTick && this.#client.connected) {
         this.#client.sendPing();
         this.#client.reschedulePing(true);
       }
-      pausedAtLastTick = paused;
+      this.#pausedSinceTick = this.#pauses > 0;
     }, period);
   }
+  /** Whether reading was paused at any time since the pinger's last tick. */
+  #pausedSinceTick = false;
 
   #resume(): void {
     if (this.#pauses > 0) this.#pauses--;

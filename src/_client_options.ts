@@ -59,6 +59,9 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
       ? {
         receiveMaximum: options.maxInflight,
         sessionExpiryInterval: options.sessionExpiryInterval,
+        // MQTT 5 §3.1.2.11.4: the broker must not send a larger packet (it drops the
+        // message for this client instead); guardIncoming enforces it on 3.1.1 too.
+        maximumPacketSize: options.maxPacketSize,
       }
       : undefined,
   };

@@ -11,9 +11,11 @@
 import type { IClientPublishOptions, MqttClient } from "mqtt";
 import { backoffDelay, mustResend, reasonName } from "./client.ts";
 import { acquire, type Lease } from "./connection_cache.ts";
-import { MqttPublishError } from "./errors.ts";
+import { MqttPublishError, MqttRecordError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { type Publish, RecordReader } from "./record.ts";
+import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
+import { showValue } from "./_redact.ts";
 import type { MqttSinkChunk, MqttSinkStats } from "./sink.ts";
 
 /**
@@ -87,6 +89,15 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   async start(controller: WritableStreamDefaultController): Promise<void> {
     this.#controller = controller;
+    // The stream aborts this signal at once, before it waits for the write in flight to
+    // settle (writer.abort(), sink.abort()): failing here rejects that write, which a
+    // full window or a silent broker would otherwise hold for ever, so the abort goes on.
+    // Not controller.error(): the stream is aborting, and an error now would make its
+    // abort() reject (WHATWG Streams, WritableStreamAbort).
+    controller.signal?.addEventListener("abort", () => {
+      this.#starting.abort(controller.signal.reason);
+      this.#fail(controller.signal.reason, true, false);
+    }, { once: true });
     const starting = this.#starting.signal;
     const signal = this.#signal ? AbortSignal.any([this.#signal, starting]) : starting;
     const lease = await acquire(this.options, signal);
@@ -120,6 +131,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     let publish: Publish;
     try {
       publish = this.#reader.read(chunk);
+      this.#checkSize(publish);
     } catch (error) {
       throw this.#fail(error);
     }
@@ -128,6 +140,31 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     return this.#room().then(() => this.#start(publish), (error) => {
       throw this.#fail(error);
     });
+  }
+
+  /**
+   * Refuses a publish the broker could not take, before anything is sent: over its CONNACK
+   * Maximum Packet Size (MQTT 5 §3.2.2.3.6, which it would answer by disconnecting, and
+   * the session's resend would meet the same), or over what MQTT can frame at all.
+   */
+  #checkSize(publish: Publish): void {
+    const brokerLimit = this.#lease?.connection.client.serverProperties?.maximumPacketSize;
+    const limit = Math.min(brokerLimit ?? MQTT_LARGEST_PACKET, MQTT_LARGEST_PACKET);
+    // Most records are far below any limit: bound their size without counting UTF-8.
+    const { payload, topic, properties } = publish;
+    const payloadMax = typeof payload === "string" ? payload.length * 3 : payload.length;
+    if (!properties && payloadMax + topic.length * 3 + 16 <= limit) return;
+    const size = publishSize(publish, this.options.mqttVersion);
+    if (size <= limit) return;
+    const whose = brokerLimit !== undefined && brokerLimit < MQTT_LARGEST_PACKET
+      ? "the broker's Maximum Packet Size (CONNACK)"
+      : "the largest packet MQTT can send";
+    throw new MqttRecordError(
+      `Cannot publish chunk #${publish.index} to '${
+        showValue(publish.topic)
+      }' as its PUBLISH packet is ${size} bytes, over ${whose} of ${limit} bytes`,
+      publish.index,
+    );
   }
 
   /** Whether a QoS 1/2 publish may go out now: connected, and room in both windows. */
@@ -304,7 +341,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #publishError(publish: Publish, error: Error, attempts: number): MqttPublishError {
     const code = (error as { code?: unknown }).code;
-    const where = `Cannot publish to '${publish.topic}' on ${this.options.brokerUrl}`;
+    const where = `Cannot publish to '${showValue(publish.topic)}' on ${this.options.brokerUrl}`;
     if (typeof code === "number" && !TRANSIENT_REFUSALS.has(code)) {
       return new MqttPublishError(
         `${where}: the broker refused it with reason code 0x${code.toString(16)} (${
@@ -335,6 +372,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (this.#unflushed > 0) {
       await Promise.race([this.#flush(), this.#failed]);
     }
+    this.#closed = true;
     await this.#release(false);
   }
 
@@ -360,6 +398,12 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     }
   }
 
+  /** Whether the sink closed or failed: nothing is left to release. */
+  get over(): boolean {
+    return this.#error !== undefined || this.#closed;
+  }
+  #closed = false;
+
   /** Gives up connecting, if start() is still connecting: then the stream's abort can go on. */
   stopStarting(reason: unknown): void {
     this.#starting.abort(reason);
@@ -372,13 +416,13 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   }
 
   /** The sink is over: counts what is unsettled as failed, errors the stream, wakes waiters. */
-  #fail(error: unknown, now = false): unknown {
+  #fail(error: unknown, now = false, errorStream = true): unknown {
     if (this.#error !== undefined) return this.#error;
     this.#error = error;
     this.#counts.failed += this.#pending.size;
     this.#pending.clear();
     this.#rejectFailed(error);
-    this.#controller.error(error);
+    if (errorStream) this.#controller.error(error);
     this.#release(now);
     return error;
   }

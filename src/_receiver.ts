@@ -2,7 +2,7 @@
 // on read, holding what arrives past the window, reconnect subscriptions and shutdown.
 import type { IPublishPacket } from "mqtt";
 import { type Ack, Connection, sessionResumed } from "./client.ts";
-import { MqttConnectError, MqttSubscribeError } from "./errors.ts";
+import { MqttSubscribeError } from "./errors.ts";
 import { messageOf, type MqttMessage } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
 import type { MqttSourceStats } from "./source.ts";
@@ -19,6 +19,8 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   readonly options: MqttOptions;
   #counts = { received: 0, dropped: 0, redelivered: 0 };
   readonly #signal?: AbortSignal;
+  /** Aborts connecting when the stream is cancelled before the connection is up. */
+  readonly #starting = new AbortController();
   #controller!: ReadableStreamDefaultController<MqttMessage>;
   #connection?: Connection;
   /** The messages in the stream's queue, in order, with their acknowledgements. */
@@ -28,10 +30,15 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   #resumes: (() => void)[] = [];
   #done = false;
   #pendingError?: unknown;
+  /** Rejects when the source fails, for `ready`. */
+  readonly #failed: Promise<never>;
+  #rejectFailed!: (error: unknown) => void;
 
   constructor(options: MqttOptions, signal?: AbortSignal) {
     this.options = options;
     this.#signal = signal;
+    this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
+    this.#failed.catch(() => {});
     const counts = this.#counts;
     const unread = this.#unread;
     const held = this.#held;
@@ -72,7 +79,13 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
 
   /** Settles when the first subscription is in place (or the start failed). */
   ready!: Promise<void>;
-  #subscribed?: Promise<void>;
+  #resolveSubscribed!: () => void;
+  /**
+   * Whether the broker confirmed the subscriptions (SUBACK) in the session it holds now.
+   * Until it has, every connect subscribes: a drop before the SUBACK leaves it unknown
+   * whether a persistent session has them, though the broker says it resumed the session.
+   */
+  #subscribed = false;
 
   /**
    * Resolves once connected. The subscription is not awaited here: a resumed session
@@ -83,15 +96,17 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   start(controller: ReadableStreamDefaultController<MqttMessage>): Promise<void> {
     this.#controller = controller;
     const opened = this.#open();
-    this.ready = opened.then(() => this.#subscribed);
+    const subscribed = new Promise<void>((resolve) => (this.#resolveSubscribed = resolve));
+    this.ready = opened.then(() => Promise.race([subscribed, this.#failed]));
     // The stream reports a failure itself; `ready` is for callers who want to wait.
     this.ready.catch(() => {});
     return opened;
   }
 
   async #open(): Promise<void> {
+    const starting = this.#starting.signal;
     const connection = await Connection.open(this.options, {
-      signal: this.#signal,
+      signal: this.#signal ? AbortSignal.any([this.#signal, starting]) : starting,
       deliver: (packet, ack) => this.#deliver(packet, ack),
     });
     this.#connection = connection;
@@ -102,42 +117,27 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     client.on("connect", (connack) => {
       // A broker without our session (restarted without persistence, or a clean session)
       // has forgotten the subscriptions: subscribe again, and fail loudly if refused.
-      if (!sessionResumed(this.options, connack) && !this.#done) {
-        this.#subscribe().catch((error) => this.#fail(error));
-      }
+      if (!sessionResumed(this.options, connack)) this.#subscribed = false;
+      this.#subscribe();
     });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-    this.#subscribed = this.#subscribe();
-    this.#subscribed.catch((error) => this.#fail(error));
+    this.#subscribe();
   }
 
-  async #subscribe(): Promise<void> {
-    const { qos, topic, brokerUrl } = this.options;
-    try {
-      await this.#connection!.client.subscribeAsync(
-        Object.fromEntries(topic.map((filter) => [filter, { qos }])),
-      );
-    } catch (error) {
-      // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
-      const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
-      const refused = granted.findIndex((code) => code >= 0x80);
-      if (refused !== -1) {
-        const filter = topic[refused];
-        throw new MqttSubscribeError(
-          `Cannot subscribe to '${filter}' on ${brokerUrl}: the broker refused it (SUBACK 0x${
-            granted[refused].toString(16)
-          }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
-          filter,
-          { cause: error },
-        );
-      }
-      throw new MqttConnectError(
-        "CONNECT_CLOSED",
-        `Cannot subscribe to ${topic.join(", ")} on ${brokerUrl}: ${(error as Error).message}`,
-        1,
-        { cause: error },
-      );
-    }
+  /**
+   * Subscribes on the current connection unless the session has the subscriptions. Only a
+   * refusal is fatal: a connection that drops first subscribes again when it is back, and
+   * the connection counts that drop as a failed attempt (see Connection.subscribe).
+   */
+  #subscribe(): void {
+    if (this.#subscribed || this.#done) return;
+    const { qos, topic } = this.options;
+    this.#connection!.subscribe(topic, qos).then(() => {
+      this.#subscribed = true;
+      this.#resolveSubscribed();
+    }, (error) => {
+      if (error instanceof MqttSubscribeError) this.#fail(error);
+    });
   }
 
   /** One message from the broker: queued, dropped (QoS 0 when full), or held until there is room. */
@@ -241,6 +241,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   /** The connection is over for good: what was received stays readable, then the error. */
   #fail(error: unknown): void {
     if (this.#done) return;
+    this.#rejectFailed(error);
     this.#stop();
     if (this.#unread.length === 0) this.#controller.error(error);
     else this.#pendingError = error;
@@ -249,32 +250,15 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   async #stop(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
+    this.#starting.abort(new Error("the source was cancelled while connecting"));
     this.#signal?.removeEventListener("abort", this.#onAbort);
     for (const { resume } of this.#held.splice(0)) resume();
     this.#resumeBelowLowWater();
     const connection = this.#connection;
     if (!connection) return;
-    if (this.options.cleanSession && connection.client.connected) {
-      // A persistent session keeps its subscriptions for the next run; a clean one ends
-      // with them. Bounded, so a silent broker cannot hold up cancel().
-      await bounded(
-        connection.client.unsubscribeAsync(this.options.topic),
-        Math.min(5000, (this.options.connectionTimeout || 5) * 1000),
-      );
-    }
+    // A persistent session keeps its subscriptions for the next run; a clean one ends with
+    // them (it may outlive the connection: MQTT 5 sessionExpiryInterval).
+    if (this.options.cleanSession) connection.unsubscribe(this.options.topic);
     await connection.end();
-  }
-}
-
-/** Waits for `promise` at most `ms`, ignoring its outcome. */
-async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      promise.catch(() => {}),
-      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

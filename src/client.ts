@@ -1,9 +1,15 @@
 // The one door to mqtt.js: options -> mqtt.js client options (TLS, MQTT 5, will), and a
 // connection that keeps to connectAttempts / connectBackoff on the first connect and on
 // every outage. Sources and sinks talk to `Connection`, never to mqtt.js's internals.
+import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient, Packet } from "mqtt";
-import { MqttConnectError, MqttProtocolError, type MqttStreamError } from "./errors.ts";
+import {
+  MqttConnectError,
+  MqttProtocolError,
+  MqttStreamError,
+  MqttSubscribeError,
+} from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { classify } from "./_classify.ts";
 import { refTimer, unrefTimer } from "./_timers.ts";
@@ -11,6 +17,7 @@ import { type Deliver, Inbound, sessionResumed } from "./_client_inbound.ts";
 import { openStores, Persisted, storeOptions } from "./_client_stores.ts";
 import { backoffDelay, toClientOptions } from "./_client_options.ts";
 import { wantsRuntimeWebSocket } from "./_websocket.ts";
+import { guardIncoming, type Oversized } from "./_packet_size.ts";
 import type { FileStores } from "./stores/store.ts";
 
 export { type Ack, sessionResumed } from "./_client_inbound.ts";
@@ -26,7 +33,21 @@ interface MqttInternals {
     get(packet: { messageId: number }, cb: (error?: Error, packet?: Packet) => void): void;
   };
   _removeOutgoingAndStoreMessage(messageId: number, cb: () => void): void;
+  /** Builds the transport of each attempt; wrapped by guardIncoming. */
+  streamBuilder: (client: MqttClient) => object;
+  /** Fails the unanswered SUBSCRIBE/UNSUBSCRIBE packets, as mqtt.js does on a close. */
+  _flushVolatile(): void;
 }
+
+/** The members of mqtt.js 5.16's client that {@linkcode Connection} calls or wraps. */
+export const CONNECTION_INTERNALS = [
+  "_removeOutgoingAndStoreMessage",
+  "_flushVolatile",
+  "streamBuilder",
+] as const;
+
+/** How long a graceful end waits for the broker to close after DISCONNECT. */
+const END_GRACE_MS = 500;
 
 /**
  * The error a QoS 2 publish fails with when the broker forgot it between PUBREC and
@@ -91,7 +112,10 @@ export class Connection {
   readonly options: MqttOptions;
   /** Successful reconnects after the first connect. */
   reconnects = 0;
-  /** Attempts made in the current outage or first connect; 0 while connected. */
+  /**
+   * Attempts made in the current outage or first connect; 0 once the connection is usable
+   * (see {@linkcode #usable}). A connection that ends before that was a failed attempt.
+   */
   attempts = 1;
   /** Incoming messages, when opened with `deliver`. */
   readonly inbound?: Inbound;
@@ -108,6 +132,10 @@ export class Connection {
   #corked = false;
   /** The keep-alive intervals mqtt.js has running (one at a time). */
   #timers = new Set<unknown>();
+  /** SUBSCRIBEs sent on the current connection and not yet answered. */
+  #subscribing = 0;
+  /** Makes the current connection usable once it has stayed up connectionTimeout. */
+  #usableTimer?: ReturnType<typeof setTimeout>;
 
   private constructor(
     client: MqttClient,
@@ -118,7 +146,13 @@ export class Connection {
     this.client = client;
     this.options = options;
     if (deliver) this.inbound = new Inbound(client, deliver, options);
-    if (stores) this.persisted = new Persisted(stores, client, options);
+    if (stores) {
+      // A store that cannot write (a full disk) ends the connection with its STORE_FAILED.
+      this.persisted = new Persisted(stores, client, options, (error) => {
+        this.#lastError = error;
+        this.#fail("refused");
+      });
+    }
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     // mqtt.js's documented `timerVariant` option: its keep-alive interval runs on timers
     // that setIdle can let go of.
@@ -144,7 +178,11 @@ export class Connection {
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
     client.prependListener("close", () => this.#onClose());
     client.on("packetreceive", (packet) => {
-      if (packet.cmd !== "connack") return;
+      if (packet.cmd !== "connack") {
+        // The broker answered something after CONNACK: it serves this client.
+        if (this.#subscribing === 0) this.#usable();
+        return;
+      }
       this.#connacked = true;
       if (!sessionResumed(options, packet)) this.#forgetReleases();
     });
@@ -152,9 +190,44 @@ export class Connection {
     client.on("connect", () => {
       if (this.#connectedOnce) this.reconnects++;
       this.#connectedOnce = true;
-      this.attempts = 0;
       this.#lastError = undefined;
+      this.#subscribing = 0;
+      // A broker that accepts and drops at once, again and again, must not reset the
+      // attempts each time: the connection counts as made once it proved usable.
+      clearTimeout(this.#usableTimer);
+      this.#usableTimer = setTimeout(
+        () => this.#subscribing === 0 && this.#usable(),
+        (options.connectionTimeout || 30) * 1000,
+      );
+      unrefTimer(this.#usableTimer);
     });
+    const stream = client as unknown as MqttInternals;
+    const build = stream.streamBuilder;
+    stream.streamBuilder = (c) =>
+      guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
+  }
+
+  /**
+   * The current connection is usable: the broker answered after CONNACK (a source's
+   * SUBACK, an acknowledgement, a PINGRESP), or it stayed up for connectionTimeout.
+   */
+  #usable(): void {
+    clearTimeout(this.#usableTimer);
+    this.attempts = 0;
+  }
+
+  /**
+   * An incoming packet declared more bytes than maxPacketSize: refused before its body is
+   * buffered (MQTT 5 §3.1.2.11.4 allows closing with DISCONNECT 0x95, Packet too large).
+   * Fatal: the broker would send it again on the next connection.
+   */
+  #refuse({ packet, size }: Oversized): void {
+    const limit = this.options.maxPacketSize;
+    this.#lastError = new MqttProtocolError(
+      `Cannot receive from ${this.options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,
+    );
+    // DISCONNECT with reason 0x95; MQTT 3.1.1 has no reason, the close says it.
+    this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, 0x95] : undefined);
   }
 
   /**
@@ -184,7 +257,7 @@ export class Connection {
       const onAbort = () => {
         connection.#over = true;
         connection.#stopReconnecting();
-        client.end(true);
+        connection.#endNow();
         connection.persisted?.stores.close();
         reject(init.signal!.reason);
       };
@@ -198,9 +271,21 @@ export class Connection {
         if (error) reject(error);
       });
     });
-    client.connect();
+    try {
+      client.connect();
+    } catch (error) {
+      // The transport could not even be built (Bun's TLS throws on a key it cannot
+      // decrypt): a permanent failure, said like any other.
+      connection.#lastError = error;
+      connection.#fail("refused");
+    }
     await connected;
     return connection;
+  }
+
+  /** mqtt.js's end(true), which throws when connect() failed before making a stream. */
+  #endNow(): void {
+    if (this.client.stream) this.client.end(true);
   }
 
   /**
@@ -239,13 +324,13 @@ export class Connection {
   }
 
   #onClose(): void {
+    clearTimeout(this.#usableTimer);
     if (this.#over) return;
-    if (this.attempts === 0) {
-      // Connected until now: the connection was lost, and a new outage begins.
-      if (!this.options.autoReconnect) return this.#fail("lost");
-    } else if (this.#exhausted()) {
-      return this.#fail("exhausted");
-    }
+    // Once connected, autoReconnect=false ends it at the first drop.
+    if (!this.options.autoReconnect && this.#connectedOnce) return this.#fail("lost");
+    // attempts = 0: usable until now, and a new outage begins; otherwise this close ended
+    // an attempt, before or after its CONNACK.
+    if (this.attempts > 0 && this.#exhausted()) return this.#fail("exhausted");
     this.client.options.reconnectPeriod = Math.max(
       1,
       backoffDelay(Math.max(1, this.attempts), this.options.connectBackoff),
@@ -253,9 +338,16 @@ export class Connection {
     this.attempts++;
   }
 
-  #fail(why: "lost" | "exhausted" | "refused"): void {
+  /** Ends the connection for good with the error that `why` and the last error say. */
+  #fail(why: "lost" | "exhausted" | "refused", farewell?: number[]): void {
     if (this.#over) return;
     this.#over = true;
+    clearTimeout(this.#usableTimer);
+    if (this.#lastError instanceof MqttStreamError) {
+      // Already said in full (an oversized packet, a store that cannot write).
+      this.#close(farewell);
+      return this.#settle(this.#lastError);
+    }
     const error = this.#lastError ?? this.#streamError();
     const { code, reason } = error == null
       ? { code: "CONNECT_CLOSED" as const, reason: this.#silentClose() }
@@ -266,9 +358,7 @@ export class Connection {
       : `Cannot connect to ${this.options.brokerUrl} after ${attempts} attempt${
         attempts === 1 ? "" : "s"
       } (connectAttempts=${this.options.connectAttempts}): ${reason}`;
-    this.client.end(true);
-    this.inbound?.dispose();
-    this.persisted?.stores.close();
+    this.#close();
     const cause = { cause: this.#lastError };
     this.#settle(
       code === "PROTOCOL"
@@ -280,11 +370,22 @@ export class Connection {
     );
   }
 
+  /** Closes at once, on a failure; after writing `farewell` (a DISCONNECT), if given. */
+  #close(farewell?: number[]): void {
+    const socket = this.client.stream as unknown as {
+      write?(bytes: Uint8Array, done: () => void): void;
+    };
+    if (farewell && socket?.write) socket.write(new Uint8Array(farewell), () => this.#endNow());
+    else this.#endNow();
+    this.inbound?.dispose();
+    this.persisted?.stores.close();
+  }
+
   /** Why the broker closed the connection, when it sent no reason. */
   #silentClose(): string {
     // attempts > 0: the close ended an attempt, not an established connection.
     return this.#connacked && this.attempts > 0
-      ? "the broker accepted the connection (CONNACK) and then closed it while the session's unacknowledged publishes were sent again, so it refuses one of them (NATS, for one, closes the connection on a QoS 2 publish)"
+      ? "the broker accepted the connection (CONNACK) and then closed it before it answered anything (no SUBACK, no acknowledgement): it refuses what was sent first, a subscription or a publish of the session sent again (NATS, for one, closes the connection on a QoS 2 publish)"
       : "the broker closed the connection without a reason";
   }
 
@@ -371,15 +472,83 @@ export class Connection {
     });
   }
 
-  /** Disconnects (DISCONNECT sent, unless `force`) and settles `closed` with undefined. */
+  /**
+   * Subscribes to `filters` at `qos` on the current connection. Until the SUBACK comes,
+   * the connection is not usable: a drop before it is a failed attempt, and a SUBACK that
+   * does not come within connectionTimeout ends the connection, to be tried again.
+   *
+   * @throws {MqttSubscribeError} When the broker refused a filter (SUBACK 0x80 or more).
+   * @throws {Error} When the connection closed first (the caller subscribes again on the
+   * next one).
+   */
+  async subscribe(filters: readonly string[], qos: 0 | 1 | 2): Promise<void> {
+    const { client, options } = this;
+    this.#subscribing++;
+    const seconds = options.connectionTimeout;
+    const timer = seconds > 0
+      ? setTimeout(() => {
+        this.#lastError = new Error(`no SUBACK within connectionTimeout=${seconds} s`);
+        (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+      }, seconds * 1000)
+      : undefined;
+    try {
+      await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
+    } catch (error) {
+      // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
+      const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+      const refused = granted.findIndex((code) => code >= 0x80);
+      if (refused === -1) throw error;
+      const filter = filters[refused];
+      throw new MqttSubscribeError(
+        `Cannot subscribe to '${filter}' on ${options.brokerUrl}: the broker refused it (SUBACK 0x${
+          granted[refused].toString(16)
+        }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
+        filter,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+      this.#subscribing = Math.max(0, this.#subscribing - 1);
+    }
+    if (this.#subscribing === 0) this.#usable();
+  }
+
+  /**
+   * Unsubscribes from `filters` without waiting for the UNSUBACK: a DISCONNECT sent after
+   * it reaches the broker after it, as TCP keeps order.
+   */
+  unsubscribe(filters: readonly string[]): void {
+    if (this.client.connected && !this.#over) this.client.unsubscribe([...filters], () => {});
+  }
+
+  /**
+   * Disconnects (DISCONNECT sent, unless `force`) and settles `closed` with undefined.
+   * Bounded in time: mqtt.js's graceful end waits for every unanswered packet, and then for
+   * the broker to close, which a silent broker never does.
+   */
   async end(force = false): Promise<void> {
     if (!this.#over) {
       this.#over = true;
       this.#settle(undefined);
     }
+    clearTimeout(this.#usableTimer);
     this.inbound?.dispose();
     this.#stopReconnecting();
-    await this.client.endAsync(force);
+    const { client } = this;
+    if (!client.stream) return void await this.persisted?.stores.close();
+    const internals = client as unknown as MqttInternals;
+    // Unanswered SUBSCRIBE/UNSUBSCRIBE need no answer now; publishes do: end at once then.
+    if (!force) internals._flushVolatile();
+    const ending = client.endAsync(force || Object.keys(internals.outgoing).length > 0);
+    const timer = setTimeout(
+      () => (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.(),
+      END_GRACE_MS,
+    );
+    try {
+      await ending;
+    } finally {
+      clearTimeout(timer);
+    }
     await this.persisted?.stores.close();
   }
 }

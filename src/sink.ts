@@ -14,6 +14,7 @@ import {
 } from "./options.ts";
 import type { MqttRecord } from "./record.ts";
 import { topicNameProblem } from "./_topic.ts";
+import { showValue } from "./_redact.ts";
 
 /**
  * What an {@linkcode MqttSink} takes: a record, or a bare payload for the sink's topic.
@@ -153,7 +154,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
       throw new MqttOptionsError(
         "topic",
         `Cannot publish as 'topic' must be one topic name for a sink: current value is ${
-          options.topic.join(", ")
+          showValue(options.topic)
         } (records can name their own topics)`,
       );
     }
@@ -162,7 +163,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
       throw new MqttOptionsError(
         "topic",
         `Cannot publish as 'topic' must be a topic name: current value is ${
-          options.topic[0]
+          showValue(options.topic[0])
         } (${problem})`,
       );
     }
@@ -173,8 +174,9 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
 
   /**
    * Aborts the sink: disconnects at once (unless another sink shares the connection),
-   * giving up unsettled publishes; also while it is still connecting, which a plain
-   * WritableStream would wait out.
+   * giving up unsettled publishes (counted in `stats.failed`); also while it is still
+   * connecting or waits for room in a full window. A write that waits rejects with
+   * `reason`. `writer.abort()` does the same.
    *
    * @param reason Why; the stream errors with it.
    * @returns Resolves once aborted.
@@ -182,6 +184,27 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
   override async abort(reason?: unknown): Promise<void> {
     this.#publisher.stopStarting(reason ?? new Error("aborted"));
     await super.abort(reason);
+  }
+
+  /**
+   * Releases everything: closes the sink (waiting until every publish is acknowledged,
+   * and failing if one is not) or, while a writer or a pipe holds it, aborts it.
+   *
+   * @example Close at the end of a scope
+   * ```ts ignore
+   * import { MqttSink } from "@mqtt-streams/core";
+   *
+   * await using sink = new MqttSink("mqtt://localhost?topic=out&qos=1");
+   * const writer = sink.getWriter();
+   * await writer.write("hello");
+   * writer.releaseLock();
+   * // leaving the scope closes the sink: "hello" is acknowledged by then
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#publisher.over) return;
+    if (this.locked) return await this.#publisher.abort(new Error("the sink was disposed"));
+    await this.close();
   }
 
   /** Live counters: published, acked, retried, inflight, failed, recovered, damaged. */

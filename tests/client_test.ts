@@ -52,7 +52,11 @@ describe("toClientOptions", () => {
     assert.equal(o.username, "alice");
     assert.equal(o.password, "s:cret");
     assert.equal(o.queueQoSZero, false);
-    assert.deepEqual(o.properties, { receiveMaximum: 7, sessionExpiryInterval: 0xffffffff });
+    assert.deepEqual(o.properties, {
+      receiveMaximum: 7,
+      sessionExpiryInterval: 0xffffffff,
+      maximumPacketSize: 1_048_576,
+    });
   });
 
   test("connectionTimeout=0 waits for ever instead of timing out at once", async () => {

@@ -4,6 +4,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Aedes } from "aedes";
 import { MqttConnectError, type MqttMessage, MqttSource, MqttSubscribeError } from "../mod.ts";
 import { MQTT_INTERNALS } from "../src/_client_inbound.ts";
+import { CONNECTION_INTERNALS } from "../src/client.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 
@@ -80,6 +81,12 @@ describe("MqttSource", () => {
       assert.equal(typeof (client as unknown as Record<string, unknown>)[name], "function", name);
     }
     assert.ok((client as unknown as { _incomingQoS2Ids: unknown })._incomingQoS2Ids instanceof Set);
+    for (const name of CONNECTION_INTERNALS) {
+      assert.equal(typeof (client as unknown as Record<string, unknown>)[name], "function", name);
+    }
+    // The hook that delivers QoS 2 on PUBLISH with persistence=memory (mqtt.js calls it
+    // from client.options at each PUBLISH).
+    assert.equal(typeof client.options.customHandleAcks, "function");
   });
 
   test("yields messages with their fields; text() and json() decode the payload", async () => {

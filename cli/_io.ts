@@ -16,16 +16,51 @@ export async function* stdinLines(): AsyncGenerator<string> {
   if (rest !== "") yield rest;
 }
 
-/** Stdout as a stream of text: a write resolves once the text is handed to the OS or buffered within its limit. */
+/**
+ * Stdout as a stream of text: a write resolves once the text is handed to the OS or buffered
+ * within its limit; `close()` once all of it is flushed. An error of stdout (EPIPE) rejects
+ * the write that waits, or else the next one.
+ */
 export function stdoutStream(): WritableStream<string> {
+  const stdout = process.stdout;
+  let failed: Error | undefined;
+  let waiting: ((error: Error) => void) | undefined;
+  // One error listener for the stream's life, not one a write: to a file or a pipe a write
+  // is buffered and resolves before its callback runs, so listeners a write piled up past
+  // Node's limit of 10 (MaxListenersExceededWarning, 19 lines per 1,000 messages).
+  const onError = (error: Error) => {
+    failed ??= error;
+    waiting?.(error);
+  };
   return new WritableStream({
+    start() {
+      stdout.on("error", onError);
+    },
     write: (text) =>
       new Promise<void>((resolve, reject) => {
-        const onError = (error: Error) => reject(error);
-        process.stdout.once("error", onError);
-        const flushed = process.stdout.write(text, () => process.stdout.off("error", onError));
-        if (flushed) resolve();
-        else process.stdout.once("drain", () => resolve());
+        if (failed) return reject(failed);
+        if (stdout.write(text)) return resolve();
+        const drained = () => {
+          waiting = undefined;
+          resolve();
+        };
+        waiting = (error) => {
+          stdout.off("drain", drained);
+          waiting = undefined;
+          reject(error);
+        };
+        stdout.once("drain", drained);
+      }),
+    // The listener stays until what was buffered is flushed: an error after it is removed
+    // would be an uncaught 'error' event.
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        if (failed) return reject(failed);
+        stdout.write("", (error) => {
+          stdout.off("error", onError);
+          if (error ?? failed) reject(error ?? failed);
+          else resolve();
+        });
       }),
   });
 }

@@ -16,7 +16,9 @@ export interface Classified {
 /** Says what a connection failure was, in words, and whether another attempt could help. */
 export function classify(error: unknown, options: MqttOptions): Classified {
   const e = error as { message?: string; code?: string | number } | undefined;
-  const message = e?.message ?? String(error);
+  const handshake = webSocketHandshake(error);
+  if (handshake !== undefined) return handshake;
+  const message = webSocketDetail(error) ?? e?.message ?? String(error);
   if (typeof e?.code === "number" && message.startsWith("Connection refused")) {
     const what = `CONNACK ${e.code}: ${message.replace(/^Connection refused: /, "")}`;
     if (AUTH_CONNACK.has(e.code)) {
@@ -86,6 +88,50 @@ export function classify(error: unknown, options: MqttOptions): Classified {
   return {
     code: "CONNECT_CLOSED",
     reason: error === undefined ? "the connection closed" : `${message}${code ? ` (${code})` : ""}`,
+    permanent: false,
+  };
+}
+
+/**
+ * The runtime's own words for a WebSocket failure. mqtt.js reports every one as
+ * "WebSocket error" and keeps the runtime's ErrorEvent as `event`, whose message says
+ * what happened (Deno: "NetworkError: failed to connect to WebSocket: tcp connect error";
+ * Bun: "WebSocket connection to 'ws://…' failed: Failed to connect").
+ */
+function webSocketDetail(error: unknown): string | undefined {
+  const e = error as { message?: string; event?: { message?: unknown } } | undefined;
+  if (e?.message !== "WebSocket error") return undefined;
+  const detail = e.event?.message;
+  return typeof detail === "string" && detail !== "" ? `WebSocket error: ${detail}` : undefined;
+}
+
+/** A WebSocket whose opening handshake failed: Deno's and Bun's wording. */
+const HANDSHAKE =
+  /^WebSocket error: (?:NetworkError: failed to connect to WebSocket|WebSocket connection to '[^']*' failed): (.*)$/s;
+
+/**
+ * Classifies a WebSocket that never opened (refused, unknown host, TLS, not a WebSocket
+ * endpoint), which mqtt.js would leave as a bare "WebSocket error"; undefined for any
+ * other error, a WebSocket lost after it opened included.
+ */
+function webSocketHandshake(error: unknown): Classified | undefined {
+  const why = HANDSHAKE.exec(webSocketDetail(error) ?? "")?.[1];
+  if (why === undefined) return undefined;
+  if (/certificate|TLS|SSL|handshake|alert/i.test(why)) {
+    const reason = why.startsWith("TLS handshake failed") ? why : `TLS handshake failed: ${why}`;
+    return { code: "CONNECT_TLS", reason, permanent: true };
+  }
+  if (/status code/i.test(why)) {
+    // An HTTP server answered but did not switch protocols: a wrong path, or no MQTT there.
+    return {
+      code: "CONNECT_REFUSED",
+      reason: `the server does not accept MQTT over WebSocket at that path: ${why}`,
+      permanent: false,
+    };
+  }
+  return {
+    code: "CONNECT_REFUSED",
+    reason: `nothing accepts connections there: ${why}`,
     permanent: false,
   };
 }

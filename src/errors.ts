@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { redactText } from "./_redact.ts";
 
 /**
  * What went wrong, as a stable string a caller can branch on.
@@ -44,7 +45,9 @@ export type MqttErrorCode =
   /** The file store could not read or write its folder (permissions, disk full, ...). */
   | "STORE_FAILED"
   /** A transform met a message it cannot decode, validate or route (`onInvalid: "error"`). */
-  | "INVALID_MESSAGE";
+  | "INVALID_MESSAGE"
+  /** The runtime denies a permission mqtt-streams needs (Deno without --allow-env). */
+  | "PERMISSION";
 
 /**
  * Options every mqtt-streams error accepts.
@@ -122,7 +125,9 @@ export class MqttOptionsError extends MqttStreamError {
    */
   constructor(option: string, message: string, options?: MqttStreamErrorOptions) {
     super("INVALID_OPTION", message, options);
-    this.option = option;
+    // As the caller spelled it, which a malformed connection string can make hold a
+    // password (`passwordhunter2` after a lost '='); and `option` shows in inspection.
+    this.option = redactText(option);
   }
 }
 

@@ -97,6 +97,27 @@ export function denoCommand(): [string, ...string[]] {
   return typeof Deno === "object" ? [process.execPath] : ["npx", "--yes", "deno@2"];
 }
 
+let denoPath: string | undefined;
+
+/**
+ * The path of Deno's own executable: under Deno this one, under Bun the one `npx deno@2`
+ * runs (asked once). A child started with it is Deno itself, so killing the child stops
+ * Deno; killing `npx` would leave its deno running.
+ */
+export function denoExecutable(): string {
+  if (typeof Deno === "object") return process.execPath;
+  if (denoPath) return denoPath;
+  const result = spawnSync("npx", ["--yes", "deno@2", "eval", "console.log(Deno.execPath())"], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const path = result.stdout?.trim();
+  if (result.status !== 0 || !path) {
+    throw new Error(`cannot find Deno through npx deno@2: ${result.stderr ?? result.error}`);
+  }
+  return (denoPath = path);
+}
+
 /**
  * Runs `command` with `args` to its end, within a minute (then SIGKILLs it and fails); its
  * exit code and its output, stdout and stderr together.

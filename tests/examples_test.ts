@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createConnection } from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { MqttSource } from "../mod.ts";
 import { freePort, startAedes, waitForPort } from "./_broker.ts";
-import { denoCommand, spawnScript, within } from "./_helpers.ts";
+import { denoExecutable, spawnScript, within } from "./_helpers.ts";
 
 /** Runs an example in a child process of the same runtime; returns its exit code and output. */
 function run(example: string): Promise<{ code: number | null; output: string }> {
@@ -81,11 +82,9 @@ test("examples/edge_worker.ts under `deno serve` with the README's permissions p
   await using source = new MqttSource(`${broker.url}?topic=ingest/%23&qos=1`);
   await source.ready;
   const port = await freePort();
-  const [command, ...prefix] = denoCommand();
   const server = spawn(
-    command,
+    denoExecutable(),
     [
-      ...prefix,
       "serve",
       `--port=${port}`,
       "--host=127.0.0.1",
@@ -119,4 +118,19 @@ test("examples/edge_worker.ts under `deno serve` with the README's permissions p
     server.kill("SIGTERM");
     await ended;
   }
+  // What was killed must be the server itself, not a launcher in front of it (npx under Bun).
+  assert.equal(await listening(port), false, `deno serve still listens on ${port}`);
 });
+
+/** Whether anything accepts a connection on 127.0.0.1:`port` (after 200 ms for it to go). */
+async function listening(port: number): Promise<boolean> {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return await new Promise<boolean>((resolve) => {
+    const socket = createConnection({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}

@@ -2,9 +2,10 @@
 // WebSocket. (The broker matrix round-trips every QoS over ws:// too.)
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MqttOptionsError, MqttSink, MqttSource } from "../mod.ts";
+import { createServer } from "node:http";
+import { MqttConnectError, MqttOptionsError, MqttSink, MqttSource } from "../mod.ts";
 import { wantsRuntimeWebSocket } from "../src/_websocket.ts";
-import { startAedes } from "./_broker.ts";
+import { freePort, startAedes } from "./_broker.ts";
 import { exited, spawnScript, within } from "./_helpers.ts";
 
 const isDeno = typeof Deno === "object";
@@ -72,11 +73,44 @@ describe("MQTT over WebSocket", () => {
     reader.releaseLock();
   });
 
+  test("a ws:// port where nothing listens fails with CONNECT_REFUSED, not CONNECT_CLOSED", async () => {
+    const port = await freePort();
+    const source = new MqttSource(
+      `ws://127.0.0.1:${port}?topic=t&connectAttempts=2&connectBackoff=20`,
+    );
+    await assert.rejects(within(source.ready, 15_000, "the refusal"), (error: Error) => {
+      assert.ok(error instanceof MqttConnectError, String(error));
+      assert.equal(error.code, "CONNECT_REFUSED", error.message);
+      assert.equal(error.attempts, 2);
+      assert.match(error.message, new RegExp(`ws://127\\.0\\.0\\.1:${port}`));
+      return true;
+    });
+  });
+
+  test("a ws:// server that answers HTTP without upgrading fails with CONNECT_REFUSED naming the path", async () => {
+    const server = createServer((_, response) => response.writeHead(404).end());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const source = new MqttSource(`ws://127.0.0.1:${port}/nope?topic=t&connectAttempts=1`);
+      await assert.rejects(within(source.ready, 15_000, "the refusal"), (error: Error) => {
+        assert.ok(error instanceof MqttConnectError, String(error));
+        assert.equal(error.code, "CONNECT_REFUSED", error.message);
+        assert.match(error.message, /does not accept MQTT over WebSocket at that path: .*404/);
+        return true;
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test("wss:// refuses a broker certificate from an unknown CA", async () => {
     await using broker = await startAedes({ transport: "wss" });
     const source = new MqttSource(`${broker.url}?topic=t&connectAttempts=1`);
     await assert.rejects(within(source.ready, 15_000, "the refusal"), (error: Error) => {
-      assert.equal(error.name, "MqttConnectError");
+      assert.ok(error instanceof MqttConnectError, String(error));
+      assert.equal(error.code, "CONNECT_TLS", error.message);
       return true;
     });
   });

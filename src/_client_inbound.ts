@@ -195,6 +195,11 @@ export class Inbound {
     return this.#queue.length + this.#awaitingPubrel.size + this.#awaitingPublish.size;
   }
 
+  /** Whether the reading of packets is paused (a message is held until there is room). */
+  get paused(): boolean {
+    return this.#pauses > 0;
+  }
+
   /** Stops the keep-alive timer of a pause; called when the connection ends. */
   dispose(): void {
     this.#pauses = 0;

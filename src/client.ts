@@ -485,12 +485,20 @@ export class Connection {
     const { client, options } = this;
     this.#subscribing++;
     const seconds = options.connectionTimeout;
-    const timer = seconds > 0
-      ? setTimeout(() => {
-        this.#lastError = new Error(`no SUBACK within connectionTimeout=${seconds} s`);
-        (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
-      }, seconds * 1000)
-      : undefined;
+    // The broker's silence is what is bounded: a resumed session's backlog comes before the
+    // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      if (seconds > 0) timer = setTimeout(silent, seconds * 1000);
+    };
+    const silent = () => {
+      if (this.inbound?.paused) return arm();
+      this.#lastError = new Error(`no SUBACK within connectionTimeout=${seconds} s`);
+      (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    };
+    arm();
+    client.on("packetreceive", arm);
     try {
       await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
     } catch (error) {
@@ -508,6 +516,7 @@ export class Connection {
       );
     } finally {
       clearTimeout(timer);
+      client.removeListener("packetreceive", arm);
       this.#subscribing = Math.max(0, this.#subscribing - 1);
     }
     if (this.#subscribing === 0) this.#usable();

@@ -136,6 +136,33 @@ describe("MqttSource survives a single network fault", () => {
     assert.equal(server.connections, 3);
   });
 
+  test("a backlog before the SUBACK, with the reader stalled past connectionTimeout, costs no reconnect", async () => {
+    await using server = await startHostile(async (connection) => {
+      connection.connack({ sessionPresent: true });
+      const subscribe = await connection.next("subscribe");
+      // A resumed session's backlog comes first; the SUBACK waits behind it, unread while
+      // the source holds a message past its window.
+      for (let id = 1; id <= 10; id++) {
+        connection.publish({ topic: "t", payload: `b${id}`, qos: 1, id });
+      }
+      connection.suback(subscribe.id, [1]);
+    });
+    await using source = new MqttSource(
+      `${server.url}?topic=t&qos=1&clientId=backlog&cleanSession=false&maxInflight=2` +
+        "&connectionTimeout=1&connectBackoff=50",
+    );
+    await sleep(2500);
+    const reader = source.getReader();
+    const texts = [];
+    for (let i = 0; i < 10; i++) {
+      texts.push((await within(reader.read(), 3000, "read")).value!.text());
+    }
+    assert.deepEqual(texts, Array.from({ length: 10 }, (_, i) => `b${i + 1}`));
+    await within(source.ready, 1000, "ready");
+    assert.equal(server.connections, 1);
+    reader.releaseLock();
+  });
+
   test("a reader that stalls while the broker's PINGRESP waits behind held messages keeps its connection", async () => {
     // keepAlive=1: mqtt.js sends PINGREQ after 1 s and gives up 0.5 s later without a
     // PINGRESP. The broker answers that PINGREQ with more messages than the window and

@@ -1,4 +1,4 @@
-// Java (IANA) cipher-suite names, as the seed's `ssl.ciphers` took them, mapped onto the
+// Java (IANA) cipher-suite names, as the Bahir connector's `ssl.ciphers` took them, mapped onto the
 // OpenSSL names that Node, Deno and Bun take. TLS 1.3 suites have the same name in both.
 
 const IANA_TO_OPENSSL: Record<string, string> = {

@@ -167,7 +167,7 @@ export class Inbound {
       // sends PUBREC: `done(0)` lets it go on.
       client.options.customHandleAcks = (_topic, _message, packet, done) => {
         if (packet.qos !== 2) return done(0);
-        this.#arrive(packet, () => done(0), deliver);
+        this.#arrive(packet, (error) => error ? done(error) : done(0), deliver);
       };
     }
     // mqtt.js ends the connection when more QoS 2 messages than its receiveMaximum await
@@ -272,7 +272,7 @@ export class Inbound {
    * caught by #capture when mqtt.js sends it. One the consumer already has (sent again
    * when the session resumed, or twice on one connection) is not delivered again.
    */
-  #arrive(packet: IPublishPacket, proceed: () => void, deliver: Deliver): void {
+  #arrive(packet: IPublishPacket, proceed: (error?: Error) => void, deliver: Deliver): void {
     const messageId = packet.messageId!;
     const earlier = this.#awaitingPublish.get(messageId) ?? this.#queued(messageId);
     if (earlier) {
@@ -287,7 +287,7 @@ export class Inbound {
     const ack = new PendingAck(2, messageId, this.#epoch, this);
     this.#queue.push(ack);
     if (this.unacked > this.#options.maxInflight) this.beyondWindow++;
-    this.#deliver(packet, ack, deliver, proceed, () => proceed());
+    this.#deliver(packet, ack, deliver, () => proceed(), proceed);
   }
 
   /** The acknowledgement of this connection's queue whose PUBREC is still owed for `messageId`. */

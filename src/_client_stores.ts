@@ -57,11 +57,8 @@ export class Persisted {
     options: MqttOptions,
     onFailure: (error: MqttStreamError) => void,
   ) {
-    stores.failure.then((error) => {
-      onFailure(error);
-      // Closes the files and releases the folder's lock, as ending the client would.
-      stores.close();
-    });
+    // The connection ends on it, which closes the files and releases the folder's lock.
+    stores.failure.then(onFailure);
     // mqtt.js sends the recovered publishes again on CONNACK and calls back whoever
     // registered their packet identifier; no one has in this process, so a refusal would
     // go unseen.

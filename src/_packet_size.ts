@@ -5,7 +5,10 @@
 // This module is browser compatible.
 import type { MqttPublishProperties } from "./record.ts";
 
-/** The largest packet MQTT can frame, in bytes: a Remaining Length of 268,435,455 (MQTT 5 §1.5.5) and its header. */
+/**
+ * The largest packet MQTT can frame, in bytes: a Remaining Length of 268,435,455 (MQTT 5
+ * §1.5.5) and its header.
+ */
 export const MQTT_LARGEST_PACKET = 268_435_455 + 5;
 
 const encoder = new TextEncoder();

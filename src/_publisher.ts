@@ -37,7 +37,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   readonly #counts = { published: 0, acked: 0, retried: 0, failed: 0 };
   readonly #reader: RecordReader;
   readonly #signal?: AbortSignal;
-  /** Aborts connecting: a WritableStream calls abort() only once start() settled. */
+  /** Aborts connecting when the stream is aborted while start() still connects. */
   readonly #starting = new AbortController();
   #controller!: WritableStreamDefaultController;
   #lease?: Lease;
@@ -49,6 +49,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** QoS 0 publishes written since the broker last confirmed it read everything. */
   #unflushed = 0;
   #error?: unknown;
+  /** close() has let go of the connection. */
+  #closed = false;
   /** Rejects when the sink fails, to wake a write or close that waits. */
   #failed: Promise<never>;
   #rejectFailed!: (error: unknown) => void;
@@ -94,6 +96,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     // full window or a silent broker would otherwise hold for ever, so the abort goes on.
     // Not controller.error(): the stream is aborting, and an error now would make its
     // abort() reject (WHATWG Streams, WritableStreamAbort).
+    // It also stops connecting: a WritableStream calls abort() only once start() settled.
     controller.signal?.addEventListener("abort", () => {
       this.#starting.abort(controller.signal.reason);
       this.#fail(controller.signal.reason, true, false);
@@ -401,12 +404,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** Whether the sink closed or failed: nothing is left to release. */
   get over(): boolean {
     return this.#error !== undefined || this.#closed;
-  }
-  #closed = false;
-
-  /** Gives up connecting, if start() is still connecting: then the stream's abort can go on. */
-  stopStarting(reason: unknown): void {
-    this.#starting.abort(reason);
   }
 
   /** Disconnects at once (when no other sink shares the connection); unsettled publishes are given up. */

@@ -95,8 +95,8 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
    */
   start(controller: ReadableStreamDefaultController<MqttMessage>): Promise<void> {
     this.#controller = controller;
-    const opened = this.#open();
     const subscribed = new Promise<void>((resolve) => (this.#resolveSubscribed = resolve));
+    const opened = this.#open();
     this.ready = opened.then(() => Promise.race([subscribed, this.#failed]));
     // The stream reports a failure itself; `ready` is for callers who want to wait.
     this.ready.catch(() => {});

@@ -180,7 +180,7 @@ export class Connection {
     client.on("packetreceive", (packet) => {
       if (packet.cmd !== "connack") {
         // The broker answered something after CONNACK: it serves this client.
-        if (this.#subscribing === 0) this.#usable();
+        if (this.#subscribing === 0 && this.attempts !== 0) this.#usable();
         return;
       }
       this.#connacked = true;

@@ -1,5 +1,5 @@
-// Shared, ref-counted connections for sinks, as the seed's sink cached its MQTT clients:
-// sinks with the same connection identity share one client, which closes
+// Shared, ref-counted connections for sinks, as the Bahir connector's sink cached its MQTT
+// clients: sinks with the same connection identity share one client, which closes
 // `connectionCacheTimeout` ms after its last sink let go, or serves the next sink that
 // comes before. A serverless handler that runs many times per warm instance then pays for
 // one connect, not one per invocation.

@@ -31,7 +31,7 @@ export { describeOption, OPTION_NAMES, type OptionMeta, type OptionName, OPTIONS
  * const options: MqttOptions = parseConnectionString("mqtt://localhost");
  * console.log(options.qos, options.maxInflight, options.keepAlive); // 1 60 60
  * ```
- * Names are the seed connector's (Apache Bahir
+ * Names are the Bahir connector's (Apache Bahir
  * `sql-streaming-mqtt`); secrets are {@linkcode Secret}s.
  */
 export interface MqttOptions {

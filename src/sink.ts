@@ -103,7 +103,10 @@ export interface MqttSinkStats {
  *
  * Sinks with the same connection identity share one connection, which stays open
  * `connectionCacheTimeout` ms after the last of them closed, without keeping the process
- * alive. Writing an `MqttMessage` from a source with `ack: "manual"` acknowledges it to
+ * alive. `abort(reason)` (or `writer.abort(reason)`, or aborting `signal`) disconnects at
+ * once, unless another sink shares the connection, in every state (connecting, a full
+ * window, reconnecting): a write that waits rejects with `reason`, and unsettled publishes
+ * are counted in `stats.failed`. Writing an `MqttMessage` from a source with `ack: "manual"` acknowledges it to
  * its broker only once this sink's broker confirmed it: `source.pipeTo(sink)` is an
  * at-least-once bridge.
  *
@@ -170,20 +173,6 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     const publisher = new Publisher(options, signal);
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
-  }
-
-  /**
-   * Aborts the sink: disconnects at once (unless another sink shares the connection),
-   * giving up unsettled publishes (counted in `stats.failed`); also while it is still
-   * connecting or waits for room in a full window. A write that waits rejects with
-   * `reason`. `writer.abort()` does the same.
-   *
-   * @param reason Why; the stream errors with it.
-   * @returns Resolves once aborted.
-   */
-  override async abort(reason?: unknown): Promise<void> {
-    this.#publisher.stopStarting(reason ?? new Error("aborted"));
-    await super.abort(reason);
   }
 
   /**

@@ -14,14 +14,7 @@ import {
   type Properties,
 } from "./_mqtt_codec.ts";
 
-export {
-  type ConnectInfo,
-  encode,
-  type Packet,
-  PacketDecoder,
-  type PacketOf,
-  type Properties,
-} from "./_mqtt_codec.ts";
+export * from "./_mqtt_codec.ts";
 
 const utf8 = new TextEncoder();
 

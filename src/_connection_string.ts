@@ -5,7 +5,6 @@ import { MqttOptionsError } from "./errors.ts";
 import { Secret } from "./secret.ts";
 import { readEnv } from "./_env.ts";
 import { redactText, redactUrl } from "./_redact.ts";
-import type { MqttConnection, MqttOptionsInit } from "./options.ts";
 import type { OptionMeta, OptionName } from "./_option_schema.ts";
 
 /** One option as given, before validation. */
@@ -18,6 +17,9 @@ export interface RawOption {
 
 type Describe = (name: OptionName) => { meta: OptionMeta };
 
+/** Options as a caller writes them (options.ts's MqttOptionsInit, checked by the schema). */
+type GivenOptions = { readonly [key: string]: unknown };
+
 const SCHEMES: Record<string, string> = {
   mqtt: "mqtt",
   tcp: "mqtt",
@@ -29,8 +31,8 @@ const SCHEMES: Record<string, string> = {
 
 /** Collects every option from the environment, `connection` and `overrides`. */
 export function collectOptions(
-  connection: MqttConnection,
-  overrides: MqttOptionsInit | undefined,
+  connection: string | URL | GivenOptions,
+  overrides: GivenOptions | undefined,
   names: readonly OptionName[],
   describe: Describe,
 ): Map<OptionName, RawOption> {
@@ -63,8 +65,8 @@ export function collectOptions(
       }`,
     );
   };
-  const addObject = (init: MqttOptionsInit) => {
-    const { brokerUrl, ...rest } = init as Record<string, unknown>;
+  const addObject = (init: GivenOptions) => {
+    const { brokerUrl, ...rest } = init;
     if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe, showKey);
     for (const [key, value] of Object.entries(rest)) {
       if (value !== undefined) raw.set(canonical(key), { value, spelled: key, from: "object" });

@@ -5,18 +5,17 @@
 // Flow control (MQTT 5 §4.9): a QoS 1/2 publish takes a slot in this sink's window
 // (maxInflight) and in its connection's (the broker's Receive Maximum, shared by the sinks
 // on a cached connection); write() resolves once it is sent, and the next write waits
-// while either window is full or the connection is down. mqtt.js keeps every unacknowledged
-// QoS 1/2 publish in its outgoing store and sends it again after a reconnect, before it
-// emits 'connect'; the sink counts those as retried and keeps their slots.
-import type { IClientPublishOptions, MqttClient } from "mqtt";
-import { backoffDelay, mustResend, reasonName } from "./client.ts";
-import { acquire, type Lease } from "./connection_cache.ts";
-import { MqttPublishError, MqttRecordError } from "./errors.ts";
+// while either window is full or the connection is down. The connection sends every
+// unacknowledged QoS 1/2 publish again after a reconnect, before its onConnect listeners
+// run; the sink counts those as retried and keeps their slots. Where a publish is sent and
+// settled: src/connection/_outbound.ts.
+import { backoffDelay } from "./_backoff.ts";
+import { acquire, type Lease } from "./connection/cache.ts";
+import type { Connection, Unsettled } from "./connection/connection.ts";
+import { MqttPublishError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
-import { type Publish, RecordReader } from "./record.ts";
-import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
+import { type MqttSinkChunk, type Publish, RecordReader } from "./record.ts";
 import { showValue } from "./_redact.ts";
-import type { MqttSinkChunk, MqttSinkStats } from "./sink.ts";
 
 /**
  * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
@@ -31,6 +30,50 @@ const TRANSIENT_REFUSALS = new Set([
   0x97, // quota exceeded
 ]);
 
+/**
+ * Counters of an {@linkcode MqttSink}; live, read them at any time.
+ *
+ * @example
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * const sink = new MqttSink("mqtt://localhost?topic=out");
+ * await ReadableStream.from(["a", "b"]).pipeTo(sink);
+ * console.log(sink.stats.published, sink.stats.acked); // 2 2
+ * ```
+ */
+export interface MqttSinkStats {
+  /** Publishes sent, at every QoS (a resend is not counted again). */
+  readonly published: number;
+  /** QoS 1/2 publishes the broker acknowledged (PUBACK / PUBCOMP). */
+  readonly acked: number;
+  /**
+   * Publishes sent again: after a reconnect (still unacknowledged), or after a transient
+   * refusal (within `publishAttempts`).
+   */
+  readonly retried: number;
+  /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
+  readonly inflight: number;
+  /**
+   * Publishes given up on: refused for good, out of attempts, or unacknowledged when the
+   * sink failed or was aborted (those may still have reached the broker).
+   */
+  readonly failed: number;
+  /**
+   * persistence=file: publishes an earlier run left unacknowledged in the store, sent again
+   * when this sink's connection opened (before its own writes). Those the broker then
+   * refuses are counted in `failed`.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed (a record damaged on disk: its packet is lost) or a write was torn
+   * (a put that never reported success). Intact records around them are kept.
+   */
+  readonly damaged: number;
+}
+
+/** The sink's logic, as the WritableStream's underlying sink. */
 export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   readonly options: MqttOptions;
   readonly stats: MqttSinkStats;
@@ -108,22 +151,21 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (this.#error !== undefined) return void await lease.release(true);
     const { connection } = lease;
     connection.closed.then((error) => error && this.#fail(error));
-    connection.client.on("connect", this.#onReconnect);
+    // The connection has just sent every unacknowledged publish again (see the header).
+    this.#offConnect = connection.onConnect(() => (this.#counts.retried += this.#pending.size));
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
-  /** mqtt.js has just sent every unacknowledged publish again (see the file header). */
-  #onReconnect = () => {
-    this.#counts.retried += this.#pending.size;
-  };
+  /** Removes the sink's onConnect listener. */
+  #offConnect?: () => void;
 
   #onAbort = () => {
     this.#controller.error(this.#signal!.reason);
     this.abort(this.#signal!.reason);
   };
 
-  get #client(): MqttClient {
-    return this.#lease!.connection.client;
+  get #connection(): Connection {
+    return this.#lease!.connection;
   }
 
   /**
@@ -134,7 +176,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     let publish: Publish;
     try {
       publish = this.#reader.read(chunk);
-      this.#checkSize(publish);
+      this.#connection.outbound.checkSize(publish);
     } catch (error) {
       throw this.#fail(error);
     }
@@ -145,46 +187,21 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     });
   }
 
-  /**
-   * Refuses a publish the broker could not take, before anything is sent: over its CONNACK
-   * Maximum Packet Size (MQTT 5 §3.2.2.3.6, which it would answer by disconnecting, and
-   * the session's resend would meet the same), or over what MQTT can frame at all.
-   */
-  #checkSize(publish: Publish): void {
-    const brokerLimit = this.#lease?.connection.client.serverProperties?.maximumPacketSize;
-    const limit = Math.min(brokerLimit ?? MQTT_LARGEST_PACKET, MQTT_LARGEST_PACKET);
-    // Most records are far below any limit: bound their size without counting UTF-8.
-    const { payload, topic, properties } = publish;
-    const payloadMax = typeof payload === "string" ? payload.length * 3 : payload.length;
-    if (!properties && payloadMax + topic.length * 3 + 16 <= limit) return;
-    const size = publishSize(publish, this.options.mqttVersion);
-    if (size <= limit) return;
-    const whose = brokerLimit !== undefined && brokerLimit < MQTT_LARGEST_PACKET
-      ? "the broker's Maximum Packet Size (CONNACK)"
-      : "the largest packet MQTT can send";
-    throw new MqttRecordError(
-      `Cannot publish chunk #${publish.index} to '${
-        showValue(publish.topic)
-      }' as its PUBLISH packet is ${size} bytes, over ${whose} of ${limit} bytes`,
-      publish.index,
-    );
-  }
-
   /** Whether a QoS 1/2 publish may go out now: connected, and room in both windows. */
   #hasRoom(): boolean {
     return this.#error === undefined && this.#pending.size < this.options.maxInflight &&
-      this.#lease!.window.open;
+      this.#connection.outbound.window.open;
   }
 
   /** Waits until {@linkcode #hasRoom}, sending what is batched first. */
   #room(): Promise<void> {
-    this.#lease!.connection.sendBatch();
+    this.#connection.outbound.sendBatch();
     return this.#until(() => this.#hasRoom());
   }
 
   /** Waits until connected. */
   #connected(): Promise<void> {
-    return this.#until(() => this.#client.connected);
+    return this.#until(() => this.#connection.connected);
   }
 
   /**
@@ -194,14 +211,14 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   async #until(ready: () => boolean): Promise<void> {
     while (!ready()) {
       if (this.#error !== undefined) throw this.#error;
-      await Promise.race([this.#lease!.window.changed(), this.#failed]);
+      await Promise.race([this.#connection.outbound.window.changed(), this.#failed]);
     }
     if (this.#error !== undefined) throw this.#error;
   }
 
   #start(publish: Publish): void | Promise<void> {
     this.#pending.add(publish);
-    this.#lease!.window.take();
+    this.#connection.outbound.window.take();
     this.#counts.published++;
     if (this.options.persistence === "memory") return this.#send(publish, 1);
     // persistence=file: write() resolves once mqtt.js's store holds the publish, so that a
@@ -225,22 +242,17 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
    */
   #publishQoS0(publish: Publish, attempt: number): void | Promise<void> {
     if (this.#error !== undefined) throw this.#error;
-    if (!this.#client.connected) {
+    if (!this.#connection.connected) {
       return this.#connected().then(() => this.#publishQoS0(publish, attempt), (error) => {
         throw this.#fail(error);
       });
     }
     this.#written = undefined;
-    this.#lease!.connection.batch();
-    this.#client.publish(
-      publish.topic,
-      publish.payload as string,
-      this.#packetOptions(publish),
-      this.#onWritten,
-    );
+    const { outbound } = this.#connection;
+    outbound.publishQoS0(publish, this.#onWritten);
     if (this.#written !== undefined) return this.#settleQoS0(publish, attempt, this.#written);
     // The socket's buffer is full: send what is held, and wait for it to drain.
-    this.#lease!.connection.sendBatch();
+    outbound.sendBatch();
     return new Promise<Error | null>((resolve) => (this.#whenWritten = resolve))
       .then((error) => this.#settleQoS0(publish, attempt, error));
   }
@@ -268,52 +280,47 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     }
     // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
     // offline (queueQoSZero=false), so this sink sends it again once reconnected.
-    if (!this.#mayRetry(attempt)) throw this.#fail(this.#publishError(publish, error, attempt));
+    if (!this.#mayRetry(attempt)) {
+      throw this.#fail(this.#publishError(publish, { kind: "failed", error }, attempt));
+    }
     this.#counts.retried++;
     return this.#publishQoS0(publish, attempt + 1);
   }
 
   /** Sends a QoS 1/2 publish (again); its window slot is held from #start until settled. */
   #send(publish: Publish, attempt: number): void {
-    this.#lease!.connection.batch();
-    this.#client.publish(
-      publish.topic,
-      publish.payload as string,
-      {
-        ...this.#packetOptions(publish),
-        // mqtt.js calls it with an error when it drops a publish it had queued.
-        cbStorePut: (error?: Error) => error || this.#stored(publish),
-      } as IClientPublishOptions,
-      (error) => this.#settled(publish, attempt, error),
+    this.#connection.outbound.publish(
+      publish,
+      (failure) => this.#settled(publish, attempt, failure),
+      () => this.#stored(publish),
     );
   }
 
-  #settled(publish: Publish, attempt: number, error: Error | undefined): void {
-    const code = (error as { code?: unknown } | undefined)?.code;
-    if (mustResend(error) && this.#error === undefined) {
-      // mqtt.js fails publishes it had queued behind its resends when the connection drops
-      // again, and Connection fails QoS 2 publishes whose session the broker lost: an
-      // outage (bounded by connectAttempts), not a failed attempt. Send it again.
+  #settled(publish: Publish, attempt: number, failure: Unsettled | undefined): void {
+    if (failure?.kind === "dropped" && this.#error === undefined) {
+      // The connection failed publishes it had queued behind its resends when it dropped
+      // again, or QoS 2 publishes whose session the broker lost: an outage (bounded by
+      // connectAttempts), not a failed attempt. Send it again.
       this.#counts.retried++;
       this.#resend(publish, attempt);
       return;
     }
-    if (error && (typeof code !== "number" || TRANSIENT_REFUSALS.has(code))) {
-      if (this.#mayRetry(attempt) && this.#error === undefined) {
-        this.#counts.retried++;
-        // The slot stays taken while the retry waits: the window bounds what is unsettled.
-        setTimeout(
-          () => this.#resend(publish, attempt + 1),
-          backoffDelay(attempt, this.options.publishBackoff),
-        );
-        return;
-      }
+    const transient = failure?.kind === "failed" ||
+      (failure?.kind === "refused" && TRANSIENT_REFUSALS.has(failure.reasonCode!));
+    if (transient && this.#mayRetry(attempt) && this.#error === undefined) {
+      this.#counts.retried++;
+      // The slot stays taken while the retry waits: the window bounds what is unsettled.
+      setTimeout(
+        () => this.#resend(publish, attempt + 1),
+        backoffDelay(attempt, this.options.publishBackoff),
+      );
+      return;
     }
-    this.#lease!.window.give();
+    this.#connection.outbound.window.give();
     if (!this.#pending.delete(publish)) return; // given up on when the sink failed
-    if (error) {
+    if (failure) {
       this.#counts.failed++;
-      this.#fail(this.#publishError(publish, error, attempt));
+      this.#fail(this.#publishError(publish, failure, attempt));
       return;
     }
     this.#counts.acked++;
@@ -326,7 +333,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       await this.#connected();
     } catch {
       // The sink failed meanwhile; the publish was counted as given up on.
-      this.#lease!.window.give();
+      this.#connection.outbound.window.give();
       return;
     }
     this.#send(publish, attempt);
@@ -336,33 +343,27 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     return this.options.publishAttempts === -1 || attempt < this.options.publishAttempts;
   }
 
-  #packetOptions(publish: Publish): IClientPublishOptions {
-    // mqtt.js types correlationData as a Buffer; mqtt-packet writes any Uint8Array.
-    const properties = publish.properties as IClientPublishOptions["properties"];
-    return { qos: publish.qos, retain: publish.retain, properties };
-  }
-
-  #publishError(publish: Publish, error: Error, attempts: number): MqttPublishError {
-    const code = (error as { code?: unknown }).code;
+  #publishError(publish: Publish, failure: Unsettled, attempts: number): MqttPublishError {
+    const { reasonCode: code, reason, error } = failure;
     const where = `Cannot publish to '${showValue(publish.topic)}' on ${this.options.brokerUrl}`;
-    if (typeof code === "number" && !TRANSIENT_REFUSALS.has(code)) {
+    if (code !== undefined && !TRANSIENT_REFUSALS.has(code)) {
       return new MqttPublishError(
-        `${where}: the broker refused it with reason code 0x${code.toString(16)} (${
-          reasonText(code)
-        }); not retried, as that refusal would repeat`,
+        `${where}: the broker refused it with reason code 0x${
+          code.toString(16)
+        } (${reason}); not retried, as that refusal would repeat`,
         publish.topic,
         { cause: error, reasonCode: code },
       );
     }
-    const reason = typeof code === "number"
-      ? `reason code 0x${code.toString(16)} (${reasonText(code)})`
+    const why = code !== undefined
+      ? `reason code 0x${code.toString(16)} (${reason})`
       : error.message;
     return new MqttPublishError(
       `${where} after ${attempts} attempt${
         attempts === 1 ? "" : "s"
-      } (publishAttempts=${this.options.publishAttempts}): ${reason}`,
+      } (publishAttempts=${this.options.publishAttempts}): ${why}`,
       publish.topic,
-      { cause: error, reasonCode: typeof code === "number" ? code : undefined },
+      { cause: error, reasonCode: code },
     );
   }
 
@@ -384,7 +385,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     const unflushed = this.#unflushed;
     await this.#connected();
     try {
-      await this.#lease!.connection.flush();
+      await this.#connection.outbound.flush();
       this.#unflushed -= unflushed;
     } catch (error) {
       throw this.#fail(
@@ -427,15 +428,8 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   async #release(now: boolean): Promise<void> {
     const lease = this.#lease;
     if (!lease) return;
-    lease.connection.client.removeListener("connect", this.#onReconnect);
+    this.#offConnect?.();
     this.#signal?.removeEventListener("abort", this.#onAbort);
     await lease.release(now);
   }
-}
-
-/** mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized"). */
-function reasonText(code: number): string {
-  const name = reasonName(code);
-  // Lower-case a leading capital, but not an acronym such as "QoS".
-  return name.replace(/^[A-Z](?=[a-z]+\b)/, (first) => first.toLowerCase());
 }

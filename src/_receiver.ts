@@ -1,16 +1,56 @@
 // The logic of an MqttSource, as its ReadableStream's underlying source: queueing, acks
 // on read, holding what arrives past the window, reconnect subscriptions and shutdown.
-import type { IPublishPacket } from "mqtt";
-import { type Ack, Connection, sessionResumed } from "./client.ts";
+// Where an acknowledgement is kept and released: src/connection/_inbound.ts.
+import { type Ack, Connection } from "./connection/connection.ts";
 import { MqttSubscribeError } from "./errors.ts";
-import { messageOf, type MqttMessage } from "./message.ts";
+import { type IncomingPublish, type MqttMessage, receivedMessage } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
-import type { MqttSourceStats } from "./source.ts";
 
 interface Held {
   message: MqttMessage;
   ack?: Ack;
   resume: () => void;
+}
+
+/** Counters of an {@linkcode MqttSource}; live, read them at any time. */
+export interface MqttSourceStats {
+  /** Messages that arrived from the broker, dropped ones included. */
+  readonly received: number;
+  /** PUBACKs / PUBCOMPs sent to the broker. */
+  readonly acked: number;
+  /**
+   * QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`), and, with
+   * persistence=file, QoS 2 messages the store held unreleased when the broker answered
+   * without the session (it will never send their PUBREL).
+   */
+  readonly dropped: number;
+  /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
+  readonly redelivered: number;
+  /** Reconnects after the first connect. */
+  readonly reconnects: number;
+  /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
+  readonly buffered: number;
+  /**
+   * Messages that arrived while the queue or the window was full and wait outside the queue
+   * while the source has stopped reading from the broker (0 or 1 unless reconnects overlap).
+   */
+  readonly held: number;
+  /**
+   * QoS 1/2 messages that arrived while `maxInflight` messages were already unacknowledged:
+   * the broker sent past the window (MQTT 3.1.1 has none; some MQTT 5 brokers over-send).
+   */
+  readonly beyondWindow: number;
+  /**
+   * persistence=file: QoS 2 messages an earlier run received (PUBREC sent) and did not get
+   * acknowledged by its consumer, found in the store; each is delivered when the broker
+   * sends its PUBREL again.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed or a write was torn. Intact records around them are kept.
+   */
+  readonly damaged: number;
 }
 
 /** The source's logic, as the ReadableStream's underlying source. */
@@ -112,12 +152,11 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#connection = connection;
     if (this.#done) return void await connection.end(true);
     connection.closed.then((error) => error && this.#fail(error));
-    const { client } = connection;
-    client.on("close", () => this.#admit());
-    client.on("connect", (connack) => {
+    connection.onClose(() => this.#admit());
+    connection.onConnect((resumed) => {
       // A broker without our session (restarted without persistence, or a clean session)
       // has forgotten the subscriptions: subscribe again, and fail loudly if refused.
-      if (!sessionResumed(this.options, connack)) this.#subscribed = false;
+      if (!resumed) this.#subscribed = false;
       this.#subscribe();
     });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -141,11 +180,11 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   }
 
   /** One message from the broker: queued, dropped (QoS 0 when full), or held until there is room. */
-  #deliver(packet: IPublishPacket, ack: Ack | undefined): void | Promise<void> {
+  #deliver(packet: IncomingPublish, ack: Ack | undefined): void | Promise<void> {
     if (this.#done) return;
     this.#counts.received++;
     if (packet.dup) this.#counts.redelivered++;
-    const message = messageOf(
+    const message = receivedMessage(
       packet,
       ack && (() => {
         ack.release();
@@ -161,7 +200,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     }
     // Returning a promise stops mqtt.js reading packets until there is room: TCP then
     // holds the rest at the broker, and the connection is kept alive meanwhile (see
-    // _client_inbound.ts). Memory stays at maxInflight messages, plus this one.
+    // connection/_inbound.ts). Memory stays at maxInflight messages, plus this one.
     return new Promise((resume) => this.#held.push({ message, ack, resume }));
   }
 

@@ -4,7 +4,6 @@
  * @module
  */
 // This module is browser compatible.
-import type { IPublishPacket } from "mqtt";
 
 /** MQTT 5 properties of a PUBLISH (MQTT 5 §3.3.2.3), as mqtt.js reads them. */
 export interface MqttMessageProperties {
@@ -133,18 +132,35 @@ export class MqttMessage {
   }
 }
 
-/** The message of an incoming PUBLISH; the payload is a view of mqtt.js's buffer, not a copy. */
-export function messageOf(packet: IPublishPacket, ack: (() => void) | undefined): MqttMessage {
-  const payload = packet.payload as Uint8Array;
+/**
+ * An incoming PUBLISH as the connection hands it over (mqtt.js's packet, which has these
+ * fields): the payload is a view of the bytes read, not a copy.
+ */
+export interface IncomingPublish {
+  topic: string;
+  payload: Uint8Array;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  dup: boolean;
+  messageId?: number;
+  properties?: object;
+}
+
+/** The message of an incoming PUBLISH; its payload is a view of the same bytes, not a copy. */
+export function receivedMessage(
+  publish: IncomingPublish,
+  ack: (() => void) | undefined,
+): MqttMessage {
+  const { payload } = publish;
   return new MqttMessage(
-    packet.topic,
+    publish.topic,
     new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
     {
-      qos: packet.qos,
-      retain: packet.retain,
-      dup: packet.dup,
-      id: packet.qos > 0 ? packet.messageId : undefined,
-      properties: packet.properties as MqttMessageProperties | undefined,
+      qos: publish.qos,
+      retain: publish.retain,
+      dup: publish.dup,
+      id: publish.qos > 0 ? publish.messageId : undefined,
+      properties: publish.properties as MqttMessageProperties | undefined,
       ack,
     },
   );

@@ -92,6 +92,27 @@ export interface Publish {
   stored?: () => void;
 }
 
+/**
+ * What an {@linkcode MqttSink} takes: a record, or a bare payload for the sink's topic.
+ *
+ * @example
+ * ```ts
+ * import type { MqttSinkChunk } from "@mqtt-streams/core";
+ *
+ * const chunks: MqttSinkChunk[] = ["text", new Uint8Array([1, 2]), { topic: "a/b", payload: "x" }];
+ * console.log(chunks.length); // 3
+ * ```
+ */
+export type MqttSinkChunk = MqttRecord | Uint8Array | string;
+
+/**
+ * The streams that call a record's `ack()` only once their broker confirmed it (every
+ * `MqttSink`), with the MQTT version they speak: a transform's dead letters written to one
+ * are acknowledged by it, and on MQTT 3.1.1 carry their issues in the payload. A registry,
+ * so that the transforms need not import the sink (and with it, mqtt.js).
+ */
+export const recordSinks: WeakMap<object, { readonly mqttVersion: number }> = new WeakMap();
+
 /** Properties a received message carries that belong to its hop, not to a republish. */
 const PER_HOP = new Set(["topicAlias", "subscriptionIdentifier"]);
 

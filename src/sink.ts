@@ -5,29 +5,18 @@
  * @module
  */
 import { MqttOptionsError } from "./errors.ts";
-import { Publisher } from "./_publisher.ts";
+import { type MqttSinkStats, Publisher } from "./_publisher.ts";
 import {
   type MqttConnection,
   type MqttOptions,
   type MqttOptionsInit,
   parseConnectionString,
 } from "./options.ts";
-import type { MqttRecord } from "./record.ts";
+import { type MqttSinkChunk, recordSinks } from "./record.ts";
 import { topicNameProblem } from "./_topic.ts";
 import { showValue } from "./_redact.ts";
 
-/**
- * What an {@linkcode MqttSink} takes: a record, or a bare payload for the sink's topic.
- *
- * @example
- * ```ts
- * import type { MqttSinkChunk } from "@mqtt-streams/core";
- *
- * const chunks: MqttSinkChunk[] = ["text", new Uint8Array([1, 2]), { topic: "a/b", payload: "x" }];
- * console.log(chunks.length); // 3
- * ```
- */
-export type MqttSinkChunk = MqttRecord | Uint8Array | string;
+export type { MqttSinkChunk, MqttSinkStats };
 
 /**
  * The options of an {@linkcode MqttSink}: any connection option, and a signal.
@@ -44,49 +33,6 @@ export type MqttSinkInit = MqttOptionsInit & {
   /** Aborting it aborts the sink: it disconnects at once and errors with the signal's reason. */
   signal?: AbortSignal;
 };
-
-/**
- * Counters of an {@linkcode MqttSink}; live, read them at any time.
- *
- * @example
- * ```ts ignore
- * import { MqttSink } from "@mqtt-streams/core";
- *
- * const sink = new MqttSink("mqtt://localhost?topic=out");
- * await ReadableStream.from(["a", "b"]).pipeTo(sink);
- * console.log(sink.stats.published, sink.stats.acked); // 2 2
- * ```
- */
-export interface MqttSinkStats {
-  /** Publishes sent, at every QoS (a resend is not counted again). */
-  readonly published: number;
-  /** QoS 1/2 publishes the broker acknowledged (PUBACK / PUBCOMP). */
-  readonly acked: number;
-  /**
-   * Publishes sent again: after a reconnect (still unacknowledged), or after a transient
-   * refusal (within `publishAttempts`).
-   */
-  readonly retried: number;
-  /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
-  readonly inflight: number;
-  /**
-   * Publishes given up on: refused for good, out of attempts, or unacknowledged when the
-   * sink failed or was aborted (those may still have reached the broker).
-   */
-  readonly failed: number;
-  /**
-   * persistence=file: publishes an earlier run left unacknowledged in the store, sent again
-   * when this sink's connection opened (before its own writes). Those the broker then
-   * refuses are counted in `failed`.
-   */
-  readonly recovered: number;
-  /**
-   * persistence=file: stretches of the store's logs skipped when it opened, because a
-   * checksum failed (a record damaged on disk: its packet is lost) or a write was torn
-   * (a put that never reported success). Intact records around them are kept.
-   */
-  readonly damaged: number;
-}
 
 /**
  * Publishes what is written to it: a `WritableStream<MqttRecord | Uint8Array | string>`.
@@ -173,6 +119,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     const publisher = new Publisher(options, signal);
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
+    recordSinks.set(this, { mqttVersion: options.mqttVersion });
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { MqttOptionsError } from "./errors.ts";
 import type { MqttMessage } from "./message.ts";
-import { Receiver } from "./_receiver.ts";
+import { type MqttSourceStats, Receiver } from "./_receiver.ts";
 import {
   type MqttConnection,
   type MqttOptions,
@@ -14,52 +14,13 @@ import {
   parseConnectionString,
 } from "./options.ts";
 
+export type { MqttSourceStats };
+
 /** The options of an {@linkcode MqttSource}: any connection option, and a signal. */
 export type MqttSourceInit = MqttOptionsInit & {
   /** Aborting it unsubscribes (unless the session is persistent), disconnects and errors the stream with the signal's reason. */
   signal?: AbortSignal;
 };
-
-/** Counters of an {@linkcode MqttSource}; live, read them at any time. */
-export interface MqttSourceStats {
-  /** Messages that arrived from the broker, dropped ones included. */
-  readonly received: number;
-  /** PUBACKs / PUBCOMPs sent to the broker. */
-  readonly acked: number;
-  /**
-   * QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`), and, with
-   * persistence=file, QoS 2 messages the store held unreleased when the broker answered
-   * without the session (it will never send their PUBREL).
-   */
-  readonly dropped: number;
-  /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
-  readonly redelivered: number;
-  /** Reconnects after the first connect. */
-  readonly reconnects: number;
-  /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
-  readonly buffered: number;
-  /**
-   * Messages that arrived while the queue or the window was full and wait outside the queue
-   * while the source has stopped reading from the broker (0 or 1 unless reconnects overlap).
-   */
-  readonly held: number;
-  /**
-   * QoS 1/2 messages that arrived while `maxInflight` messages were already unacknowledged:
-   * the broker sent past the window (MQTT 3.1.1 has none; some MQTT 5 brokers over-send).
-   */
-  readonly beyondWindow: number;
-  /**
-   * persistence=file: QoS 2 messages an earlier run received (PUBREC sent) and did not get
-   * acknowledged by its consumer, found in the store; each is delivered when the broker
-   * sends its PUBREL again.
-   */
-  readonly recovered: number;
-  /**
-   * persistence=file: stretches of the store's logs skipped when it opened, because a
-   * checksum failed or a write was torn. Intact records around them are kept.
-   */
-  readonly damaged: number;
-}
 
 /**
  * Subscribes to MQTT topic filters as a `ReadableStream<MqttMessage>`.

@@ -2,24 +2,60 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
-import { backoffDelay, Connection, randomClientId, toClientOptions } from "../src/client.ts";
+import { backoffDelay } from "../src/_backoff.ts";
+import { Connection, type Unsettled } from "../src/connection/connection.ts";
+import { randomClientId, toClientOptions } from "../src/connection/_client_options.ts";
+import type { IncomingPublish } from "../src/message.ts";
 import { MqttConnectError, MqttOptionsError, parseConnectionString } from "../mod.ts";
 import type { MqttOptionsInit } from "../mod.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 
-const open = (url: string, overrides?: MqttOptionsInit) =>
-  Connection.open(parseConnectionString(url, overrides));
+/** Who waits for the next message each connection opened here receives, for roundTrip. */
+const inboxes = new WeakMap<Connection, ((publish: IncomingPublish) => void)[]>();
 
-/** Connects, checks a publish comes back, and ends: proof the connection really works. */
-async function roundTrip(connection: Connection): Promise<void> {
-  const { client } = connection;
+async function open(url: string, overrides?: MqttOptionsInit): Promise<Connection> {
+  const waiting: ((publish: IncomingPublish) => void)[] = [];
+  const connection = await Connection.open(parseConnectionString(url, overrides), {
+    deliver: (publish, ack) => {
+      ack?.release();
+      waiting.shift()?.(publish);
+    },
+  });
+  inboxes.set(connection, waiting);
+  return connection;
+}
+
+/**
+ * Connects, checks a publish comes back, and ends: proof the connection really works.
+ * Returns the message as it came back.
+ */
+async function roundTrip(
+  connection: Connection,
+  properties?: { userProperties: Record<string, string> },
+): Promise<IncomingPublish> {
   try {
-    await client.subscribeAsync("check/round-trip", { qos: 1 });
-    const received = new Promise<string>((resolve) =>
-      client.once("message", (_t, payload) => resolve(payload.toString()))
+    await connection.subscribe(["check/round-trip"], 1);
+    const received = new Promise<IncomingPublish>((resolve) =>
+      inboxes.get(connection)!.push(resolve)
     );
-    await client.publishAsync("check/round-trip", "hello", { qos: 1 });
-    assert.equal(await received, "hello");
+    const settled = new Promise<Unsettled | undefined>((resolve) =>
+      connection.outbound.publish(
+        {
+          index: 0,
+          topic: "check/round-trip",
+          payload: "hello",
+          qos: 1,
+          retain: false,
+          properties,
+        },
+        resolve,
+        () => {},
+      )
+    );
+    assert.equal(await settled, undefined, "the broker acknowledged the publish");
+    const publish = await received;
+    assert.equal(new TextDecoder().decode(publish.payload), "hello");
+    return publish;
   } finally {
     await connection.end();
   }
@@ -150,7 +186,7 @@ describe("Connection against aedes", () => {
     await new Promise((r) => setTimeout(r, 300));
     await using _broker = await startAedes({ port });
     const connection = await connecting;
-    assert.ok(connection.client.connected);
+    assert.ok(connection.connected);
     await connection.end();
   });
 
@@ -169,9 +205,7 @@ describe("Connection against aedes", () => {
     await using broker = await startAedes();
     const connection = await open(broker.url, { connectBackoff: 20 });
     try {
-      const reconnected = new Promise<void>((resolve) =>
-        connection.client.once("connect", () => resolve())
-      );
+      const reconnected = new Promise<void>((resolve) => connection.onConnect(() => resolve()));
       broker.dropClients();
       await reconnected;
       assert.equal(connection.reconnects, 1);
@@ -218,8 +252,12 @@ describe("Connection against mosquitto", { skip: skipWithoutMosquitto() }, () =>
   test("MQTT 5 round trip", async () => {
     await using broker = await startMosquitto();
     const connection = await open(broker.url, { mqttVersion: 5, clientId: "v5-client" });
-    assert.equal(connection.client.options.protocolVersion, 5);
-    await roundTrip(connection);
+    // User properties exist only in MQTT 5: they come back only if both ends speak it.
+    const publish = await roundTrip(connection, { userProperties: { version: "5" } });
+    assert.deepEqual(
+      { ...(publish.properties as { userProperties?: object }).userProperties },
+      { version: "5" },
+    );
   });
 
   test("TLS with a CA-signed server certificate and a PEM CA", async () => {

@@ -12,11 +12,11 @@ test("deno publish --dry-run passes, with no slow types, and publishes the libra
   assert.equal(status, 0, output);
   assert.match(output, /Checking for slow types in the public API/);
   assert.match(output, /Success Dry run complete/);
-  // One line a file: "   file:///…/src/client.ts (15.06KB)".
+  // One line a file: "   file:///…/src/connection/connection.ts (15.06KB)".
   const files = [...output.matchAll(/^\s+(file:\/\/\S+)/gm)]
     .map((match) => fileURLToPath(match[1]).slice(root.length));
   assert.ok(files.includes("mod.ts"), files.join("\n"));
-  assert.ok(files.includes("src/runtime/websocket.ts"), files.join("\n"));
+  assert.ok(files.includes("src/connection/runtime/websocket.ts"), files.join("\n"));
   const stray = files.filter((file) => /^(tests|bench|examples|\.ci)\//.test(file));
   assert.deepEqual(stray, [], "test, bench or example files would be published");
 });

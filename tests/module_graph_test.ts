@@ -101,9 +101,9 @@ test("the core imports only our modules, mqtt and valibot, and uses no runtime g
   assert.deepEqual(
     lazy.map(relative).sort(),
     [
-      "src/_pkcs12.ts",
-      "src/runtime/files.ts",
-      "src/runtime/websocket.ts",
+      "src/connection/_pkcs12.ts",
+      "src/connection/runtime/files.ts",
+      "src/connection/runtime/websocket.ts",
       "src/stores/file_store.ts",
     ],
     "the modules loaded with import() changed",

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { MqttProtocolError, MqttRecordError, MqttSink, MqttSource } from "../mod.ts";
-import { FrameScanner, publishSize } from "../src/_packet_size.ts";
+import { FrameScanner, publishSize } from "../src/connection/_packet_size.ts";
 import { encode, startHostile } from "./_hostile.ts";
 import { skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 import { LOSSLESS, within } from "./_helpers.ts";

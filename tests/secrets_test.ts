@@ -13,7 +13,7 @@ import {
 } from "../mod.ts";
 import { parseCommand } from "../cli/_args.ts";
 import { main } from "../cli.ts";
-import { tlsOptions } from "../src/_tls.ts";
+import { tlsOptions } from "../src/connection/_tls.ts";
 import { describeOption, OPTION_NAMES } from "../src/options.ts";
 
 /** Every way a failure can be shown: message, String(), stack, inspection, JSON, and the same for each cause. */

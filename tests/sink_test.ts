@@ -11,7 +11,7 @@ import {
   type MqttSinkChunk,
   MqttSource,
 } from "../mod.ts";
-import { cachedConnections } from "../src/connection_cache.ts";
+import { cachedConnections } from "../src/connection/cache.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 import { LOSSLESS, sleep, spawnScript, waitFor, within } from "./_helpers.ts";
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Aedes } from "aedes";
 import { MqttConnectError, type MqttMessage, MqttSource, MqttSubscribeError } from "../mod.ts";
-import { MQTT_INTERNALS } from "../src/_client_inbound.ts";
-import { CONNECTION_INTERNALS } from "../src/client.ts";
+import { MQTT_INTERNALS } from "../src/connection/_inbound.ts";
+import { CONNECTION_INTERNALS } from "../src/connection/connection.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 import { LOSSLESS, sleep, spawnScript, waitFor } from "./_helpers.ts";
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import mqtt from "mqtt";
 import { MqttOptionsError, MqttSink, MqttSource, MqttStreamError } from "../mod.ts";
-import { checkKeyStorePassword } from "../src/_pkcs12.ts";
+import { checkKeyStorePassword } from "../src/connection/_pkcs12.ts";
 import { openFileStores } from "../src/stores/file_store.ts";
 import { makeCertificates, skipUnless, skipWithoutMosquitto } from "./_broker.ts";
 import { startAedes, startMosquitto } from "./_broker.ts";

@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { MqttConnectError, MqttOptionsError, MqttSink, MqttSource } from "../mod.ts";
-import { wantsRuntimeWebSocket } from "../src/_websocket.ts";
+import { wantsRuntimeWebSocket } from "../src/connection/_websocket.ts";
 import { freePort, startAedes } from "./_broker.ts";
 import { exited, spawnScript, within } from "./_helpers.ts";
 

@@ -1,7 +1,7 @@
 // persistence=file: mqtt.js's Store interface (put / get / del / createStream / close) on
 // an append-only log of checksummed records (_log.ts), one log for each direction, in a
 // folder locked to one process (_lock.ts). Runtime-specific (node:fs, which Deno, Bun and
-// Node all provide): client.ts loads it with import() only when persistence=file is asked
+// Node all provide): src/connection/_stores.ts loads it with import() only when persistence=file is asked
 // for, so the core stays free of file-system code.
 //
 // What is stored when:
@@ -12,7 +12,7 @@
 // - fdatasync runs in the background all the time there is something unsynced, one after
 //   another, so with fsync=batch a power loss loses at most what one fdatasync covered.
 // - get and del answer synchronously from an in-memory index, as mqtt.js's memory store
-//   does: client.ts relies on that before mqtt.js replays the store on CONNACK. The
+//   does: src/connection/_outbound.ts relies on that before mqtt.js replays the store on CONNACK. The
 //   outgoing log writes its dels in one batch a task (or with the next put), one write
 //   instead of one a PUBACK; the incoming log writes each at once (see openFileStores).
 // - The log is rewritten with only the live packets when it opens (dropping damage, so
@@ -22,7 +22,7 @@
 //   stored is never called back. mqtt.js 5.16 mishandles a put's error: for an outgoing QoS
 //   1/2 publish it drops it (the publish never settles: a full disk hung the sink), and for
 //   an incoming QoS 2 message it sends PUBREC all the same (the broker forgets a message the
-//   store never held). The connection ends on `failure` instead (client.ts).
+//   store never held). The connection ends on `failure` instead (src/connection/_stores.ts).
 import {
   closeSync,
   fdatasync,

@@ -1,5 +1,6 @@
-// The shapes of the file store that the core names, without its code: client.ts imports
-// these as types only, and loads file_store.ts (node:fs) with import() when asked for.
+// The shapes of the file store that the core names, without its code: src/connection/
+// imports these as types only, and loads file_store.ts (node:fs) with import() when asked
+// for.
 import type { MqttStreamError } from "../errors.ts";
 
 /** A packet as mqtt.js hands it to a store: a PUBLISH or a PUBREL, with a messageId. */

@@ -2,11 +2,40 @@
 // written to the given WritableStream with its issues, and acknowledged to its own broker
 // only once the dead-letter stream took it (an MqttSink: once its broker confirmed it), so
 // a refused message is never lost between the two.
-import { formatIssues } from "../errors.ts";
-import type { MqttPublishProperties } from "../record.ts";
-import { MqttSink } from "../sink.ts";
+import { formatIssues, type MqttIssue } from "../errors.ts";
+import type { MqttMessage } from "../message.ts";
+import { type MqttPublishProperties, type MqttRecord, recordSinks } from "../record.ts";
 import { messageJson } from "./_json_line.ts";
-import type { MqttDeadLetter } from "./mqtt_transform.ts";
+
+/**
+ * A message a transform refused, as its dead-letter stream receives it: a record an
+ * `MqttSink` publishes as it is (to the sink's own topic: the original payload, QoS and
+ * properties, plus the user properties `mqtt-streams-stage`, `mqtt-streams-topic` and
+ * `mqtt-streams-issues`; on MQTT 3.1.1 a JSON payload with the message and its issues),
+ * with the message and its issues beside it for any other stream.
+ *
+ * @example Log dead letters
+ * ```ts
+ * import type { MqttDeadLetter } from "@mqtt-streams/core";
+ *
+ * const log = new WritableStream<MqttDeadLetter>({
+ *   write: (letter) => console.error(letter.stage, letter.message.topic, letter.issues),
+ * });
+ * console.log(log.locked); // false
+ * ```
+ */
+export interface MqttDeadLetter extends MqttRecord {
+  /** The payload: the original, or on an MQTT 3.1.1 `MqttSink` a JSON envelope. */
+  readonly payload: Uint8Array | string;
+  /** The message that was refused. */
+  readonly message: MqttMessage;
+  /** Why. */
+  readonly issues: readonly MqttIssue[];
+  /** Which transform refused it: "decodeText", "decodeJson", "validate" or "route". */
+  readonly stage: string;
+  /** The name of its source, when it came through `merge`. */
+  readonly source?: string;
+}
 
 /** What a transform knows of a message it refused; the rest of its dead letter is made here. */
 type Letter = Omit<MqttDeadLetter, "payload" | "qos" | "retain" | "properties" | "ack">;
@@ -23,8 +52,9 @@ export class DeadLetters {
 
   constructor(stream: WritableStream<MqttDeadLetter>) {
     this.#stream = stream;
-    this.#acksItself = stream instanceof MqttSink;
-    this.#plain = stream instanceof MqttSink && stream.options.mqttVersion !== 5;
+    const sink = recordSinks.get(stream);
+    this.#acksItself = sink !== undefined;
+    this.#plain = sink !== undefined && sink.mqttVersion !== 5;
   }
 
   /**

@@ -2,7 +2,7 @@
 import type { MqttIssue } from "../errors.ts";
 import { MqttMessage } from "../message.ts";
 import { parseJson } from "./_json_line.ts";
-import type { MqttInput } from "./mqtt_transform.ts";
+import type { MqttInput } from "./_input.ts";
 import type { StandardSchemaIssue, StandardSchemaV1 } from "./standard_schema.ts";
 
 type Checked = { value: unknown } | { issues: MqttIssue[] };

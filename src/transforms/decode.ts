@@ -11,7 +11,7 @@ import {
   type MqttTransformOptions,
   type MqttValue,
 } from "./mqtt_transform.ts";
-import { messageOf, sourceOf } from "./_input.ts";
+import { inputMessage, inputSource } from "./_input.ts";
 import { parseJson, utf8 } from "./_json_line.ts";
 
 /**
@@ -36,11 +36,11 @@ export function decodeText(
   options?: MqttTransformOptions,
 ): MqttTransform<MqttInput, MqttValue<string>> {
   return new MqttTransform<MqttInput, MqttValue<string>>("decodeText", (input) => {
-    const message = messageOf(input);
+    const message = inputMessage(input);
     const value = utf8(message.payload);
     return value === undefined
       ? { issues: [{ message: "the payload is not valid UTF-8" }] }
-      : { value: { value, message, ...sourceOf(input) } };
+      : { value: { value, message, ...inputSource(input) } };
   }, options);
 }
 
@@ -67,10 +67,10 @@ export function decodeJson<T = unknown>(
   options?: MqttTransformOptions,
 ): MqttTransform<MqttInput, MqttValue<T>> {
   return new MqttTransform("decodeJson", (input) => {
-    const message = messageOf(input);
+    const message = inputMessage(input);
     const parsed = parseJson(message.payload);
     return "issues" in parsed
       ? parsed
-      : { value: { value: parsed.value as T, message, ...sourceOf(input) } };
+      : { value: { value: parsed.value as T, message, ...inputSource(input) } };
   }, options);
 }

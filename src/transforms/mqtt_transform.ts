@@ -8,30 +8,10 @@
 import { MqttInvalidMessageError, type MqttIssue } from "../errors.ts";
 import type { MqttMessage } from "../message.ts";
 import type { MqttRecord } from "../record.ts";
-import { DeadLetters } from "./_dead_letter.ts";
-import { messageOf, sourceOf } from "./_input.ts";
+import { DeadLetters, type MqttDeadLetter } from "./_dead_letter.ts";
+import { inputMessage, inputSource, type MqttInput } from "./_input.ts";
 
-/**
- * What the transforms read: an {@linkcode MqttMessage}, or an object that carries one
- * (what `decodeText`, `validate`, `route` and `merge` yield), so they chain.
- *
- * @example
- * ```ts
- * import { MqttMessage, type MqttInput } from "@mqtt-streams/core";
- *
- * const message = new MqttMessage("a/b", new TextEncoder().encode("1"));
- * const inputs: MqttInput[] = [message, { message, source: "edge" }];
- * console.log(inputs.length); // 2
- * ```
- */
-export type MqttInput = MqttMessage | {
-  /** The message. */
-  readonly message: MqttMessage;
-  /** A value decoded from it, which `validate` and `route` check instead of parsing JSON. */
-  readonly value?: unknown;
-  /** The name of the source it came from, set by `merge`. */
-  readonly source?: string;
-};
+export type { MqttDeadLetter, MqttInput };
 
 /**
  * A value decoded from a message, with the message beside it (for its topic, its
@@ -92,36 +72,6 @@ export type OnInvalid = "error" | "drop" | WritableStream<MqttDeadLetter>;
 export interface MqttTransformOptions {
   /** What to do with a message that is invalid (or, for `route`, matches no route). @default {"error"} */
   onInvalid?: OnInvalid;
-}
-
-/**
- * A message a transform refused, as its dead-letter stream receives it: a record an
- * `MqttSink` publishes as it is (to the sink's own topic: the original payload, QoS and
- * properties, plus the user properties `mqtt-streams-stage`, `mqtt-streams-topic` and
- * `mqtt-streams-issues`; on MQTT 3.1.1 a JSON payload with the message and its issues),
- * with the message and its issues beside it for any other stream.
- *
- * @example Log dead letters
- * ```ts
- * import type { MqttDeadLetter } from "@mqtt-streams/core";
- *
- * const log = new WritableStream<MqttDeadLetter>({
- *   write: (letter) => console.error(letter.stage, letter.message.topic, letter.issues),
- * });
- * console.log(log.locked); // false
- * ```
- */
-export interface MqttDeadLetter extends MqttRecord {
-  /** The payload: the original, or on an MQTT 3.1.1 `MqttSink` a JSON envelope. */
-  readonly payload: Uint8Array | string;
-  /** The message that was refused. */
-  readonly message: MqttMessage;
-  /** Why. */
-  readonly issues: readonly MqttIssue[];
-  /** Which transform refused it: "decodeText", "decodeJson", "validate" or "route". */
-  readonly stage: string;
-  /** The name of its source, when it came through `merge`. */
-  readonly source?: string;
 }
 
 /**
@@ -200,7 +150,7 @@ export class MqttTransform<I extends MqttInput, O> extends TransformStream<I, O>
         controller.enqueue(outcome.value);
         return;
       }
-      const message = messageOf(input);
+      const message = inputMessage(input);
       if (policy === "error") {
         throw new MqttInvalidMessageError(stage, message.topic, outcome.issues);
       }
@@ -210,7 +160,10 @@ export class MqttTransform<I extends MqttInput, O> extends TransformStream<I, O>
         return;
       }
       stats.deadLettered++;
-      return letters!.write({ message, issues: outcome.issues, stage, ...sourceOf(input) }, fail);
+      return letters!.write(
+        { message, issues: outcome.issues, stage, ...inputSource(input) },
+        fail,
+      );
     };
     super({
       start(controller) {

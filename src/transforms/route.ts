@@ -8,7 +8,7 @@
 // This module is browser compatible.
 import type { MqttMessage } from "../message.ts";
 import { type MqttInput, MqttTransform, type MqttTransformOptions } from "./mqtt_transform.ts";
-import { messageOf, sourceOf } from "./_input.ts";
+import { inputMessage, inputSource } from "./_input.ts";
 import type { InferOutput, StandardSchemaV1 } from "./standard_schema.ts";
 import { checkInput, checkSchema } from "./_schema.ts";
 import { namedFilter } from "./_named_filter.ts";
@@ -156,7 +156,7 @@ export class MqttRouter<Routes extends MqttRoutes>
     }
     const names = table.map(({ filter }) => filter.name).join(", ");
     super("route", (input) => {
-      const message = messageOf(input);
+      const message = inputMessage(input);
       for (const { filter, schema } of table) {
         const params = filter.match(message.topic);
         if (!params) continue;
@@ -166,7 +166,7 @@ export class MqttRouter<Routes extends MqttRoutes>
             params,
             value,
             message,
-            ...sourceOf(input),
+            ...inputSource(input),
           }) as RoutedUnion<Routes>);
       }
       return { issues: [{ message: `no route matches the topic (routes: ${names})` }] };

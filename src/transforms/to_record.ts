@@ -7,7 +7,7 @@
 // This module is browser compatible.
 import type { MqttRecord } from "../record.ts";
 import type { MqttInput } from "./mqtt_transform.ts";
-import { messageOf } from "./_input.ts";
+import { inputMessage } from "./_input.ts";
 
 /**
  * What the function given to {@linkcode toRecord} returns: one record, several (one
@@ -65,7 +65,7 @@ export function toRecord<I extends MqttInput>(
     made: RecordsOf,
     controller: TransformStreamDefaultController<MqttRecord>,
   ) => {
-    const message = messageOf(input);
+    const message = inputMessage(input);
     const records = made == null ? [] : Array.isArray(made) ? made : [made as MqttRecord];
     if (records.length === 0) return message.ack(); // nothing to wait for: it is handled
     let waiting = records.length;

@@ -11,7 +11,7 @@ import {
   type MqttTransformOptions,
   type MqttValue,
 } from "./mqtt_transform.ts";
-import { messageOf, sourceOf } from "./_input.ts";
+import { inputMessage, inputSource } from "./_input.ts";
 import type { InferOutput, StandardSchemaV1 } from "./standard_schema.ts";
 import { checkInput, checkSchema } from "./_schema.ts";
 
@@ -54,7 +54,7 @@ export function validate<S extends StandardSchemaV1>(
   return new MqttTransform("validate", (input) =>
     checkInput(schema, input, (value) => ({
       value: value as InferOutput<S>,
-      message: messageOf(input),
-      ...sourceOf(input),
+      message: inputMessage(input),
+      ...inputSource(input),
     })), options);
 }

@@ -1,28 +1,11 @@
-// Validated options -> mqtt.js's client options (TLS, MQTT 5, will), and the backoff
-// between attempts that client.ts and the sink's publish retries share.
+// Validated options -> mqtt.js's client options (TLS, MQTT 5, will).
 import type { IClientOptions } from "mqtt";
-import type { MqttOptions } from "./options.ts";
+import type { MqttOptions } from "../options.ts";
+import { backoffDelay } from "../_backoff.ts";
 import { tlsOptions } from "./_tls.ts";
 
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The longest delay between two attempts, whatever the base backoff. */
-const MAX_BACKOFF_MS = 60_000;
-
-/**
- * The delay before retry number `attempt` (1 = the first retry): `base` doubled each
- * attempt, capped at 60 s, with "equal jitter" (half fixed, half random) so that many
- * clients that lost the same broker do not come back in lockstep.
- */
-export function backoffDelay(
-  attempt: number,
-  base: number,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, base * 2 ** Math.min(attempt - 1, 30));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random());
-}
-
 /** A client id for a connection without a fixed one: unique, and at most 23 characters (MQTT 3.1.1 §3.1.3.1). */
 export function randomClientId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(5));

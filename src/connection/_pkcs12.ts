@@ -6,7 +6,7 @@
 // WebCrypto only: PBES2 (PBKDF2 + AES-CBC) encryption and the PKCS12 HMAC integrity
 // check (RFC 7292 appendix B key derivation). The legacy RC2/3DES encryptions have no
 // WebCrypto counterpart and get an error that says how to convert the store.
-import { MqttOptionsError } from "./errors.ts";
+import { MqttOptionsError } from "../errors.ts";
 
 interface Der {
   tag: number;

@@ -1,13 +1,12 @@
-// Part of the one door to mqtt.js (with client.ts and _client_inbound.ts): the file store
-// of persistence=file, handed to mqtt.js as its incoming and outgoing stores, and the
+// The file store of persistence=file, handed to mqtt.js as its incoming and outgoing stores, and the
 // accounts of what the store brought back from an earlier run. The store's code is loaded
 // with import() only when persistence=file is asked for, so the core stays free of
 // file-system code and bundles for browsers.
 import type { IClientOptions, MqttClient } from "mqtt";
-import type { MqttStreamError } from "./errors.ts";
-import type { MqttOptions } from "./options.ts";
-import { sessionResumed } from "./_client_inbound.ts";
-import type { FileStores } from "./stores/store.ts";
+import type { MqttStreamError } from "../errors.ts";
+import type { MqttOptions } from "../options.ts";
+import { sessionResumed } from "./_inbound.ts";
+import type { FileStores } from "../stores/store.ts";
 
 /** The part of mqtt.js's client that {@linkcode Persisted} relies on. */
 interface MqttInternals {
@@ -20,7 +19,7 @@ interface MqttInternals {
  * @throws {MqttStreamError} code "STORE_LOCKED" or "STORE_FAILED".
  */
 export async function openStores(options: MqttOptions): Promise<FileStores> {
-  const { openFileStores } = await import("./stores/file_store.ts");
+  const { openFileStores } = await import("../stores/file_store.ts");
   return openFileStores(options.localStorage!, options.fsync);
 }
 

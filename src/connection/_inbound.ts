@@ -1,6 +1,6 @@
-// Part of the one door to mqtt.js (with client.ts): the only other file that touches
-// mqtt.js internals. It takes over incoming PUBLISH handling so that a source can
-// acknowledge a message when its consumer reads it, not when it arrives.
+// The receiving side of a connection (the mirror of _outbound.ts): it takes over incoming
+// PUBLISH handling so that a source can acknowledge a message when its consumer reads it,
+// not when it arrives.
 //
 // mqtt.js 5.16 handles incoming packets one at a time: a PUBLISH goes to `handleMessage`,
 // and only when its callback runs does mqtt.js send the PUBACK (QoS 1) or PUBCOMP (QoS 2,
@@ -27,14 +27,11 @@
 // Only a broker that sends past that window (MQTT 3.1.1 has none in the protocol, and
 // mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
 // promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
-// rest at the broker. While paused, PINGRESPs wait unread in the socket like everything
-// else, so this file keeps the session alive itself: when a pause begins it restarts
-// mqtt.js's keep-alive countdown (1.5 × keepAlive from then, which a PINGREQ mqtt.js sent
-// just before could otherwise end, its PINGRESP unread behind the held message), and at
-// every tick of 0.5 × keepAlive that saw a pause it sends a PINGREQ (the broker needs a
-// packet within 1.5 × keepAlive, MQTT 3.1.1 §3.1.2.10) and restarts the countdown again.
+// rest at the broker; _keepalive.ts keeps the session alive meanwhile.
 import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
-import type { MqttOptions } from "./options.ts";
+import type { IncomingPublish } from "../message.ts";
+import type { MqttOptions } from "../options.ts";
+import { PausedKeepAlive } from "./_keepalive.ts";
 
 /** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
 export interface Ack {
@@ -51,7 +48,7 @@ export interface Ack {
  * Takes one incoming message. Returning a promise pauses the reading of packets until it
  * settles; it must not reject.
  */
-export type Deliver = (packet: IPublishPacket, ack: Ack | undefined) => void | Promise<void>;
+export type Deliver = (publish: IncomingPublish, ack: Ack | undefined) => void | Promise<void>;
 
 /**
  * Whether the broker resumed the session (as mqtt.js decides it): not with a clean
@@ -137,8 +134,7 @@ export class Inbound {
   readonly #holdsPubrec: boolean;
   /** The acknowledgement whose packet mqtt.js is about to send. */
   #capturing?: PendingAck;
-  #pauses = 0;
-  #pinger?: ReturnType<typeof setInterval>;
+  readonly #keepAlive: PausedKeepAlive;
 
   /** Installs itself on `client`; `options.maxInflight` is the window. */
   constructor(client: MqttClient, deliver: Deliver, options: MqttOptions) {
@@ -152,6 +148,7 @@ export class Inbound {
     }
     this.#client = c;
     this.#options = options;
+    this.#keepAlive = new PausedKeepAlive(c);
     this.#holdsPubrec = options.persistence === "memory";
     this.#send = c._sendPacket.bind(client);
     const held = this.#holdsPubrec ? "pubrec" : "pubcomp";
@@ -197,14 +194,12 @@ export class Inbound {
 
   /** Whether the reading of packets is paused (a message is held until there is room). */
   get paused(): boolean {
-    return this.#pauses > 0;
+    return this.#keepAlive.paused;
   }
 
   /** Stops the keep-alive timer of a pause; called when the connection ends. */
   dispose(): void {
-    this.#pauses = 0;
-    clearInterval(this.#pinger);
-    this.#pinger = undefined;
+    this.#keepAlive.dispose();
   }
 
   #handle(packet: IPublishPacket, callback: (error?: Error) => void, deliver: Deliver): void {
@@ -255,14 +250,14 @@ export class Inbound {
   ): void {
     let pending: void | Promise<void>;
     try {
-      pending = deliver(packet, ack);
+      pending = deliver(packet as IncomingPublish, ack);
     } catch (error) {
       return failed(error as Error);
     }
     if (!pending) return proceed();
-    this.#pause();
+    this.#keepAlive.pause();
     pending.then(() => {
-      this.#resume();
+      this.#keepAlive.resume();
       proceed();
     });
   }
@@ -396,31 +391,5 @@ export class Inbound {
     if (!ack.stored) return;
     ack.stored = false;
     this.#client.incomingStore.del({ messageId: ack.messageId }, () => {});
-  }
-
-  #pause(): void {
-    if (this.#pauses++ === 0 && this.#client.connected) {
-      // mqtt.js cannot read a PINGRESP from now on: its countdown starts again here.
-      this.#client.reschedulePing(true);
-    }
-    this.#pausedSinceTick = true;
-    // One timer for the life of the connection, made at the first pause: pauses come and
-    // go at the pace of reads, too often for a timer each.
-    if (this.#pinger || !this.#client.keepalive) return;
-    const period = Math.max(50, Math.floor(this.#client.keepalive * 500));
-    this.#pinger = setInterval(() => {
-      // Only across a pause: while packets flow, mqtt.js's own keep-alive is right.
-      if (this.#pausedSinceTick && this.#client.connected) {
-        this.#client.sendPing();
-        this.#client.reschedulePing(true);
-      }
-      this.#pausedSinceTick = this.#pauses > 0;
-    }, period);
-  }
-  /** Whether reading was paused at any time since the pinger's last tick. */
-  #pausedSinceTick = false;
-
-  #resume(): void {
-    if (this.#pauses > 0) this.#pauses--;
   }
 }

@@ -3,7 +3,7 @@
 // can be refused from its first few bytes, before its body is buffered; and the size of a
 // PUBLISH can be known before it is sent.
 // This module is browser compatible.
-import type { MqttPublishProperties } from "./record.ts";
+import type { MqttPublishProperties } from "../record.ts";
 
 /**
  * The largest packet MQTT can frame, in bytes: a Remaining Length of 268,435,455 (MQTT 5

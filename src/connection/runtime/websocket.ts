@@ -6,7 +6,7 @@
 // bundle does not need: there mqtt.js's browser build uses the native WebSocket itself.
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { browserStreamBuilder } from "mqtt/lib/connect/ws";
-import { MqttOptionsError } from "../errors.ts";
+import { MqttOptionsError } from "../../errors.ts";
 
 /** The TLS options mqtt.js would hand to the `ws` package, and where they come from. */
 const TLS_OPTIONS: Record<string, string> = {

@@ -9,10 +9,11 @@
 // (topic, qos, maxInflight, publish attempts). Without a fixed clientId the shared client
 // has a random one, so sinks in different processes never take over each other's session.
 //
-// The broker's window (MQTT 5 §4.9 Receive Maximum, from CONNACK) is per connection, so it
-// lives here too: every sink on a connection draws its in-flight QoS 1/2 publishes from it.
-import { Connection } from "./client.ts";
-import type { MqttOptions } from "./options.ts";
+// The broker's window (MQTT 5 §4.9 Receive Maximum, from CONNACK) is per connection
+// (`connection.outbound.window`): every sink on a connection draws its in-flight QoS 1/2
+// publishes from it.
+import { Connection } from "./connection.ts";
+import type { MqttOptions } from "../options.ts";
 import { unrefTimer } from "./_timers.ts";
 
 /** Options of one sink: sinks that differ only in these share a connection. */
@@ -27,60 +28,9 @@ const PER_SINK: ReadonlySet<string> = new Set<keyof MqttOptions>([
   "qos0Overflow",
 ]);
 
-/** MQTT 5's Receive Maximum when the CONNACK does not say (MQTT 5 §3.2.2.3.3). */
-const DEFAULT_RECEIVE_MAXIMUM = 65_535;
-
-/**
- * The QoS 1/2 publishes in flight on one connection, against the broker's Receive
- * Maximum (MQTT 3.1.1 has none: 65,535). `changed()` wakes a sink waiting for room or for
- * the connection to come back.
- */
-export class PublishWindow {
-  /** Publishes sent and not yet acknowledged, by every sink on the connection. */
-  inflight = 0;
-  readonly #connection: Connection;
-  #waiters: (() => void)[] = [];
-
-  constructor(connection: Connection) {
-    this.#connection = connection;
-    connection.client.on("connect", () => this.wake());
-    connection.client.on("close", () => this.wake());
-    connection.closed.then(() => this.wake());
-  }
-
-  /** The broker's Receive Maximum, from the latest CONNACK. */
-  get limit(): number {
-    return this.#connection.client.serverProperties?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
-  }
-
-  /** Whether another publish may go out now: connected, and the broker's window has room. */
-  get open(): boolean {
-    return this.#connection.client.connected && this.inflight < this.limit;
-  }
-
-  take(): void {
-    this.inflight++;
-  }
-
-  give(): void {
-    this.inflight--;
-    this.wake();
-  }
-
-  /** Resolves at the next acknowledgement, connect, disconnect or end of the connection. */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  wake(): void {
-    for (const resolve of this.#waiters.splice(0)) resolve();
-  }
-}
-
 /** One sink's hold on a shared connection. */
 export interface Lease {
   readonly connection: Connection;
-  readonly window: PublishWindow;
   /**
    * Lets go (idempotent). The connection closes `connectionCacheTimeout` ms after its last
    * lease is released, or at once with `now` (abort): then without DISCONNECT.
@@ -92,7 +42,6 @@ interface Entry {
   key: string;
   opening: Promise<Connection>;
   connection?: Connection;
-  window?: PublishWindow;
   refs: number;
   timer?: ReturnType<typeof setTimeout>;
   /** Stops connecting when the last sink leaves before the connection is up. */
@@ -127,9 +76,8 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
     entries.set(key, created);
     created.opening.then((connection) => {
       created.connection = connection;
-      created.window = new PublishWindow(connection);
       // An idle connection that drops is not worth reconnecting: the next sink opens anew.
-      connection.client.on("close", () => created.refs === 0 && evict(created, true));
+      connection.onClose(() => created.refs === 0 && evict(created, true));
       // A connection that failed for good is never handed out again.
       connection.closed.then((error) => error && evict(created, true));
     }, () => evict(created, true));
@@ -154,7 +102,7 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
   };
   try {
     const connection = await abortable(held.opening, signal);
-    return { connection, window: held.window!, release };
+    return { connection, release };
   } catch (error) {
     await release(true);
     throw error;

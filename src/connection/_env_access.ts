@@ -1,10 +1,10 @@
 // Under Deno, mqtt.js's dependencies read the environment as they load: readable-stream
 // reads READABLE_STREAM and debug lists every variable (for DEBUG_*). Without --allow-env
 // (all of it: a list of names is not enough for debug's listing) the import of mqtt dies
-// with a NotCapable stack trace from inside readable-stream. src/client.ts imports this
+// with a NotCapable stack trace from inside readable-stream. connection.ts imports this
 // module before mqtt, so that loading fails with a message that names the flag instead.
 // Feature detection of globals, not imports, so the core still bundles for browsers.
-import { MqttStreamError } from "./errors.ts";
+import { MqttStreamError } from "../errors.ts";
 
 interface DenoLike {
   permissions?: { querySync?(descriptor: { name: "env" }): { state: string } };

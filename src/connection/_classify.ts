@@ -1,6 +1,12 @@
 // Says what a connection failure was, in words, and whether another attempt could help.
-import type { MqttErrorCode } from "./errors.ts";
-import type { MqttOptions } from "./options.ts";
+import {
+  MqttConnectError,
+  type MqttErrorCode,
+  MqttProtocolError,
+  type MqttStreamError,
+  MqttSubscribeError,
+} from "../errors.ts";
+import type { MqttOptions } from "../options.ts";
 
 /** CONNACK codes that may clear up by themselves: server unavailable / busy, quota, rate. */
 const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f]);
@@ -134,4 +140,68 @@ function webSocketHandshake(error: unknown): Classified | undefined {
     reason: `nothing accepts connections there: ${why}`,
     permanent: false,
   };
+}
+
+/** What ended a connection for good, for {@linkcode endingError}. */
+export interface Ending {
+  /** A drop with autoReconnect=false, attempts exhausted, or a permanent refusal. */
+  why: "lost" | "exhausted" | "refused";
+  /** The last error mqtt.js reported, or the one the transport died of; none if silent. */
+  error: unknown;
+  /** Attempts made in the outage or first connect that ended. */
+  attempts: number;
+  /** The attempt that ended got a CONNACK and was closed before it proved usable. */
+  closedAfterConnack: boolean;
+}
+
+/** The error a connection ends with, saying why in words a user can act on. */
+export function endingError(ending: Ending, options: MqttOptions): MqttStreamError {
+  const { why, error, closedAfterConnack } = ending;
+  const attempts = Math.max(1, ending.attempts);
+  const { code, reason } = error == null
+    ? { code: "CONNECT_CLOSED" as const, reason: silentClose(closedAfterConnack) }
+    : classify(error, options);
+  const cause = { cause: error };
+  if (code === "PROTOCOL") {
+    return new MqttProtocolError(
+      `Protocol error on the connection to ${options.brokerUrl}: ${reason}`,
+      cause,
+    );
+  }
+  const message = why === "lost"
+    ? `Lost the connection to ${options.brokerUrl} and autoReconnect is false: ${reason}`
+    : `Cannot connect to ${options.brokerUrl} after ${attempts} attempt${
+      attempts === 1 ? "" : "s"
+    } (connectAttempts=${options.connectAttempts}): ${reason}`;
+  return new MqttConnectError(code, message, attempts, cause);
+}
+
+/** Why the broker closed the connection, when it sent no reason. */
+function silentClose(closedAfterConnack: boolean): string {
+  return closedAfterConnack
+    ? "the broker accepted the connection (CONNACK) and then closed it before it answered anything (no SUBACK, no acknowledgement): it refuses what was sent first, a subscription or a publish of the session sent again (NATS, for one, closes the connection on a QoS 2 publish)"
+    : "the broker closed the connection without a reason";
+}
+
+/**
+ * The error of a SUBSCRIBE the broker refused (SUBACK 0x80 or more), naming the filter;
+ * undefined when `error` is not such a refusal (the connection closed first).
+ */
+export function subackRefusal(
+  error: unknown,
+  filters: readonly string[],
+  options: MqttOptions,
+): MqttSubscribeError | undefined {
+  // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
+  const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+  const refused = granted.findIndex((code) => code >= 0x80);
+  if (refused === -1) return undefined;
+  const filter = filters[refused];
+  return new MqttSubscribeError(
+    `Cannot subscribe to '${filter}' on ${options.brokerUrl}: the broker refused it (SUBACK 0x${
+      granted[refused].toString(16)
+    }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
+    filter,
+    { cause: error },
+  );
 }

@@ -1,0 +1,313 @@
+// The publishing side of a connection, the mirror of _inbound.ts: where a publish is sent
+// and where its acknowledgement settles it. It keeps the broker's window, batches what a
+// pipe writes into few socket writes, confirms QoS 0 with a PINGREQ, repairs QoS 2
+// publishes whose session the broker lost, and turns mqtt.js's failures into an
+// `Unsettled` that says what to do (send again, or a refusal with its reason code), so that
+// no one outside this file reads mqtt.js's error texts.
+//
+// Flow control (MQTT 5 §4.9): the broker's Receive Maximum, from CONNACK, bounds the QoS
+// 1/2 publishes in flight on the connection, shared by every sink on a cached one; each
+// sink keeps its own share (maxInflight) on top. mqtt.js keeps every unacknowledged QoS 1/2
+// publish in its outgoing store and sends it again after a reconnect, before it emits
+// 'connect'; it has no window of its own.
+import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
+import mqtt from "mqtt";
+import type { IClientPublishOptions, MqttClient, Packet } from "mqtt";
+import { MqttRecordError } from "../errors.ts";
+import type { MqttOptions } from "../options.ts";
+import type { Publish } from "../record.ts";
+import { showValue } from "../_redact.ts";
+import { sessionResumed } from "./_inbound.ts";
+import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
+
+/** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
+interface Internals {
+  outgoing: Record<number, { cb: (error?: Error) => void }>;
+  outgoingStore: {
+    get(packet: { messageId: number }, cb: (error?: Error, packet?: Packet) => void): void;
+  };
+  _removeOutgoingAndStoreMessage(messageId: number, cb: () => void): void;
+}
+
+/** MQTT 5's Receive Maximum when the CONNACK does not say (MQTT 5 §3.2.2.3.3). */
+const DEFAULT_RECEIVE_MAXIMUM = 65_535;
+
+/**
+ * The text of the error mqtt.js 5.16 fails a publish with when the connection closes
+ * before its acknowledgement (`_flush`, `_flushVolatile`, `_flushStoreProcessingQueue`).
+ * mqtt.js gives no code for it; this is the one place that reads it, and
+ * tests/sink_test.ts pins it against mqtt.js itself.
+ */
+export const MQTT_CONNECTION_CLOSED = "Connection closed";
+
+/**
+ * A QoS 2 publish the broker forgot between PUBREC and PUBCOMP (the session was not
+ * resumed): never refused, it must be published again.
+ */
+class SessionLost extends Error {
+  constructor() {
+    super("The broker lost the session before this QoS 2 publish completed");
+  }
+}
+
+/** Why a QoS 1/2 publish did not complete, in the terms a sink decides on. */
+export interface Unsettled {
+  /**
+   * "dropped": the connection closed or the session was lost before the broker answered;
+   * never refused, so send it again. "refused": the broker answered with a reason code of
+   * 0x80 or more (MQTT 5 §3.4.2.1). "failed": anything else mqtt.js failed it with.
+   */
+  readonly kind: "dropped" | "refused" | "failed";
+  /** The broker's reason code, when it refused. */
+  readonly reasonCode?: number;
+  /** The reason code's name as words in a sentence ("not authorized"), when it refused. */
+  readonly reason?: string;
+  readonly error: Error;
+}
+
+/** What mqtt.js's publish callback `error` means (see {@linkcode Unsettled}). */
+export function unsettled(error: Error): Unsettled {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "number") {
+    return { kind: "refused", reasonCode: code, reason: reasonText(code), error };
+  }
+  const dropped = error instanceof SessionLost || error.message === MQTT_CONNECTION_CLOSED;
+  return { kind: dropped ? "dropped" : "failed", error };
+}
+
+/**
+ * mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized").
+ * Read off the default export: mqtt.js's browser build (dist/mqtt.esm.js) has no named
+ * exports.
+ */
+function reasonText(code: number): string {
+  const name = (mqtt.ReasonCodes as Record<number, string>)[code] ?? "unknown reason code";
+  // Lower-case a leading capital, but not an acronym such as "QoS".
+  return name.replace(/^[A-Z](?=[a-z]+\b)/, (first) => first.toLowerCase());
+}
+
+/**
+ * Runs `fn` once the current turn of the event loop, its I/O callbacks included, is over:
+ * setImmediate where the runtime has it (Deno, Bun, Node). setTimeout(0) would wait for a
+ * timer tick (1 ms or more), and every batch would wait that long.
+ */
+const afterIo: (fn: () => void) => void =
+  (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
+    ((fn) => setTimeout(fn, 0));
+
+/** The parts of a Node-style writable socket that {@linkcode Outbound.batch} uses. */
+interface Corkable {
+  cork?(): void;
+  uncork(): void;
+  writableLength: number;
+  writableHighWaterMark: number;
+}
+
+/**
+ * The QoS 1/2 publishes in flight on one connection, against the broker's Receive
+ * Maximum (MQTT 3.1.1 has none: 65,535). `changed()` wakes a sink waiting for room or for
+ * the connection to come back.
+ */
+export class PublishWindow {
+  /** Publishes sent and not yet acknowledged, by every sink on the connection. */
+  inflight = 0;
+  readonly #client: MqttClient;
+  #waiters: (() => void)[] = [];
+
+  constructor(client: MqttClient) {
+    this.#client = client;
+  }
+
+  /** The broker's Receive Maximum, from the latest CONNACK. */
+  get limit(): number {
+    return this.#client.serverProperties?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+  }
+
+  /** Whether another publish may go out now: connected, and the broker's window has room. */
+  get open(): boolean {
+    return this.#client.connected && this.inflight < this.limit;
+  }
+
+  take(): void {
+    this.inflight++;
+  }
+
+  give(): void {
+    this.inflight--;
+    this.wake();
+  }
+
+  /** Resolves at the next acknowledgement, connect, disconnect or end of the connection. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  wake(): void {
+    for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+}
+
+/** Publishes on one mqtt.js client, and settles them. */
+export class Outbound {
+  readonly window: PublishWindow;
+  readonly #client: MqttClient;
+  readonly #options: MqttOptions;
+  #corked = false;
+
+  /** Installs itself on `client`: after the inbound side and the store, on CONNACK. */
+  constructor(client: MqttClient, options: MqttOptions, closed: Promise<unknown>) {
+    this.#client = client;
+    this.#options = options;
+    this.window = new PublishWindow(client);
+    client.on("packetreceive", (packet) => {
+      if (packet.cmd === "connack" && !sessionResumed(options, packet)) this.#forgetReleases();
+    });
+    client.on("connect", () => this.window.wake());
+    client.on("close", () => this.window.wake());
+    closed.then(() => this.window.wake());
+  }
+
+  /**
+   * Refuses a publish the broker could not take, before anything is sent: over its CONNACK
+   * Maximum Packet Size (MQTT 5 §3.2.2.3.6, which it would answer by disconnecting, and
+   * the session's resend would meet the same), or over what MQTT can frame at all.
+   *
+   * @throws {MqttRecordError} Naming the chunk, its size and the limit.
+   */
+  checkSize(publish: Publish): void {
+    const brokerLimit = this.#client.serverProperties?.maximumPacketSize;
+    const limit = Math.min(brokerLimit ?? MQTT_LARGEST_PACKET, MQTT_LARGEST_PACKET);
+    // Most records are far below any limit: bound their size without counting UTF-8.
+    const { payload, topic, properties } = publish;
+    const payloadMax = typeof payload === "string" ? payload.length * 3 : payload.length;
+    if (!properties && payloadMax + topic.length * 3 + 16 <= limit) return;
+    const size = publishSize(publish, this.#options.mqttVersion);
+    if (size <= limit) return;
+    const whose = brokerLimit !== undefined && brokerLimit < MQTT_LARGEST_PACKET
+      ? "the broker's Maximum Packet Size (CONNACK)"
+      : "the largest packet MQTT can send";
+    throw new MqttRecordError(
+      `Cannot publish chunk #${publish.index} to '${
+        showValue(publish.topic)
+      }' as its PUBLISH packet is ${size} bytes, over ${whose} of ${limit} bytes`,
+      publish.index,
+    );
+  }
+
+  /**
+   * Sends a QoS 1/2 publish. `stored` runs once mqtt.js's store holds it (at once with
+   * persistence=memory); `settled` runs once the broker acknowledged it (undefined), or
+   * with why it did not complete. A publish unacknowledged when the connection drops stays
+   * in mqtt.js's store and is sent again on the next CONNACK, without settling.
+   */
+  publish(
+    publish: Publish,
+    settled: (failure: Unsettled | undefined) => void,
+    stored: () => void,
+  ): void {
+    this.batch();
+    this.#client.publish(
+      publish.topic,
+      publish.payload as string,
+      {
+        ...packetOptions(publish),
+        // mqtt.js calls it with an error when it drops a publish it had queued.
+        cbStorePut: (error?: Error) => error || stored(),
+      } as IClientPublishOptions,
+      (error) => settled(error ? unsettled(error) : undefined),
+    );
+  }
+
+  /**
+   * Writes a QoS 0 publish; no acknowledgement will come. mqtt.js calls `written` at once
+   * when the socket takes the bytes, later when its buffer is full (then what is batched
+   * is sent, so that it drains), with an error when the connection is down.
+   */
+  publishQoS0(publish: Publish, written: (error?: Error) => void): void {
+    this.batch();
+    this.#client.publish(publish.topic, publish.payload as string, packetOptions(publish), written);
+  }
+
+  /**
+   * Holds what is written to the socket until the current task ends, or until a socket
+   * buffer's worth (its highWaterMark) is waiting, and sends it in one write. mqtt.js's
+   * packet writer corks only until the next tick, and a stream's writes each run in a
+   * microtask of their own, so without this every publish of a pipe costs a system call.
+   */
+  batch(): void {
+    const socket = this.#client.stream as unknown as Corkable | undefined;
+    if (!socket?.cork) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      afterIo(() => this.sendBatch());
+    } else if (socket.writableLength >= socket.writableHighWaterMark) {
+      this.sendBatch();
+    }
+  }
+
+  /** Sends what {@linkcode batch} holds now: the writer is about to wait for the broker. */
+  sendBatch(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    (this.#client.stream as unknown as Corkable).uncork();
+  }
+
+  /**
+   * Resolves once the broker has read everything written so far: it answers a PINGREQ
+   * sent after it, and TCP keeps order. QoS 0 publishes have no other confirmation.
+   *
+   * @throws {Error} When the connection closes first.
+   */
+  flush(): Promise<void> {
+    const client = this.#client;
+    return new Promise((resolve, reject) => {
+      const onPacket = (packet: { cmd: string }) => {
+        if (packet.cmd !== "pingresp") return;
+        done();
+        resolve();
+      };
+      const onClose = () => {
+        done();
+        reject(new Error("the connection closed before the broker confirmed the QoS 0 publishes"));
+      };
+      const done = () => {
+        client.removeListener("packetreceive", onPacket);
+        client.removeListener("close", onClose);
+      };
+      if (!client.connected) return onClose();
+      client.on("packetreceive", onPacket);
+      client.on("close", onClose);
+      client.sendPing();
+      this.sendBatch();
+    });
+  }
+
+  /**
+   * Fails the QoS 2 publishes that got PUBREC in a session the broker no longer has, before
+   * mqtt.js replays its store on this CONNACK. mqtt.js would send their PUBREL, and the
+   * broker, knowing no such packet id, answers PUBCOMP (MQTT 3.1.1 §4.3.3): where the
+   * broker delivers on PUBREL (mosquitto does), the message is lost while the publisher
+   * counts it confirmed. Measured before this: a QoS 2 sink over MQTT 3.1.1 that mosquitto
+   * disconnected past its in-flight limit lost 99 of 2,000. Sent again instead, each is
+   * delivered at least once (twice where the broker delivered on PUBLISH).
+   */
+  #forgetReleases(): void {
+    const client = this.#client as unknown as Internals;
+    for (const id of Object.keys(client.outgoing).map(Number)) {
+      // mqtt.js's memory store answers get and del synchronously, before the replay.
+      client.outgoingStore.get({ messageId: id }, (error, stored) => {
+        if (error || stored?.cmd !== "pubrel") return;
+        const { cb } = client.outgoing[id];
+        client._removeOutgoingAndStoreMessage(id, () => cb(new SessionLost()));
+      });
+    }
+  }
+}
+
+/** mqtt.js's options for sending `publish`. */
+function packetOptions(publish: Publish): IClientPublishOptions {
+  // mqtt.js types correlationData as a Buffer; mqtt-packet writes any Uint8Array.
+  const properties = publish.properties as IClientPublishOptions["properties"];
+  return { qos: publish.qos, retain: publish.retain, properties };
+}

@@ -1,0 +1,427 @@
+// The face of the connection, and the one door to mqtt.js: a Connection keeps its mqtt.js
+// client private, opens it under connectAttempts / connectBackoff on the first connect and
+// on every outage, subscribes, and ends it. Its two sides do the rest: `inbound`
+// (_inbound.ts: incoming messages, acknowledged when released) and `outbound`
+// (_outbound.ts: publish and settle, the broker's window, batching, flush). Sources and
+// sinks talk to this face and its sides, never to mqtt.js.
+import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
+import mqtt from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { MqttProtocolError, MqttStreamError } from "../errors.ts";
+import type { MqttOptions } from "../options.ts";
+import { backoffDelay } from "../_backoff.ts";
+import { classify, endingError, subackRefusal } from "./_classify.ts";
+import { Idling, unrefTimer } from "./_timers.ts";
+import { type Deliver, Inbound, sessionResumed } from "./_inbound.ts";
+import { Outbound } from "./_outbound.ts";
+import { openStores, Persisted, storeOptions } from "./_stores.ts";
+import { toClientOptions } from "./_client_options.ts";
+import { wantsRuntimeWebSocket } from "./_websocket.ts";
+import { guardIncoming, type Oversized } from "./_packet_size.ts";
+import type { FileStores } from "../stores/store.ts";
+
+export type { Ack, Deliver } from "./_inbound.ts";
+export type { Unsettled } from "./_outbound.ts";
+
+/** The parts of mqtt.js's client that Connection and its sides rely on; see CONNECTION_INTERNALS. */
+interface MqttInternals {
+  outgoing: Record<number, unknown>;
+  /** Builds the transport of each attempt; wrapped by guardIncoming. */
+  streamBuilder: (client: MqttClient) => object;
+  /** Fails the unanswered SUBSCRIBE/UNSUBSCRIBE packets, as mqtt.js does on a close. */
+  _flushVolatile(): void;
+}
+
+/** The members of mqtt.js 5.16's client that {@linkcode Connection} and its outbound side call or wrap. */
+export const CONNECTION_INTERNALS = [
+  "_removeOutgoingAndStoreMessage",
+  "_flushVolatile",
+  "streamBuilder",
+] as const;
+
+/** How long a graceful end waits for the broker to close after DISCONNECT. */
+const END_GRACE_MS = 500;
+
+/** Options of {@linkcode Connection.open}. */
+export interface OpenOptions {
+  /** Aborts connecting; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * Takes over incoming messages, with acknowledgements deferred until released (see
+   * `_inbound.ts`). Installed before connecting, so that messages a resumed
+   * session holds are not missed.
+   */
+  deliver?: Deliver;
+}
+
+/**
+ * A connection to one broker, under the attempts-and-backoff policy; its mqtt.js client is
+ * private. `closed` settles when the connection is over: with undefined after `end()`, or
+ * with the error that ended it: an MqttConnectError (attempts exhausted in an outage, a
+ * permanent refusal, or a drop with autoReconnect=false) or an MqttProtocolError (the
+ * broker broke the protocol), or the store's STORE_FAILED.
+ */
+export class Connection implements AsyncDisposable {
+  readonly options: MqttOptions;
+  /** Incoming messages, when opened with `deliver`: their acknowledgements and counts. */
+  readonly inbound?: Inbound;
+  /** Publishing: publish and settle, the broker's window, batching, flush. */
+  readonly outbound: Outbound;
+  /** The file store (persistence=file), and what became of what it recovered. */
+  readonly persisted?: Persisted;
+  readonly closed: Promise<MqttStreamError | undefined>;
+  readonly #client: MqttClient;
+  #settle!: (error: MqttStreamError | undefined) => void;
+  #reconnects = 0;
+  /**
+   * Attempts made in the current outage or first connect; 0 once the connection is usable
+   * (see {@linkcode #usable}). A connection that ends before that was a failed attempt.
+   */
+  #attempts = 1;
+  #lastError: unknown;
+  #connectedOnce = false;
+  /** Whether a CONNACK came on the current attempt (reset as mqtt.js starts the next). */
+  #connacked = false;
+  #over = false;
+  readonly #idling: Idling;
+  /** SUBSCRIBEs sent on the current connection and not yet answered. */
+  #subscribing = 0;
+  /** Makes the current connection usable once it has stayed up connectionTimeout. */
+  #usableTimer?: ReturnType<typeof setTimeout>;
+  #onConnect: ((resumed: boolean) => void)[] = [];
+  #onClose: (() => void)[] = [];
+
+  private constructor(
+    client: MqttClient,
+    options: MqttOptions,
+    deliver?: Deliver,
+    stores?: FileStores,
+  ) {
+    this.#client = client;
+    this.options = options;
+    this.closed = new Promise((resolve) => (this.#settle = resolve));
+    // The sides listen to the client before the face does: on CONNACK, the inbound side
+    // first, then the store, then the outbound side (before mqtt.js replays its store).
+    if (deliver) this.inbound = new Inbound(client, deliver, options);
+    if (stores) {
+      // A store that cannot write (a full disk) ends the connection with its STORE_FAILED.
+      this.persisted = new Persisted(stores, client, options, (error) => {
+        this.#lastError = error;
+        this.#fail("refused");
+      });
+    }
+    this.outbound = new Outbound(client, options, this.closed);
+    this.#idling = new Idling(client);
+    // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
+    // error and ends the connection on a permanent one, so none is lost or hidden.
+    client.on("error", (error) => {
+      this.#lastError = error;
+      if (!this.#over && classify(error, options).permanent) this.#fail("refused");
+    });
+    // Prepended so it runs before mqtt.js's own 'close' handler, which arms the next
+    // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
+    client.prependListener("close", () => this.#closedNow());
+    client.on("packetreceive", (packet) => {
+      if (packet.cmd === "connack") this.#connacked = true;
+      // The broker answered something after CONNACK: it serves this client.
+      else if (this.#subscribing === 0 && this.#attempts !== 0) this.#usable();
+    });
+    client.on("reconnect", () => (this.#connacked = false));
+    client.on("connect", (connack) => {
+      if (this.#connectedOnce) this.#reconnects++;
+      this.#connectedOnce = true;
+      this.#lastError = undefined;
+      this.#subscribing = 0;
+      // A broker that accepts and drops at once, again and again, must not reset the
+      // attempts each time: the connection counts as made once it proved usable.
+      clearTimeout(this.#usableTimer);
+      this.#usableTimer = setTimeout(
+        () => this.#subscribing === 0 && this.#usable(),
+        (options.connectionTimeout || 30) * 1000,
+      );
+      unrefTimer(this.#usableTimer);
+      const resumed = sessionResumed(options, connack);
+      for (const listener of this.#onConnect) listener(resumed);
+    });
+    client.on("close", () => {
+      for (const listener of this.#onClose) listener();
+    });
+    const stream = client as unknown as MqttInternals;
+    const build = stream.streamBuilder;
+    stream.streamBuilder = (c) =>
+      guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
+  }
+
+  /**
+   * Connects, trying up to `connectAttempts` times with backoff.
+   *
+   * @throws {MqttConnectError} When every attempt failed, or the broker refused for good.
+   */
+  static async open(options: MqttOptions, init: OpenOptions = {}): Promise<Connection> {
+    const clientOptions = await toClientOptions(options);
+    init.signal?.throwIfAborted();
+    const stores = options.persistence === "file" ? await openStores(options) : undefined;
+    const mqttOptions: IClientOptions = {
+      ...clientOptions,
+      ...(stores && storeOptions(stores)),
+      manualConnect: true,
+    };
+    const client = wantsRuntimeWebSocket(mqttOptions)
+      ? (await import("./runtime/websocket.ts")).webSocketClient(mqttOptions)
+      : mqtt.connect(mqttOptions);
+    const connection = new Connection(client, options, init.deliver, stores);
+    const connected = new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        connection.#over = true;
+        connection.#stopReconnecting();
+        connection.#endNow();
+        connection.persisted?.stores.close();
+        reject(init.signal!.reason);
+      };
+      init.signal?.addEventListener("abort", onAbort, { once: true });
+      client.once("connect", () => {
+        init.signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      connection.closed.then((error) => {
+        init.signal?.removeEventListener("abort", onAbort);
+        if (error) reject(error);
+      });
+    });
+    try {
+      client.connect();
+    } catch (error) {
+      // The transport could not even be built (Bun's TLS throws on a key it cannot
+      // decrypt): a permanent failure, said like any other.
+      connection.#lastError = error;
+      connection.#fail("refused");
+    }
+    await connected;
+    return connection;
+  }
+
+  /** Whether the connection is up now (between a CONNACK and the next close). */
+  get connected(): boolean {
+    return this.#client.connected;
+  }
+
+  /** Successful reconnects after the first connect. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  /**
+   * Calls `listener` at every reconnect, once the broker accepted it (after mqtt.js sent
+   * the session's unacknowledged publishes again), with whether it resumed the session.
+   * Returns the function that removes it.
+   */
+  onConnect(listener: (resumed: boolean) => void): () => void {
+    return listen(this.#onConnect, listener);
+  }
+
+  /** Calls `listener` whenever the connection drops; returns the function that removes it. */
+  onClose(listener: () => void): () => void {
+    return listen(this.#onClose, listener);
+  }
+
+  /**
+   * The current connection is usable: the broker answered after CONNACK (a source's
+   * SUBACK, an acknowledgement, a PINGRESP), or it stayed up for connectionTimeout.
+   */
+  #usable(): void {
+    clearTimeout(this.#usableTimer);
+    this.#attempts = 0;
+  }
+
+  /**
+   * An incoming packet declared more bytes than maxPacketSize: refused before its body is
+   * buffered (MQTT 5 §3.1.2.11.4 allows closing with DISCONNECT 0x95, Packet too large).
+   * Fatal: the broker would send it again on the next connection.
+   */
+  #refuse({ packet, size }: Oversized): void {
+    const limit = this.options.maxPacketSize;
+    this.#lastError = new MqttProtocolError(
+      `Cannot receive from ${this.options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,
+    );
+    // DISCONNECT with reason 0x95; MQTT 3.1.1 has no reason, the close says it.
+    this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, 0x95] : undefined);
+  }
+
+  /** mqtt.js's end(true), which throws when connect() failed before making a stream. */
+  #endNow(): void {
+    if (this.#client.stream) this.#client.end(true);
+  }
+
+  /**
+   * With manualConnect, mqtt.js's end() clears `disconnecting` again once it closed its
+   * stores, so a socket that closes after that (one still connecting) would arm a
+   * reconnect: a period of 0 means none.
+   */
+  #stopReconnecting(): void {
+    this.#client.options.reconnectPeriod = 0;
+  }
+
+  /** Whether attempts are exhausted for the current outage. */
+  #exhausted(): boolean {
+    const { connectAttempts } = this.options;
+    return connectAttempts !== -1 && this.#attempts >= connectAttempts;
+  }
+
+  /** The connection (or an attempt) closed: end for good, or set the delay of the next attempt. */
+  #closedNow(): void {
+    clearTimeout(this.#usableTimer);
+    if (this.#over) return;
+    // Once connected, autoReconnect=false ends it at the first drop.
+    if (!this.options.autoReconnect && this.#connectedOnce) return this.#fail("lost");
+    // attempts = 0: usable until now, and a new outage begins; otherwise this close ended
+    // an attempt, before or after its CONNACK.
+    if (this.#attempts > 0 && this.#exhausted()) return this.#fail("exhausted");
+    this.#client.options.reconnectPeriod = Math.max(
+      1,
+      backoffDelay(Math.max(1, this.#attempts), this.options.connectBackoff),
+    );
+    this.#attempts++;
+  }
+
+  /** Ends the connection for good with the error that `why` and the last error say. */
+  #fail(why: "lost" | "exhausted" | "refused", farewell?: number[]): void {
+    if (this.#over) return;
+    this.#over = true;
+    clearTimeout(this.#usableTimer);
+    // Already said in full (an oversized packet, a store that cannot write), or said now.
+    const error = this.#lastError instanceof MqttStreamError ? this.#lastError : endingError({
+      why,
+      error: this.#lastError ?? this.#streamError(),
+      attempts: this.#attempts,
+      // attempts > 0: the close ended an attempt, not an established connection.
+      closedAfterConnack: this.#connacked && this.#attempts > 0,
+    }, this.options);
+    this.#close(farewell);
+    this.#settle(error);
+  }
+
+  /** Closes at once, on a failure; after writing `farewell` (a DISCONNECT), if given. */
+  #close(farewell?: number[]): void {
+    const socket = this.#client.stream as unknown as {
+      write?(bytes: Uint8Array, done: () => void): void;
+    };
+    if (farewell && socket?.write) socket.write(new Uint8Array(farewell), () => this.#endNow());
+    else this.#endNow();
+    this.inbound?.dispose();
+    this.persisted?.stores.close();
+  }
+
+  /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
+  #streamError(): unknown {
+    return (this.#client.stream as unknown as { errored?: unknown } | undefined)?.errored;
+  }
+
+  /**
+   * Whether an idle connection can stay open without keeping the process alive: its
+   * transport is a socket that can be unref'd (TCP, TLS). A WebSocket cannot.
+   */
+  get canIdle(): boolean {
+    return this.#idling.possible;
+  }
+
+  /**
+   * Marks the connection idle (a cached connection no sink uses) or busy: an idle one does
+   * not keep the process alive.
+   */
+  setIdle(idle: boolean): void {
+    this.#idling.set(idle);
+  }
+
+  /**
+   * Subscribes to `filters` at `qos` on the current connection. Until the SUBACK comes,
+   * the connection is not usable: a drop before it is a failed attempt, and a SUBACK that
+   * does not come within connectionTimeout ends the connection, to be tried again.
+   *
+   * @throws {MqttSubscribeError} When the broker refused a filter (SUBACK 0x80 or more).
+   * @throws {Error} When the connection closed first (the caller subscribes again on the
+   * next one).
+   */
+  async subscribe(filters: readonly string[], qos: 0 | 1 | 2): Promise<void> {
+    const client = this.#client;
+    const { options } = this;
+    this.#subscribing++;
+    const seconds = options.connectionTimeout;
+    // The broker's silence is what is bounded: a resumed session's backlog comes before the
+    // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      if (seconds > 0) timer = setTimeout(silent, seconds * 1000);
+    };
+    const silent = () => {
+      if (this.inbound?.paused) return arm();
+      this.#lastError = new Error(`no SUBACK within connectionTimeout=${seconds} s`);
+      (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    };
+    arm();
+    client.on("packetreceive", arm);
+    try {
+      await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
+    } catch (error) {
+      throw subackRefusal(error, filters, options) ?? error;
+    } finally {
+      clearTimeout(timer);
+      client.removeListener("packetreceive", arm);
+      this.#subscribing = Math.max(0, this.#subscribing - 1);
+    }
+    if (this.#subscribing === 0) this.#usable();
+  }
+
+  /**
+   * Unsubscribes from `filters` without waiting for the UNSUBACK: a DISCONNECT sent after
+   * it reaches the broker after it, as TCP keeps order.
+   */
+  unsubscribe(filters: readonly string[]): void {
+    if (this.#client.connected && !this.#over) this.#client.unsubscribe([...filters], () => {});
+  }
+
+  /**
+   * Disconnects (DISCONNECT sent, unless `force`) and settles `closed` with undefined.
+   * Bounded in time: mqtt.js's graceful end waits for every unanswered packet, and then for
+   * the broker to close, which a silent broker never does.
+   */
+  async end(force = false): Promise<void> {
+    if (!this.#over) {
+      this.#over = true;
+      this.#settle(undefined);
+    }
+    clearTimeout(this.#usableTimer);
+    this.inbound?.dispose();
+    this.#stopReconnecting();
+    const client = this.#client;
+    if (!client.stream) return void await this.persisted?.stores.close();
+    const internals = client as unknown as MqttInternals;
+    // Unanswered SUBSCRIBE/UNSUBSCRIBE need no answer now; publishes do: end at once then.
+    if (!force) internals._flushVolatile();
+    const ending = client.endAsync(force || Object.keys(internals.outgoing).length > 0);
+    const timer = setTimeout(
+      () => (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.(),
+      END_GRACE_MS,
+    );
+    try {
+      await ending;
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.persisted?.stores.close();
+  }
+
+  /** Ends the connection gracefully: `await using connection = await Connection.open(…)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.end();
+  }
+}
+
+/** Adds `listener` to `listeners`; returns the function that removes it. */
+function listen<T>(listeners: T[], listener: T): () => void {
+  listeners.push(listener);
+  return () => {
+    const index = listeners.indexOf(listener);
+    if (index !== -1) listeners.splice(index, 1);
+  };
+}

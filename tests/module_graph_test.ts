@@ -2,17 +2,26 @@
 // along static imports must meet only our own modules, `mqtt` and `valibot`: no `node:`
 // import, no other npm entry point, and no `Deno.`, `Bun.` or `process` in the code. What
 // needs a runtime is loaded with import() when asked for: the file store, TLS files, and
-// the runtime's WebSocket; this test lists those too, so a new one is a decision.
+// the runtime's WebSocket; this test lists those too, so a new one is a decision. And the
+// house rules: only src/connection/ imports mqtt, no import cycles, and the transforms
+// bundle without mqtt.js.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
 import { runDeno } from "./_helpers.ts";
 
 interface GraphModule {
   specifier: string;
   kind: string;
-  dependencies?: { specifier: string; isDynamic?: boolean; code?: { specifier: string } }[];
+  dependencies?: {
+    specifier: string;
+    isDynamic?: boolean;
+    code?: { specifier: string };
+    type?: { specifier: string };
+  }[];
 }
 
 /** The module graph of mod.ts as `deno info --json` reports it (asked once for both tests). */
@@ -132,4 +141,118 @@ test("node: imports live only in the lazily loaded modules", () => {
   const outside = withNode.filter((s) => !behind.has(s)).map(relative);
   assert.deepEqual(outside, [], "node: imports outside the lazily loaded modules");
   assert.ok(withNode.length > 0, "the walk found no node: import at all (the file store has some)");
+});
+
+/** The source files under `folder` (ours: .ts), as paths relative to the repository. */
+function sourceFiles(folder: string): string[] {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  return readdirSync(join(root, folder), { recursive: true, encoding: "utf8" })
+    .filter((file) => file.endsWith(".ts"))
+    .map((file) => join(folder, file));
+}
+
+test("only src/connection/ imports mqtt, types included", () => {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const files = ["mod.ts", "cli.ts", ...sourceFiles("src"), ...sourceFiles("cli")];
+  const importers = files.filter((file) =>
+    // `from "mqtt"`, `from "mqtt/lib/…"`, `import("mqtt")`, `import "mqtt"`, npm: specifiers.
+    /(?:\bfrom\s*|\bimport\s*\(?\s*)["'](?:npm:)?mqtt(?:@[^/"']*)?(?:\/[^"']*)?["']/.test(
+      readFileSync(join(root, file), "utf8"),
+    )
+  );
+  const outside = importers.filter((file) => !file.startsWith("src/connection/"));
+  assert.deepEqual(outside, [], "files outside src/connection/ that import mqtt");
+  assert.ok(importers.includes("src/connection/connection.ts"), importers.join(", "));
+  // The same rule on the module graph, where an import by any spelling shows up.
+  const graph = moduleGraph();
+  const reaching = [...graph.values()]
+    .filter((m) => m.specifier.startsWith("file:"))
+    .filter((m) =>
+      m.dependencies?.some((d) =>
+        [d.code?.specifier, d.type?.specifier].some((s) => s?.startsWith("npm:/mqtt@"))
+      )
+    )
+    .map((m) => relative(m.specifier))
+    .filter((file) => !file.startsWith("src/connection/"));
+  assert.deepEqual(
+    reaching,
+    [],
+    "modules of mod.ts's graph outside src/connection/ importing mqtt",
+  );
+});
+
+test("mod.ts's static import graph has no cycle, type imports included", () => {
+  const graph = moduleGraph();
+  // Edges between our own files, static imports only (import() is a decision to load later).
+  const edges = new Map<string, string[]>();
+  for (const m of new Set(graph.values())) {
+    if (!m.specifier.startsWith("file:")) continue;
+    const targets = (m.dependencies ?? [])
+      .filter((d) => !d.isDynamic)
+      .flatMap((d) => [d.code?.specifier, d.type?.specifier])
+      .filter((s): s is string => s !== undefined && s.startsWith("file:"));
+    edges.set(m.specifier, [...new Set(targets)]);
+  }
+  const cycles = stronglyConnected(edges).filter((component) => component.length > 1);
+  assert.deepEqual(cycles.map((c) => c.map(relative).sort()), [], "import cycles");
+  assert.ok(edges.size > 30, `the walk saw only ${edges.size} of our modules`);
+});
+
+/** Tarjan's strongly connected components of a directed graph. */
+function stronglyConnected(edges: Map<string, string[]>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const components: string[][] = [];
+  const visit = (node: string) => {
+    index.set(node, index.size);
+    low.set(node, index.get(node)!);
+    stack.push(node);
+    onStack.add(node);
+    for (const next of edges.get(node) ?? []) {
+      if (!index.has(next)) {
+        visit(next);
+        low.set(node, Math.min(low.get(node)!, low.get(next)!));
+      } else if (onStack.has(next)) low.set(node, Math.min(low.get(node)!, index.get(next)!));
+    }
+    if (low.get(node) !== index.get(node)) return;
+    const component: string[] = [];
+    let member: string;
+    do {
+      member = stack.pop()!;
+      onStack.delete(member);
+      component.push(member);
+    } while (member !== node);
+    components.push(component);
+  };
+  for (const node of edges.keys()) if (!index.has(node)) visit(node);
+  return components;
+}
+
+test("decodeJson bundled alone for a browser holds no mqtt.js", async () => {
+  const decode = fileURLToPath(new URL("../src/transforms/decode.ts", import.meta.url));
+  try {
+    const result = await esbuild.build({
+      stdin: {
+        contents: `export { decodeJson } from "./decode.ts";`,
+        loader: "ts",
+        resolveDir: dirname(decode),
+      },
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      minify: true,
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    const bytes = result.outputFiles[0].contents.byteLength;
+    const packages = inputs.filter((input) => input.includes("node_modules/"));
+    assert.deepEqual(packages, [], `the bundle (${bytes} bytes) holds npm packages`);
+    assert.ok(inputs.some((input) => input.endsWith("src/transforms/decode.ts")), inputs.join());
+  } finally {
+    await esbuild.stop();
+  }
 });

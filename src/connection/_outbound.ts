@@ -36,7 +36,7 @@ const DEFAULT_RECEIVE_MAXIMUM = 65_535;
  * The text of the error mqtt.js 5.16 fails a publish with when the connection closes
  * before its acknowledgement (`_flush`, `_flushVolatile`, `_flushStoreProcessingQueue`).
  * mqtt.js gives no code for it; this is the one place that reads it, and
- * tests/sink_test.ts pins it against mqtt.js itself.
+ * tests/connection_test.ts pins it against mqtt.js itself.
  */
 export const MQTT_CONNECTION_CLOSED = "Connection closed";
 

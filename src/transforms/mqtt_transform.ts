@@ -7,7 +7,6 @@
 // This module is browser compatible.
 import { MqttInvalidMessageError, type MqttIssue } from "../errors.ts";
 import type { MqttMessage } from "../message.ts";
-import type { MqttRecord } from "../record.ts";
 import { DeadLetters, type MqttDeadLetter } from "./_dead_letter.ts";
 import { inputMessage, inputSource, type MqttInput } from "./_input.ts";
 

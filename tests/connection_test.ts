@@ -5,7 +5,11 @@ import { inspect } from "node:util";
 import { backoffDelay } from "../src/_backoff.ts";
 import { Connection, type Unsettled } from "../src/connection/connection.ts";
 import { randomClientId, toClientOptions } from "../src/connection/_client_options.ts";
+import { unsettled } from "../src/connection/_outbound.ts";
 import type { IncomingPublish } from "../src/message.ts";
+import mqtt from "mqtt";
+import { startHostile } from "./_hostile.ts";
+import { within } from "./_helpers.ts";
 import { MqttConnectError, MqttOptionsError, parseConnectionString } from "../mod.ts";
 import type { MqttOptionsInit } from "../mod.ts";
 import { freePort, skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
@@ -322,5 +326,31 @@ describe("Connection against mosquitto", { skip: skipWithoutMosquitto() }, () =>
       connectBackoff: 20,
     });
     assert.ok(["CONNECT_TLS", "CONNECT_CLOSED"].includes(error.code), error.message);
+  });
+});
+
+describe("the outbound side reads mqtt.js's publish failures", () => {
+  test("a QoS 1 publish mqtt.js fails as the connection closes is 'dropped': sent again, never refused", async () => {
+    // mqtt.js 5.16 gives this failure no code, only the text "Connection closed"; the
+    // outbound side reads it in one place, and this pins that text against mqtt.js itself.
+    await using server = await startHostile((connection) => connection.connack());
+    const client = mqtt.connect(server.url, { reconnectPeriod: 0, clean: true });
+    const failed = new Promise<Error | undefined>((resolve) =>
+      client.on("connect", () => client.publish("t", "x", { qos: 1 }, (error) => resolve(error)))
+    );
+    const connection = await server.accept();
+    await connection.next("publish"); // never acknowledged
+    client.end(true);
+    const error = await within(failed, 5_000, "mqtt.js to fail the publish");
+    assert.ok(error instanceof Error, "mqtt.js failed the unacknowledged publish");
+    assert.equal(unsettled(error).kind, "dropped", error.message);
+  });
+
+  test("a refusal with a reason code is 'refused', named in words", () => {
+    const error = Object.assign(new Error("Publish error: Not authorized"), { code: 0x87 });
+    assert.deepEqual(
+      { ...unsettled(error), error: undefined },
+      { kind: "refused", reasonCode: 0x87, reason: "not authorized", error: undefined },
+    );
   });
 });

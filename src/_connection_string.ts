@@ -144,14 +144,14 @@ function addUrl(
   // part of the password into it.
   if (url.username) {
     raw.set("username", {
-      value: decode(url.username, "username", () => "***"),
+      value: percentDecode(url.username, "username", () => "***"),
       spelled: "username",
       from: "url",
     });
   }
   if (url.password) {
     raw.set("password", {
-      value: new Secret(decode(url.password, "password", () => "***")),
+      value: new Secret(percentDecode(url.password, "password", () => "***")),
       spelled: "password",
       from: "url",
     });
@@ -162,9 +162,9 @@ function addUrl(
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
     if (rawKey.includes("@")) throw bad(MISPLACED_AT);
-    const key = decode(rawKey, "a parameter name", showKey);
+    const key = percentDecode(rawKey, "a parameter name", showKey);
     const name = canonical(key);
-    const value = decode(
+    const value = percentDecode(
       eq < 0 ? "" : pair.slice(eq + 1),
       key,
       describe(name).meta.secret ? () => "***" : redactText,
@@ -221,7 +221,7 @@ function portProblem(base: string): string | undefined {
 }
 
 /** Percent-decodes `text`, the value of `what`; an error shows it as `show` makes it. */
-function decode(text: string, what: string, show: (text: string) => string): string {
+function percentDecode(text: string, what: string, show: (text: string) => string): string {
   try {
     return decodeURIComponent(text);
   } catch {

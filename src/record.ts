@@ -168,25 +168,25 @@ export class RecordReader {
     if (typeof chunk !== "object" || chunk === null || !("payload" in chunk)) {
       refuse(
         index,
-        `it is not a string, a Uint8Array or a record with a payload: got ${describe(chunk)}`,
+        `it is not a string, a Uint8Array or a record with a payload: got ${describeValue(chunk)}`,
       );
     }
     const record = chunk as Partial<MqttRecord>;
     const fail = (what: string) => refuse(index, `its ${what}`);
     if (typeof record.payload !== "string" && !(record.payload instanceof Uint8Array)) {
-      fail(`payload must be a string or a Uint8Array: got ${describe(record.payload)}`);
+      fail(`payload must be a string or a Uint8Array: got ${describeValue(record.payload)}`);
     }
     if (record.topic !== undefined && typeof record.topic !== "string") {
-      fail(`topic must be a string: got ${describe(record.topic)}`);
+      fail(`topic must be a string: got ${describeValue(record.topic)}`);
     }
     if (record.qos !== undefined && record.qos !== 0 && record.qos !== 1 && record.qos !== 2) {
-      fail(`qos must be 0, 1 or 2: got ${describe(record.qos)}`);
+      fail(`qos must be 0, 1 or 2: got ${describeValue(record.qos)}`);
     }
     if (record.retain !== undefined && typeof record.retain !== "boolean") {
-      fail(`retain must be a boolean: got ${describe(record.retain)}`);
+      fail(`retain must be a boolean: got ${describeValue(record.retain)}`);
     }
     if (record.ack !== undefined && typeof record.ack !== "function") {
-      fail(`ack must be a function: got ${describe(record.ack)}`);
+      fail(`ack must be a function: got ${describeValue(record.ack)}`);
     }
     return {
       index,
@@ -222,7 +222,7 @@ export class RecordReader {
     if (properties === undefined || properties === null) return undefined;
     const fail = (what: string) => refuse(index, what);
     if (typeof properties !== "object") {
-      fail(`its properties must be an object: got ${describe(properties)}`);
+      fail(`its properties must be an object: got ${describeValue(properties)}`);
     }
     const kept: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(properties as object)) {
@@ -257,7 +257,7 @@ function refuse(index: number, what: string): never {
 }
 
 /** A value in a message: its type, and a short preview. */
-function describe(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === "object") {

@@ -28,7 +28,7 @@
 // mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
 // promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
 // rest at the broker; _keepalive.ts keeps the session alive meanwhile.
-import type { IConnackPacket, IPublishPacket, MqttClient, Packet } from "mqtt";
+import type { IPublishPacket, MqttClient, Packet } from "mqtt";
 import type { IncomingPublish } from "../message.ts";
 import type { MqttOptions } from "../options.ts";
 import { PausedKeepAlive } from "./_keepalive.ts";
@@ -49,17 +49,6 @@ export interface Ack {
  * settles; it must not reject.
  */
 export type Deliver = (publish: IncomingPublish, ack: Ack | undefined) => void | Promise<void>;
-
-/**
- * Whether the broker resumed the session (as mqtt.js decides it): not with a clean
- * session; on MQTT 3.1 always otherwise, which has no session-present flag.
- */
-export function sessionResumed(
-  options: Pick<MqttOptions, "cleanSession" | "mqttVersion">,
-  connack: IConnackPacket,
-): boolean {
-  return !options.cleanSession && (options.mqttVersion < 4 || connack.sessionPresent);
-}
 
 /** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
 interface Internals {
@@ -180,11 +169,6 @@ export class Inbound {
       }
       return true;
     };
-    client.on("close", () => this.#onClose());
-    // On CONNACK itself, before any packet that follows it is handled.
-    client.on("packetreceive", (packet) => {
-      if (packet.cmd === "connack") this.#onConnack(packet);
-    });
   }
 
   /** Delivered QoS 1/2 messages whose acknowledgement has not been sent. */
@@ -362,7 +346,8 @@ export class Inbound {
     this.acked++;
   }
 
-  #onClose(): void {
+  /** The connection dropped: a new one begins (called by the Connection on 'close'). */
+  disconnected(): void {
     this.#epoch++;
     // Unacknowledged QoS 1 messages come again (DUP) if the session resumes; their old
     // acknowledgements must not be sent. A QoS 2 message is not sent again, only its
@@ -377,8 +362,12 @@ export class Inbound {
     this.#queue = [];
   }
 
-  #onConnack(connack: IConnackPacket): void {
-    if (sessionResumed(this.#options, connack)) return;
+  /**
+   * A CONNACK arrived, before any packet that follows it is handled (called by the
+   * Connection, first of its sides).
+   */
+  connack(resumed: boolean): void {
+    if (resumed) return;
     // The broker forgot these messages: no PUBREL will come, and no PUBCOMP is owed. Their
     // ids may name new messages from now on, which a late release must not delete.
     for (const ack of this.#awaitingPubrel.values()) this.#unstore(ack);

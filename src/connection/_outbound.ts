@@ -17,7 +17,6 @@ import { MqttRecordError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import type { Publish } from "../record.ts";
 import { showValue } from "../_redact.ts";
-import { sessionResumed } from "./_inbound.ts";
 import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
 
 /** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
@@ -154,17 +153,19 @@ export class Outbound {
   readonly #options: MqttOptions;
   #corked = false;
 
-  /** Installs itself on `client`: after the inbound side and the store, on CONNACK. */
   constructor(client: MqttClient, options: MqttOptions, closed: Promise<unknown>) {
     this.#client = client;
     this.#options = options;
     this.window = new PublishWindow(client);
-    client.on("packetreceive", (packet) => {
-      if (packet.cmd === "connack" && !sessionResumed(options, packet)) this.#forgetReleases();
-    });
-    client.on("connect", () => this.window.wake());
-    client.on("close", () => this.window.wake());
     closed.then(() => this.window.wake());
+  }
+
+  /**
+   * A CONNACK arrived, before mqtt.js replays its store (called by the Connection after
+   * the inbound side and the store).
+   */
+  connack(resumed: boolean): void {
+    if (!resumed) this.#forgetReleases();
   }
 
   /**

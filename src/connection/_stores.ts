@@ -5,7 +5,6 @@
 import type { IClientOptions, MqttClient } from "mqtt";
 import type { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
-import { sessionResumed } from "./_inbound.ts";
 import type { FileStores } from "../stores/store.ts";
 
 /** The part of mqtt.js's client that {@linkcode Persisted} relies on. */
@@ -53,7 +52,6 @@ export class Persisted {
   constructor(
     readonly stores: FileStores,
     client: MqttClient,
-    options: MqttOptions,
     onFailure: (error: MqttStreamError) => void,
   ) {
     // The connection ends on it, which closes the files and releases the folder's lock.
@@ -71,11 +69,14 @@ export class Persisted {
         },
       };
     }
-    // After the Inbound's own CONNACK handling, which deletes what it had delivered.
-    client.on("packetreceive", (packet) => {
-      if (packet.cmd === "connack" && !sessionResumed(options, packet)) {
-        this.discarded += stores.discardIncoming();
-      }
-    });
+  }
+
+  /**
+   * A CONNACK arrived (called by the Connection after the inbound side, which deletes what
+   * it had delivered): without the session, what the store holds received will never be
+   * released by the broker.
+   */
+  connack(resumed: boolean): void {
+    if (!resumed) this.discarded += this.stores.discardIncoming();
   }
 }

@@ -6,13 +6,13 @@
 // sinks talk to this face and its sides, never to mqtt.js.
 import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
 import mqtt from "mqtt";
-import type { IClientOptions, MqttClient } from "mqtt";
+import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttProtocolError, MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
-import { backoffDelay } from "../_backoff.ts";
 import { classify, endingError, subackRefusal } from "./_classify.ts";
-import { Idling, unrefTimer } from "./_timers.ts";
-import { type Deliver, Inbound, sessionResumed } from "./_inbound.ts";
+import { Idling } from "./_timers.ts";
+import { Attempts } from "./_attempts.ts";
+import { type Deliver, Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
 import { toClientOptions } from "./_client_options.ts";
@@ -73,21 +73,10 @@ export class Connection implements AsyncDisposable {
   readonly #client: MqttClient;
   #settle!: (error: MqttStreamError | undefined) => void;
   #reconnects = 0;
-  /**
-   * Attempts made in the current outage or first connect; 0 once the connection is usable
-   * (see {@linkcode #usable}). A connection that ends before that was a failed attempt.
-   */
-  #attempts = 1;
+  readonly #attempts: Attempts;
   #lastError: unknown;
-  #connectedOnce = false;
-  /** Whether a CONNACK came on the current attempt (reset as mqtt.js starts the next). */
-  #connacked = false;
   #over = false;
   readonly #idling: Idling;
-  /** SUBSCRIBEs sent on the current connection and not yet answered. */
-  #subscribing = 0;
-  /** Makes the current connection usable once it has stayed up connectionTimeout. */
-  #usableTimer?: ReturnType<typeof setTimeout>;
   #onConnect: ((resumed: boolean) => void)[] = [];
   #onClose: (() => void)[] = [];
 
@@ -99,13 +88,12 @@ export class Connection implements AsyncDisposable {
   ) {
     this.#client = client;
     this.options = options;
+    this.#attempts = new Attempts(options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));
-    // The sides listen to the client before the face does: on CONNACK, the inbound side
-    // first, then the store, then the outbound side (before mqtt.js replays its store).
     if (deliver) this.inbound = new Inbound(client, deliver, options);
     if (stores) {
       // A store that cannot write (a full disk) ends the connection with its STORE_FAILED.
-      this.persisted = new Persisted(stores, client, options, (error) => {
+      this.persisted = new Persisted(stores, client, (error) => {
         this.#lastError = error;
         this.#fail("refused");
       });
@@ -122,28 +110,29 @@ export class Connection implements AsyncDisposable {
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
     client.prependListener("close", () => this.#closedNow());
     client.on("packetreceive", (packet) => {
-      if (packet.cmd === "connack") this.#connacked = true;
-      // The broker answered something after CONNACK: it serves this client.
-      else if (this.#subscribing === 0 && this.#attempts !== 0) this.#usable();
+      if (packet.cmd === "connack") {
+        this.#attempts.connack();
+        // The sides, in this order: what the inbound side delivered, what the store holds,
+        // then the outbound side's repair, all before mqtt.js replays its store.
+        const resumed = sessionResumed(options, packet);
+        this.inbound?.connack(resumed);
+        this.persisted?.connack(resumed);
+        this.outbound.connack(resumed);
+        // The broker answered something after CONNACK: it serves this client.
+      } else this.#attempts.answered();
     });
-    client.on("reconnect", () => (this.#connacked = false));
+    client.on("reconnect", () => this.#attempts.retrying());
     client.on("connect", (connack) => {
-      if (this.#connectedOnce) this.#reconnects++;
-      this.#connectedOnce = true;
+      if (this.#attempts.connected()) this.#reconnects++;
       this.#lastError = undefined;
-      this.#subscribing = 0;
-      // A broker that accepts and drops at once, again and again, must not reset the
-      // attempts each time: the connection counts as made once it proved usable.
-      clearTimeout(this.#usableTimer);
-      this.#usableTimer = setTimeout(
-        () => this.#subscribing === 0 && this.#usable(),
-        (options.connectionTimeout || 30) * 1000,
-      );
-      unrefTimer(this.#usableTimer);
+      this.outbound.window.wake();
       const resumed = sessionResumed(options, connack);
       for (const listener of this.#onConnect) listener(resumed);
     });
+    // After mqtt.js's own 'close' handler: the sides first, then the streams.
     client.on("close", () => {
+      this.inbound?.disconnected();
+      this.outbound.window.wake();
       for (const listener of this.#onClose) listener();
     });
     const stream = client as unknown as MqttInternals;
@@ -225,15 +214,6 @@ export class Connection implements AsyncDisposable {
   }
 
   /**
-   * The current connection is usable: the broker answered after CONNACK (a source's
-   * SUBACK, an acknowledgement, a PINGRESP), or it stayed up for connectionTimeout.
-   */
-  #usable(): void {
-    clearTimeout(this.#usableTimer);
-    this.#attempts = 0;
-  }
-
-  /**
    * An incoming packet declared more bytes than maxPacketSize: refused before its body is
    * buffered (MQTT 5 §3.1.2.11.4 allows closing with DISCONNECT 0x95, Packet too large).
    * Fatal: the broker would send it again on the next connection.
@@ -261,40 +241,25 @@ export class Connection implements AsyncDisposable {
     this.#client.options.reconnectPeriod = 0;
   }
 
-  /** Whether attempts are exhausted for the current outage. */
-  #exhausted(): boolean {
-    const { connectAttempts } = this.options;
-    return connectAttempts !== -1 && this.#attempts >= connectAttempts;
-  }
-
   /** The connection (or an attempt) closed: end for good, or set the delay of the next attempt. */
   #closedNow(): void {
-    clearTimeout(this.#usableTimer);
-    if (this.#over) return;
-    // Once connected, autoReconnect=false ends it at the first drop.
-    if (!this.options.autoReconnect && this.#connectedOnce) return this.#fail("lost");
-    // attempts = 0: usable until now, and a new outage begins; otherwise this close ended
-    // an attempt, before or after its CONNACK.
-    if (this.#attempts > 0 && this.#exhausted()) return this.#fail("exhausted");
-    this.#client.options.reconnectPeriod = Math.max(
-      1,
-      backoffDelay(Math.max(1, this.#attempts), this.options.connectBackoff),
-    );
-    this.#attempts++;
+    if (this.#over) return this.#attempts.stop();
+    const next = this.#attempts.closed();
+    if ("end" in next) return this.#fail(next.end);
+    this.#client.options.reconnectPeriod = next.retryIn;
   }
 
   /** Ends the connection for good with the error that `why` and the last error say. */
   #fail(why: "lost" | "exhausted" | "refused", farewell?: number[]): void {
     if (this.#over) return;
     this.#over = true;
-    clearTimeout(this.#usableTimer);
+    this.#attempts.stop();
     // Already said in full (an oversized packet, a store that cannot write), or said now.
     const error = this.#lastError instanceof MqttStreamError ? this.#lastError : endingError({
       why,
       error: this.#lastError ?? this.#streamError(),
-      attempts: this.#attempts,
-      // attempts > 0: the close ended an attempt, not an established connection.
-      closedAfterConnack: this.#connacked && this.#attempts > 0,
+      attempts: this.#attempts.count,
+      closedAfterConnack: this.#attempts.closedAfterConnack,
     }, this.options);
     this.#close(farewell);
     this.#settle(error);
@@ -344,7 +309,7 @@ export class Connection implements AsyncDisposable {
   async subscribe(filters: readonly string[], qos: 0 | 1 | 2): Promise<void> {
     const client = this.#client;
     const { options } = this;
-    this.#subscribing++;
+    const answered = this.#attempts.subscribing();
     const seconds = options.connectionTimeout;
     // The broker's silence is what is bounded: a resumed session's backlog comes before the
     // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused).
@@ -363,13 +328,13 @@ export class Connection implements AsyncDisposable {
     try {
       await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
     } catch (error) {
+      answered(false);
       throw subackRefusal(error, filters, options) ?? error;
     } finally {
       clearTimeout(timer);
       client.removeListener("packetreceive", arm);
-      this.#subscribing = Math.max(0, this.#subscribing - 1);
     }
-    if (this.#subscribing === 0) this.#usable();
+    answered(true);
   }
 
   /**
@@ -390,7 +355,7 @@ export class Connection implements AsyncDisposable {
       this.#over = true;
       this.#settle(undefined);
     }
-    clearTimeout(this.#usableTimer);
+    this.#attempts.stop();
     this.inbound?.dispose();
     this.#stopReconnecting();
     const client = this.#client;
@@ -415,6 +380,17 @@ export class Connection implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.end();
   }
+}
+
+/**
+ * Whether the broker resumed the session (as mqtt.js decides it): not with a clean
+ * session; on MQTT 3.1 always otherwise, which has no session-present flag.
+ */
+export function sessionResumed(
+  options: Pick<MqttOptions, "cleanSession" | "mqttVersion">,
+  connack: IConnackPacket,
+): boolean {
+  return !options.cleanSession && (options.mqttVersion < 4 || connack.sessionPresent);
 }
 
 /** Adds `listener` to `listeners`; returns the function that removes it. */

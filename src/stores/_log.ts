@@ -119,7 +119,7 @@ export function scanLog(log: Uint8Array): Scan {
   while (offset < bytes.length) {
     const record = recordAt(bytes, offset);
     if (record.ok) {
-      ops.push(decode(bytes, offset, record.bodyLength));
+      ops.push(decodeOp(bytes, offset, record.bodyLength));
       offset += HEAD + record.bodyLength;
       continue;
     }
@@ -158,7 +158,7 @@ function nextRecord(bytes: Buffer, from: number): number {
   return bytes.length;
 }
 
-function decode(bytes: Buffer, offset: number, bodyLength: number): LogOp {
+function decodeOp(bytes: Buffer, offset: number, bodyLength: number): LogOp {
   const body = offset + HEAD;
   const messageId = bytes.readUInt16BE(body + 1);
   if (bytes[body] === DEL) return { op: "del", messageId };

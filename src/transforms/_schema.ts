@@ -15,7 +15,7 @@ export function checkSchema(stage: string, what: string, schema: unknown): Stand
   }
   throw new TypeError(
     `Cannot create ${stage}() as ${what} must be a Standard Schema v1 object (a valibot, zod or arktype schema): current value is ${
-      describe(schema)
+      describeSchema(schema)
     }`,
   );
 }
@@ -64,7 +64,7 @@ function issueOf(issue: StandardSchemaIssue): MqttIssue {
   return { message: issue.message, path };
 }
 
-function describe(value: unknown): string {
+function describeSchema(value: unknown): string {
   if (value === null || typeof value !== "object") return String(value);
   return `an object with keys ${Object.keys(value).slice(0, 5).join(", ") || "none"}`;
 }

@@ -230,11 +230,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     return Promise.race([stored, this.#failed]);
   }
 
-  /** The publish is in mqtt.js's store (or acknowledged): its write may resolve. */
-  #stored(publish: Publish): void {
+  /** The publish is in the connection's store (or acknowledged): its write may resolve. */
+  #stored = (publish: Publish): void => {
     publish.stored?.();
     publish.stored = undefined;
-  }
+  };
 
   /**
    * Writes a QoS 0 publish to the connection; no acknowledgement will come. mqtt.js calls
@@ -289,14 +289,13 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   /** Sends a QoS 1/2 publish (again); its window slot is held from #start until settled. */
   #send(publish: Publish, attempt: number): void {
-    this.#connection.outbound.publish(
-      publish,
-      (failure) => this.#settled(publish, attempt, failure),
-      () => this.#stored(publish),
-    );
+    publish.attempt = attempt;
+    this.#connection.outbound.publish(publish, this.#settled, this.#stored);
   }
 
-  #settled(publish: Publish, attempt: number, failure: Unsettled | undefined): void {
+  /** The outcome of a QoS 1/2 publish (one function for all, as the outbound side calls back). */
+  #settled = (publish: Publish, failure: Unsettled | undefined): void => {
+    const attempt = publish.attempt ?? 1;
     if (failure?.kind === "dropped" && this.#error === undefined) {
       // The connection failed publishes it had queued behind its resends when it dropped
       // again, or QoS 2 publishes whose session the broker lost: an outage (bounded by
@@ -326,7 +325,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#counts.acked++;
     this.#stored(publish);
     publish.ack?.();
-  }
+  };
 
   async #resend(publish: Publish, attempt: number): Promise<void> {
     try {

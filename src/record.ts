@@ -90,6 +90,8 @@ export interface Publish {
   ack?: () => void;
   /** persistence=file: resolves the sink's write once the store holds the publish. */
   stored?: () => void;
+  /** The sink's attempt at sending it (publishAttempts), from 1. */
+  attempt?: number;
 }
 
 /**

@@ -52,7 +52,7 @@ async function roundTrip(
           retain: false,
           properties,
         },
-        resolve,
+        (_publish, failure) => resolve(failure),
         () => {},
       )
     );

@@ -203,8 +203,8 @@ export class Outbound {
    */
   publish(
     publish: Publish,
-    settled: (failure: Unsettled | undefined) => void,
-    stored: () => void,
+    settled: (publish: Publish, failure: Unsettled | undefined) => void,
+    stored: (publish: Publish) => void,
   ): void {
     this.batch();
     this.#client.publish(
@@ -213,9 +213,9 @@ export class Outbound {
       {
         ...packetOptions(publish),
         // mqtt.js calls it with an error when it drops a publish it had queued.
-        cbStorePut: (error?: Error) => error || stored(),
+        cbStorePut: (error?: Error) => error || stored(publish),
       } as IClientPublishOptions,
-      (error) => settled(error ? unsettled(error) : undefined),
+      (error) => settled(publish, error ? unsettled(error) : undefined),
     );
   }
 

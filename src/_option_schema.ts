@@ -277,7 +277,7 @@ export const OPTIONS_SCHEMA = v.object({
   "ssl.key.store.provider": v.optional(
     option(
       text(),
-      "Accepted for compatibility with the seed; JavaScript runtimes have one TLS provider, so it has no effect.",
+      "Accepted for compatibility with the Bahir connector; JavaScript runtimes have one TLS provider, so it has no effect.",
       {
         allowed: "a non-empty string",
       },
@@ -302,7 +302,7 @@ export const OPTIONS_SCHEMA = v.object({
     }),
   ),
   "ssl.trust.store.provider": v.optional(
-    option(text(), "Accepted for compatibility with the seed; has no effect.", {
+    option(text(), "Accepted for compatibility with the Bahir connector; has no effect.", {
       allowed: "a non-empty string",
     }),
   ),

@@ -16,6 +16,7 @@ import { MqttPublishError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { type MqttSinkChunk, type Publish, RecordReader } from "./record.ts";
 import { showValue } from "./_redact.ts";
+import { type MqttSinkStats, sinkStats } from "./_stats.ts";
 
 /**
  * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
@@ -29,49 +30,6 @@ const TRANSIENT_REFUSALS = new Set([
   0x96, // message rate too high
   0x97, // quota exceeded
 ]);
-
-/**
- * Counters of an {@linkcode MqttSink}; live, read them at any time.
- *
- * @example
- * ```ts ignore
- * import { MqttSink } from "@mqtt-streams/core";
- *
- * const sink = new MqttSink("mqtt://localhost?topic=out");
- * await ReadableStream.from(["a", "b"]).pipeTo(sink);
- * console.log(sink.stats.published, sink.stats.acked); // 2 2
- * ```
- */
-export interface MqttSinkStats {
-  /** Publishes sent, at every QoS (a resend is not counted again). */
-  readonly published: number;
-  /** QoS 1/2 publishes the broker acknowledged (PUBACK / PUBCOMP). */
-  readonly acked: number;
-  /**
-   * Publishes sent again: after a reconnect (still unacknowledged), or after a transient
-   * refusal (within `publishAttempts`).
-   */
-  readonly retried: number;
-  /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
-  readonly inflight: number;
-  /**
-   * Publishes given up on: refused for good, out of attempts, or unacknowledged when the
-   * sink failed or was aborted (those may still have reached the broker).
-   */
-  readonly failed: number;
-  /**
-   * persistence=file: publishes an earlier run left unacknowledged in the store, sent again
-   * when this sink's connection opened (before its own writes). Those the broker then
-   * refuses are counted in `failed`.
-   */
-  readonly recovered: number;
-  /**
-   * persistence=file: stretches of the store's logs skipped when it opened, because a
-   * checksum failed (a record damaged on disk: its packet is lost) or a write was torn
-   * (a put that never reported success). Intact records around them are kept.
-   */
-  readonly damaged: number;
-}
 
 /** The sink's logic, as the WritableStream's underlying sink. */
 export class Publisher implements UnderlyingSink<MqttSinkChunk> {
@@ -104,32 +62,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#reader = new RecordReader(options);
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
-    const counts = this.#counts;
-    const pending = this.#pending;
-    const connection = () => this.#lease?.connection;
-    this.stats = {
-      get published() {
-        return counts.published;
-      },
-      get acked() {
-        return counts.acked;
-      },
-      get retried() {
-        return counts.retried;
-      },
-      get inflight() {
-        return pending.size;
-      },
-      get failed() {
-        return counts.failed + (connection()?.persisted?.recoveredFailed ?? 0);
-      },
-      get recovered() {
-        return connection()?.persisted?.stores.recovery.outgoing ?? 0;
-      },
-      get damaged() {
-        return connection()?.persisted?.stores.recovery.damage.length ?? 0;
-      },
-    };
+    this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection);
   }
 
   async start(controller: WritableStreamDefaultController): Promise<void> {

@@ -5,52 +5,12 @@ import { type Ack, Connection } from "./connection/connection.ts";
 import { MqttSubscribeError } from "./errors.ts";
 import { type IncomingPublish, type MqttMessage, receivedMessage } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
+import { type MqttSourceStats, sourceStats } from "./_stats.ts";
 
 interface Held {
   message: MqttMessage;
   ack?: Ack;
   resume: () => void;
-}
-
-/** Counters of an {@linkcode MqttSource}; live, read them at any time. */
-export interface MqttSourceStats {
-  /** Messages that arrived from the broker, dropped ones included. */
-  readonly received: number;
-  /** PUBACKs / PUBCOMPs sent to the broker. */
-  readonly acked: number;
-  /**
-   * QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`), and, with
-   * persistence=file, QoS 2 messages the store held unreleased when the broker answered
-   * without the session (it will never send their PUBREL).
-   */
-  readonly dropped: number;
-  /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
-  readonly redelivered: number;
-  /** Reconnects after the first connect. */
-  readonly reconnects: number;
-  /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
-  readonly buffered: number;
-  /**
-   * Messages that arrived while the queue or the window was full and wait outside the queue
-   * while the source has stopped reading from the broker (0 or 1 unless reconnects overlap).
-   */
-  readonly held: number;
-  /**
-   * QoS 1/2 messages that arrived while `maxInflight` messages were already unacknowledged:
-   * the broker sent past the window (MQTT 3.1.1 has none; some MQTT 5 brokers over-send).
-   */
-  readonly beyondWindow: number;
-  /**
-   * persistence=file: QoS 2 messages an earlier run received (PUBREC sent) and did not get
-   * acknowledged by its consumer, found in the store; each is delivered when the broker
-   * sends its PUBREL again.
-   */
-  readonly recovered: number;
-  /**
-   * persistence=file: stretches of the store's logs skipped when it opened, because a
-   * checksum failed or a write was torn. Intact records around them are kept.
-   */
-  readonly damaged: number;
 }
 
 /** The source's logic, as the ReadableStream's underlying source. */
@@ -79,42 +39,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#signal = signal;
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
-    const counts = this.#counts;
-    const unread = this.#unread;
-    const held = this.#held;
-    const connection = () => this.#connection;
-    this.stats = {
-      get received() {
-        return counts.received;
-      },
-      get dropped() {
-        return counts.dropped + (connection()?.persisted?.discarded ?? 0);
-      },
-      get redelivered() {
-        return counts.redelivered;
-      },
-      get acked() {
-        return connection()?.inbound?.acked ?? 0;
-      },
-      get reconnects() {
-        return connection()?.reconnects ?? 0;
-      },
-      get buffered() {
-        return unread.length;
-      },
-      get held() {
-        return held.length;
-      },
-      get beyondWindow() {
-        return connection()?.inbound?.beyondWindow ?? 0;
-      },
-      get recovered() {
-        return connection()?.persisted?.stores.recovery.incoming ?? 0;
-      },
-      get damaged() {
-        return connection()?.persisted?.stores.recovery.damage.length ?? 0;
-      },
-    };
+    this.stats = sourceStats(this.#counts, this.#unread, this.#held, () => this.#connection);
   }
 
   /** Settles when the first subscription is in place (or the start failed). */

@@ -5,7 +5,8 @@
  * @module
  */
 import { MqttOptionsError } from "./errors.ts";
-import { type MqttSinkStats, Publisher } from "./_publisher.ts";
+import { Publisher } from "./_publisher.ts";
+import type { MqttSinkStats } from "./_stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,

@@ -6,7 +6,8 @@
  */
 import { MqttOptionsError } from "./errors.ts";
 import type { MqttMessage } from "./message.ts";
-import { type MqttSourceStats, Receiver } from "./_receiver.ts";
+import { Receiver } from "./_receiver.ts";
+import type { MqttSourceStats } from "./_stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,

@@ -77,7 +77,7 @@ async function connectError(url: string, overrides?: MqttOptionsInit): Promise<M
 }
 
 describe("toClientOptions", () => {
-  test("maps the seed's options onto mqtt.js's", async () => {
+  test("maps the Bahir connector's options onto mqtt.js's", async () => {
     const o = await toClientOptions(parseConnectionString(
       "tcp://alice:s%3Acret@127.0.0.1:1884?clientId=ingest&keepAlive=20&connectionTimeout=5&mqttVersion=5&maxInflight=7",
     ));

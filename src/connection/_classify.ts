@@ -1,4 +1,5 @@
-// Says what a connection failure was, in words, and whether another attempt could help.
+// Says what a connection failure was, in words, whether another attempt could help, and
+// the error a connection ends with.
 import {
   MqttConnectError,
   type MqttErrorCode,
@@ -7,6 +8,7 @@ import {
   MqttSubscribeError,
 } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
+import type { Oversized } from "./_packet_size.ts";
 
 /** CONNACK codes that may clear up by themselves: server unavailable / busy, quota, rate. */
 const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f]);
@@ -203,5 +205,16 @@ export function subackRefusal(
     }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
     filter,
     { cause: error },
+  );
+}
+
+/** The error of an incoming packet over maxPacketSize, refused from its header. */
+export function oversizedError(
+  { packet, size }: Oversized,
+  options: MqttOptions,
+): MqttProtocolError {
+  const limit = options.maxPacketSize;
+  return new MqttProtocolError(
+    `Cannot receive from ${options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,
   );
 }

@@ -7,9 +7,9 @@
 import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
 import mqtt from "mqtt";
 import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
-import { MqttProtocolError, MqttStreamError } from "../errors.ts";
+import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
-import { classify, endingError, subackRefusal } from "./_classify.ts";
+import { classify, endingError, oversizedError, subackRefusal } from "./_classify.ts";
 import { Idling } from "./_timers.ts";
 import { Attempts } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
@@ -218,11 +218,8 @@ export class Connection implements AsyncDisposable {
    * buffered (MQTT 5 §3.1.2.11.4 allows closing with DISCONNECT 0x95, Packet too large).
    * Fatal: the broker would send it again on the next connection.
    */
-  #refuse({ packet, size }: Oversized): void {
-    const limit = this.options.maxPacketSize;
-    this.#lastError = new MqttProtocolError(
-      `Cannot receive from ${this.options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,
-    );
+  #refuse(oversized: Oversized): void {
+    this.#lastError = oversizedError(oversized, this.options);
     // DISCONNECT with reason 0x95; MQTT 3.1.1 has no reason, the close says it.
     this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, 0x95] : undefined);
   }

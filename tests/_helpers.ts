@@ -10,6 +10,20 @@ export const sleep = (ms: number): Promise<void> =>
 /** A mosquitto that never drops a message for a slow subscriber (its default drops past 1000). */
 export const LOSSLESS: string[] = ["max_queued_messages 0"];
 
+/**
+ * esbuild's options for one minified ES module for browsers, in memory, with the list of
+ * the files it holds (metafile): how the browser and module-graph tests bundle the core.
+ */
+export const BROWSER_BUNDLE = {
+  bundle: true,
+  platform: "browser",
+  format: "esm",
+  minify: true,
+  write: false,
+  metafile: true,
+  logLevel: "silent",
+} as const;
+
 /** Polls `condition` every 10 ms for at most `ms`. */
 export async function waitFor(
   condition: () => boolean,

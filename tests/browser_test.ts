@@ -12,7 +12,7 @@ import { join } from "node:path";
 import * as esbuild from "esbuild";
 import { chromium } from "playwright-core";
 import { skipUnless, startAedes } from "./_broker.ts";
-import { within } from "./_helpers.ts";
+import { BROWSER_BUNDLE, within } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -39,14 +39,8 @@ async function build(): Promise<{ code: string; inputs: string[] }> {
   try {
     const result = await esbuild.build({
       entryPoints: [new URL("./browser/page.ts", import.meta.url).pathname],
-      bundle: true,
-      platform: "browser",
-      format: "esm",
-      minify: true,
-      write: false,
-      metafile: true,
+      ...BROWSER_BUNDLE,
       plugins: [leaveOutRuntime],
-      logLevel: "silent",
     });
     return { code: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) };
   } finally {

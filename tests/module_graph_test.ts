@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { runDeno } from "./_helpers.ts";
+import { BROWSER_BUNDLE, runDeno } from "./_helpers.ts";
 
 interface GraphModule {
   specifier: string;
@@ -239,13 +239,7 @@ test("decodeJson bundled alone for a browser holds no mqtt.js", async () => {
         loader: "ts",
         resolveDir: dirname(decode),
       },
-      bundle: true,
-      platform: "browser",
-      format: "esm",
-      minify: true,
-      write: false,
-      metafile: true,
-      logLevel: "silent",
+      ...BROWSER_BUNDLE,
     });
     const inputs = Object.keys(result.metafile.inputs);
     const bytes = result.outputFiles[0].contents.byteLength;

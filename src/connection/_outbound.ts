@@ -37,7 +37,7 @@ const DEFAULT_RECEIVE_MAXIMUM = 65_535;
  * mqtt.js gives no code for it; this is the one place that reads it, and
  * tests/connection_test.ts pins it against mqtt.js itself.
  */
-export const MQTT_CONNECTION_CLOSED = "Connection closed";
+const MQTT_CONNECTION_CLOSED = "Connection closed";
 
 /**
  * A QoS 2 publish the broker forgot between PUBREC and PUBCOMP (the session was not

@@ -26,7 +26,7 @@ export function unrefTimer(timer: unknown): void {
 }
 
 /** Undoes {@linkcode unrefTimer}: the process waits for `timer` again. */
-export function refTimer(timer: unknown): void {
+function refTimer(timer: unknown): void {
   if (typeof timer === "object" && timer !== null) (timer as RefTimer).ref?.();
   else if (typeof timer === "number") deno()?.refTimer(timer);
 }

@@ -383,7 +383,7 @@ export class Connection implements AsyncDisposable {
  * Whether the broker resumed the session (as mqtt.js decides it): not with a clean
  * session; on MQTT 3.1 always otherwise, which has no session-present flag.
  */
-export function sessionResumed(
+function sessionResumed(
   options: Pick<MqttOptions, "cleanSession" | "mqttVersion">,
   connack: IConnackPacket,
 ): boolean {

@@ -67,7 +67,8 @@ export function collectOptions(
   };
   const addObject = (init: GivenOptions) => {
     const { brokerUrl, ...rest } = init;
-    if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe, showKey);
+    if (Array.isArray(brokerUrl)) addUrlList(raw, brokerUrl, canonical, describe, showKey);
+    else if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe, showKey);
     for (const [key, value] of Object.entries(rest)) {
       if (value !== undefined) raw.set(canonical(key), { value, spelled: key, from: "object" });
     }
@@ -99,9 +100,20 @@ function addUrl(
   // The query is split by hand: URLSearchParams would turn '+' into a space and a URL
   // parser would take an unencoded '#' for a fragment, and both are topic wildcards.
   const q = text.indexOf("?");
-  const base = q < 0 ? text : text.slice(0, q);
+  // Several brokers (`mqtt://u:p@node1:1883,node2:1883`), as PostgreSQL and MongoDB URIs
+  // write them, are no URL a parser takes: each host is checked alone, and the rest of
+  // the string with the first host alone.
+  const { base, hosts } = splitBrokers(q < 0 ? text : text.slice(0, q));
+  const others = hosts.slice(1).map((host, i) => {
+    const checked = checkHost(base.slice(0, base.indexOf(":")), host);
+    if ("problem" in checked) {
+      throw bad(`${whichBroker(host, i + 1, hosts.length)}: ${checked.problem}`);
+    }
+    return checked.host;
+  });
   const port = portProblem(base);
-  if (port) throw bad(port);
+  const first = hosts.length > 1 ? `${whichBroker(hosts[0], 0, hosts.length)}: ` : "";
+  if (port) throw bad(first + port);
   // A URL parser takes ws:/host and ws:host for ws://host, and so what follows for a path.
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]/.test(base)) throw bad("no scheme:// before the host");
   let url: URL;
@@ -113,7 +125,7 @@ function addUrl(
   }
   const scheme = SCHEMES[url.protocol.slice(0, -1).toLowerCase()];
   if (!scheme) throw bad(`unknown scheme ${redactText(url.protocol)}`);
-  if (!url.hostname) throw bad("no host");
+  if (!url.hostname) throw bad(`${first}no host`);
   // What a URL parser leaves in a host name of mqtt:// (percent signs, '!', ...) is no host
   // a resolver knows, and may be user info whose ':' and '@' were lost: not echoed.
   if (!/^(?:[\w.-]+|\[[\da-f:.]+\])$/i.test(url.hostname)) {
@@ -135,8 +147,11 @@ function addUrl(
   if (path && (scheme === "mqtt" || scheme === "mqtts")) {
     throw bad(`a path means nothing to ${url.protocol}//; paths are for ws:// and wss://`);
   }
+  const all = [url.host, ...others];
+  const twice = all.find((host, i) => all.indexOf(host) !== i);
+  if (twice !== undefined) throw bad(`it names the broker ${twice} twice`);
   raw.set("brokerUrl", {
-    value: `${scheme}://${url.host}${path}`,
+    value: `${scheme}://${all.join(",")}${path}`,
     spelled: "brokerUrl",
     from: "url",
   });
@@ -183,6 +198,141 @@ function addUrl(
     }
     seen.add(name);
   }
+}
+
+/**
+ * `brokerUrl` given as a list of connection strings with one broker each: their brokers
+ * become one list, and their other options (user info, query) one set, which must agree
+ * where two of them give the same option.
+ */
+function addUrlList(
+  raw: Map<OptionName, RawOption>,
+  list: readonly unknown[],
+  canonical: (key: string) => OptionName,
+  describe: Describe,
+  showKey: (key: string) => string,
+): void {
+  if (list.length === 0) throw badUrl("[]", "an empty list names no broker");
+  const merged = new Map<OptionName, RawOption & { element: number }>();
+  const urls: string[] = [];
+  for (const [i, one] of list.entries()) {
+    const part = new Map<OptionName, RawOption>();
+    addUrl(part, one, canonical, describe, showKey);
+    const url = part.get("brokerUrl")!.value as string;
+    if (brokerList(url).length > 1) {
+      throw badUrl(
+        redactUrl(url),
+        `element ${
+          i + 1
+        } of the list names several brokers; give one broker a string, or all of them in one string`,
+      );
+    }
+    if (urls.length > 0 && !sameSchemeAndPath(urls[0], url)) {
+      throw badUrl(
+        `${redactUrl(urls[0])} and ${redactUrl(url)}`,
+        "the brokers of one connection share one scheme and one path",
+      );
+    }
+    urls.push(url);
+    for (const [name, option] of part) {
+      if (name === "brokerUrl") continue;
+      const earlier = merged.get(name);
+      if (earlier && !sameValue(earlier.value, option.value)) {
+        throw new MqttOptionsError(
+          "brokerUrl",
+          `Cannot configure MQTT as the brokers of 'brokerUrl' must share one set of options: elements ${
+            earlier.element + 1
+          } and ${i + 1} give different values of '${name}'`,
+        );
+      }
+      merged.set(name, { ...option, element: i });
+    }
+  }
+  const joined = joinBrokers(urls);
+  const twice = urls.find((url, i) => urls.indexOf(url) !== i);
+  if (twice !== undefined) {
+    throw badUrl(redactUrl(joined), `it names the broker ${redactUrl(twice)} twice`);
+  }
+  raw.set("brokerUrl", { value: joined, spelled: "brokerUrl", from: "object" });
+  for (const [name, { value, spelled, from }] of merged) raw.set(name, { value, spelled, from });
+}
+
+/**
+ * The brokers of a validated `brokerUrl` (`mqtt://node1:1883,node2:1883/path`), one URL
+ * each (`mqtt://node1:1883/path`), in order.
+ */
+export function brokerList(brokerUrl: string): string[] {
+  const { scheme, hosts, path } = brokerParts(brokerUrl);
+  return hosts.map((host) => `${scheme}//${host}${path}`);
+}
+
+/** One `brokerUrl` naming every broker of `urls` (each a validated one-broker URL). */
+function joinBrokers(urls: readonly string[]): string {
+  const { scheme, path } = brokerParts(urls[0]);
+  return `${scheme}//${urls.map((url) => brokerParts(url).hosts[0]).join(",")}${path}`;
+}
+
+function sameSchemeAndPath(a: string, b: string): boolean {
+  const [x, y] = [brokerParts(a), brokerParts(b)];
+  return x.scheme === y.scheme && x.path === y.path;
+}
+
+/** A validated brokerUrl's scheme (`mqtt:`), hosts and path (hosts hold no '/'). */
+function brokerParts(brokerUrl: string): { scheme: string; hosts: string[]; path: string } {
+  const colon = brokerUrl.indexOf("://");
+  const rest = brokerUrl.slice(colon + 3);
+  const slash = rest.indexOf("/");
+  return {
+    scheme: brokerUrl.slice(0, colon + 1),
+    hosts: (slash < 0 ? rest : rest.slice(0, slash)).split(","),
+    path: slash < 0 ? "" : rest.slice(slash),
+  };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Secret && b instanceof Secret) return a.reveal() === b.reveal();
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * A connection string without its query, split into its hosts and the same string with
+ * the first host alone: `mqtt://u@a:1,b:2/p` gives `mqtt://u@a:1/p` and `[a:1, b:2]`.
+ */
+function splitBrokers(base: string): { base: string; hosts: string[] } {
+  const head = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(base);
+  if (!head) return { base, hosts: [] };
+  const authority = head[1];
+  const list = authority.slice(authority.lastIndexOf("@") + 1);
+  if (!list.includes(",")) return { base, hosts: [list] };
+  const hosts = list.split(",");
+  const single = head[0].slice(0, head[0].length - list.length) + hosts[0];
+  return { base: single + base.slice(head[0].length), hosts };
+}
+
+/** One host of several, `host[:port]`, checked and normalized as a URL parser would for `scheme`. */
+function checkHost(scheme: string, host: string): { host: string } | { problem: string } {
+  if (host === "") return { problem: "no host" };
+  const port = portProblem(`mqtt://${host}`);
+  if (port) return { problem: port };
+  if (!HOST_PORT.test(host)) {
+    return {
+      problem:
+        "a host name may only hold letters, digits, '.', '-' and '_' (write an internationalized name in its xn-- form), and an IPv6 address goes in brackets",
+    };
+  }
+  try {
+    return { host: new URL(`${scheme}://${host}`).host };
+  } catch {
+    return { problem: "it cannot be parsed" };
+  }
+}
+
+/** `host`, `host:port`, `[v6]` or `[v6]:port`: what a host of several may look like. */
+const HOST_PORT = /^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i;
+
+/** "broker 2 of 3 (node2:1883)": which of several brokers; its host only if it looks like one. */
+function whichBroker(host: string, index: number, count: number): string {
+  return `broker ${index + 1} of ${count}${HOST_PORT.test(host) ? ` (${host})` : ""}`;
 }
 
 const MISPLACED_AT =

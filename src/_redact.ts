@@ -56,8 +56,12 @@ export function redactUrl(text: string): string {
   ));
 }
 
-/** `host:port` as given if it looks like one, else as much of the host as does, then ***. */
+/**
+ * `host:port` as given if it looks like one, else as much of the host as does, then ***;
+ * a list of brokers (`host1:port,host2:port`) host by host.
+ */
 function showAuthority(authority: string): string {
+  if (authority.includes(",")) return authority.split(",").map(showAuthority).join(",");
   const host = /^(?:\[[\da-f:.]*\]|[\w.-]*)/i.exec(authority)![0];
   const after = authority.slice(host.length);
   // A port has at most five digits; more may be a password whose '@' was lost.

@@ -18,6 +18,14 @@ export interface MqttSourceStats {
   readonly redelivered: number;
   /** Reconnects after the first connect. */
   readonly reconnects: number;
+  /**
+   * The broker the stream is connected to now (or was last, while it reconnects), as
+   * `mqtt://host:port`: one of the brokers its connection string names, or one a broker
+   * redirected it to. Undefined before the first connect.
+   */
+  readonly broker: string | undefined;
+  /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
+  readonly failovers: number;
   /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
   readonly buffered: number;
   /**
@@ -73,6 +81,12 @@ export function sourceStats(
     get reconnects() {
       return connection()?.reconnects ?? 0;
     },
+    get broker() {
+      return connection()?.broker;
+    },
+    get failovers() {
+      return connection()?.failovers ?? 0;
+    },
     get buffered() {
       return unread.length;
     },
@@ -113,6 +127,16 @@ export interface MqttSinkStats {
    * refusal (within `publishAttempts`).
    */
   readonly retried: number;
+  /** Reconnects after the first connect (of a connection shared with other sinks: theirs too). */
+  readonly reconnects: number;
+  /**
+   * The broker the stream is connected to now (or was last, while it reconnects), as
+   * `mqtt://host:port`: one of the brokers its connection string names, or one a broker
+   * redirected it to. Undefined before the first connect.
+   */
+  readonly broker: string | undefined;
+  /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
+  readonly failovers: number;
   /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
   readonly inflight: number;
   /**
@@ -157,6 +181,15 @@ export function sinkStats(
     },
     get retried() {
       return counts.retried;
+    },
+    get reconnects() {
+      return connection()?.reconnects ?? 0;
+    },
+    get broker() {
+      return connection()?.broker;
+    },
+    get failovers() {
+      return connection()?.failovers ?? 0;
     },
     get inflight() {
       return pending.size;

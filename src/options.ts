@@ -15,7 +15,7 @@ import {
   type OptionName,
   OPTIONS_SCHEMA,
 } from "./_option_schema.ts";
-import { collectOptions, type RawOption } from "./_connection_string.ts";
+import { brokerList, collectOptions, type RawOption } from "./_connection_string.ts";
 import { MqttOptionsError } from "./errors.ts";
 import { redactText, showPath, showValue } from "./_redact.ts";
 
@@ -35,8 +35,16 @@ export { describeOption, OPTION_NAMES, type OptionMeta, type OptionName, OPTIONS
  * `sql-streaming-mqtt`); secrets are {@linkcode Secret}s.
  */
 export interface MqttOptions {
-  /** The broker, without credentials or query, with the scheme normalized (tcp → mqtt, ssl → mqtts). */
+  /**
+   * The broker, without credentials or query, with the scheme normalized (tcp → mqtt,
+   * ssl → mqtts); several brokers of one cluster as `mqtt://node1:1883,node2:1883`.
+   */
   brokerUrl: string;
+  /**
+   * Each broker of `brokerUrl` as a URL of its own (`mqtt://node1:1883`), in the order
+   * they are tried: one, unless `brokerUrl` names several.
+   */
+  brokers: string[];
   /** Topic filters to subscribe to; the first is also the default topic to publish to. @default {[]} */
   topic: string[];
   /** Session identity; undefined means a random one per connection. */
@@ -143,11 +151,18 @@ export interface MqttOptions {
  */
 export type MqttOptionsInit =
   & {
-    [K in keyof MqttOptions]?: MqttOptions[K] | string | (K extends "topic" ? string[] : never);
+    [K in Exclude<keyof MqttOptions, "brokerUrl" | "brokers">]?:
+      | MqttOptions[K]
+      | string
+      | (K extends "topic" ? string[] : never);
   }
   & {
-    /** The broker; its query parameters are options too. */
-    brokerUrl?: string | URL;
+    /**
+     * The broker; its query parameters are options too. Several brokers of one cluster:
+     * `mqtt://node1:1883,node2:1883` in one string, or a list of URLs with one broker each
+     * (one scheme, and one set of options: those they give must agree).
+     */
+    brokerUrl?: string | URL | readonly (string | URL)[];
   };
 
 /**
@@ -261,6 +276,7 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
       : type ?? (typeof store === "string" && PEM_EXTENSION.test(store) ? "PEM" : "PKCS12");
   return {
     ...o,
+    brokers: brokerList(o.brokerUrl),
     cleanSession,
     sessionExpiryInterval: o.sessionExpiryInterval ?? (cleanSession ? 0 : 0xffffffff),
     localStorage: o.persistence === "file"

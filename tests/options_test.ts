@@ -36,9 +36,13 @@ function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOptionsError 
   return error;
 }
 
-// Compile-time: the hand-written MqttOptions (explicit, for JSR) names exactly the schema's options.
+// Compile-time: the hand-written MqttOptions (explicit, for JSR) names exactly the schema's
+// options, and `brokers`, which parsing derives from brokerUrl.
 type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _sameNames: Equal<keyof MqttOptions, keyof v.InferOutput<typeof OPTIONS_SCHEMA>> = true;
+const _sameNames: Equal<
+  Exclude<keyof MqttOptions, "brokers">,
+  keyof v.InferOutput<typeof OPTIONS_SCHEMA>
+> = true;
 
 describe("parseConnectionString: URL forms", () => {
   test("reads host, port and user info, and drops them from brokerUrl's credentials", () => {

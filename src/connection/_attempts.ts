@@ -1,9 +1,17 @@
-// When a connection counts as made, and what a close means: connectAttempts and
-// connectBackoff across the first connect and every outage. A broker that accepts and
-// drops at once, again and again, must not reset the attempts each time, so a connection
-// counts as made only once it proved usable: the broker answered something after CONNACK
-// (a source's SUBACK, an acknowledgement, a PINGRESP) with no SUBSCRIBE unanswered, or it
-// stayed up connectionTimeout. A close before that ends a failed attempt.
+// When a connection counts as made, what a close means, and which broker comes next:
+// connectAttempts and connectBackoff across the first connect and every outage. A broker
+// that accepts and drops at once, again and again, must not reset the attempts each time,
+// so a connection counts as made only once it proved usable: the broker answered something
+// after CONNACK (a source's SUBACK, an acknowledgement, a PINGRESP) with no SUBSCRIBE
+// unanswered, or it stayed up connectionTimeout. A close before that ends a failed attempt.
+//
+// With several brokers (a cluster), one attempt of connectAttempts is a round: each broker
+// tried once, in order, without delay between them; connectBackoff waits between rounds.
+// A usable connection that drops starts the next round at the next broker, at once (the
+// node it was on is likely down, the others likely up), unless it lasted less than
+// connectBackoff: a broker that keeps accepting and dropping is not retried in a tight loop.
+// A broker that redirects (MQTT 5 §4.11, reason 0x9C / 0x9D with a Server Reference) sends
+// the next attempt to the broker it names.
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
 import { unrefTimer } from "./_timers.ts";
@@ -26,9 +34,57 @@ export class Attempts {
   #subscribing = 0;
   /** Makes the current connection usable once it has stayed up connectionTimeout. */
   #usableTimer?: ReturnType<typeof setTimeout>;
+  /** The broker of the current attempt or connection. */
+  #target: string;
+  /** Index in options.brokers of the broker the next attempt goes to (unless redirected). */
+  #next = 0;
+  /** Brokers tried in the current round. */
+  #tried = 0;
+  /** Where a broker's redirection sends the next attempt. */
+  #redirect?: string;
+  /** The broker of the last connection that was made, and when it was made. */
+  #connectedTo?: string;
+  #connectedAt = 0;
+  /** Each broker's last failure in the current outage (or first connect), in order tried. */
+  readonly failures: Map<string, unknown> = new Map();
+  /** Connections made to a broker other than the one before. */
+  failovers = 0;
 
   constructor(options: MqttOptions) {
     this.#options = options;
+    this.#target = options.brokers[0];
+  }
+
+  /** The broker the starting attempt goes to: the next in order, or where a redirection points. */
+  aim(): string {
+    const { brokers } = this.#options;
+    this.#target = this.#redirect ?? brokers[this.#next];
+    if (this.#redirect === undefined) this.#next = (this.#next + 1) % brokers.length;
+    this.#redirect = undefined;
+    return this.#target;
+  }
+
+  /** The broker of the last connection made, if one was: where the streams are now. */
+  get broker(): string | undefined {
+    return this.#connectedTo;
+  }
+
+  /** The broker of the current (or last) attempt. */
+  get target(): string {
+    return this.#target;
+  }
+
+  /**
+   * The broker sent the client elsewhere (CONNACK or DISCONNECT with 0x9C Use another
+   * server or 0x9D Server moved): its Server Reference, `host[:port]` or a list of them
+   * (MQTT 5 §4.11), takes the next attempt there, with this connection's scheme and path.
+   */
+  redirect(reference: string): void {
+    const first = reference.trim().split(/\s+/)[0] ?? "";
+    if (!/^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i.test(first)) return;
+    const current = new URL(this.#target);
+    const path = current.pathname === "/" ? "" : current.pathname;
+    this.#redirect = `${current.protocol}//${first}${path}`;
   }
 
   /** The current attempt got its CONNACK. */
@@ -50,6 +106,9 @@ export class Attempts {
   connected(): boolean {
     const again = this.#connectedOnce;
     this.#connectedOnce = true;
+    if (this.#connectedTo !== undefined && this.#connectedTo !== this.#target) this.failovers++;
+    this.#connectedTo = this.#target;
+    this.#connectedAt = Date.now();
     this.#subscribing = 0;
     clearTimeout(this.#usableTimer);
     this.#usableTimer = setTimeout(
@@ -72,18 +131,33 @@ export class Attempts {
     };
   }
 
-  /** The connection (or an attempt) closed: end it for good, or try again after a delay. */
-  closed(): AfterClose {
+  /**
+   * The connection (or an attempt) closed, with `error` (the last one reported, if any):
+   * end it for good, or try again after a delay.
+   */
+  closed(error: unknown): AfterClose {
     this.stop();
-    const { autoReconnect, connectAttempts, connectBackoff } = this.#options;
+    const { autoReconnect, connectAttempts, connectBackoff, brokers } = this.#options;
     // Once connected, autoReconnect=false ends it at the first drop.
     if (!autoReconnect && this.#connectedOnce) return { end: "lost" };
-    // count = 0: usable until now, and a new outage begins; otherwise this close ended an
-    // attempt, before or after its CONNACK.
-    if (this.count > 0 && connectAttempts !== -1 && this.count >= connectAttempts) {
-      return { end: "exhausted" };
+    const again = Math.max(1, backoffDelay(1, connectBackoff));
+    if (this.count === 0) {
+      // Usable until now: a new outage begins, and its first round at the next broker.
+      this.count = 1;
+      const steady = Date.now() - this.#connectedAt >= connectBackoff;
+      const elsewhere = this.#redirect !== undefined || brokers.length > 1;
+      return { retryIn: steady && elsewhere ? 1 : again };
     }
-    const retryIn = Math.max(1, backoffDelay(Math.max(1, this.count), connectBackoff));
+    // This close ended an attempt, before or after its CONNACK.
+    this.failures.delete(this.#target);
+    this.failures.set(this.#target, error);
+    // The next broker of the round at once; a redirection too, once more than the round.
+    const redirected = this.#redirect !== undefined;
+    if (++this.#tried < brokers.length + (redirected ? 1 : 0)) return { retryIn: 1 };
+    // A round is over: every broker was tried once (one broker: the attempt was its round).
+    this.#tried = 0;
+    if (connectAttempts !== -1 && this.count >= connectAttempts) return { end: "exhausted" };
+    const retryIn = Math.max(1, backoffDelay(this.count, connectBackoff));
     this.count++;
     return { retryIn };
   }
@@ -101,5 +175,7 @@ export class Attempts {
   #usable(): void {
     clearTimeout(this.#usableTimer);
     this.count = 0;
+    this.#tried = 0;
+    this.failures.clear();
   }
 }

@@ -10,8 +10,11 @@ import {
 import type { MqttOptions } from "../options.ts";
 import type { Oversized } from "./_packet_size.ts";
 
+/** CONNACK codes that send the client to another broker (MQTT 5 §4.11): tried there. */
+const REDIRECT_TEMPORARY = 0x9c;
+const REDIRECT_MOVED = 0x9d;
 /** CONNACK codes that may clear up by themselves: server unavailable / busy, quota, rate. */
-const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f]);
+const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f, REDIRECT_TEMPORARY, REDIRECT_MOVED]);
 /** CONNACK codes about who the client is: bad credentials, not authorized, banned, bad auth method. */
 const AUTH_CONNACK = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
 
@@ -154,28 +157,40 @@ export interface Ending {
   attempts: number;
   /** The attempt that ended got a CONNACK and was closed before it proved usable. */
   closedAfterConnack: boolean;
+  /** The broker of the attempt that ended. */
+  broker: string;
+  /** With several brokers: each one's last failure in the outage that ended, in order tried. */
+  failures: ReadonlyMap<string, unknown>;
 }
 
 /** The error a connection ends with, saying why in words a user can act on. */
 export function endingError(ending: Ending, options: MqttOptions): MqttStreamError {
-  const { why, error, closedAfterConnack } = ending;
+  const { why, error, closedAfterConnack, broker } = ending;
   const attempts = Math.max(1, ending.attempts);
   const { code, reason } = error == null
     ? { code: "CONNECT_CLOSED" as const, reason: silentClose(closedAfterConnack) }
     : classify(error, options);
   const cause = { cause: error };
   if (code === "PROTOCOL") {
-    return new MqttProtocolError(
-      `Protocol error on the connection to ${options.brokerUrl}: ${reason}`,
-      cause,
-    );
+    return new MqttProtocolError(`Protocol error on the connection to ${broker}: ${reason}`, cause);
   }
+  const tries = `${attempts} attempt${attempts === 1 ? "" : "s"}`;
+  const several = options.brokers.length > 1;
   const message = why === "lost"
-    ? `Lost the connection to ${options.brokerUrl} and autoReconnect is false: ${reason}`
-    : `Cannot connect to ${options.brokerUrl} after ${attempts} attempt${
-      attempts === 1 ? "" : "s"
-    } (connectAttempts=${options.connectAttempts}): ${reason}`;
+    ? `Lost the connection to ${broker} and autoReconnect is false: ${reason}`
+    : why === "exhausted" && several
+    ? `Cannot connect to any of ${options.brokers.length} brokers after ${tries} (connectAttempts=${options.connectAttempts}; an attempt tries each broker once): ${
+      eachFailure(ending.failures, options)
+    }`
+    : `Cannot connect to ${broker} after ${tries} (connectAttempts=${options.connectAttempts}): ${reason}`;
   return new MqttConnectError(code, message, attempts, cause);
+}
+
+/** Each broker and why its last attempt failed: "mqtt://a:1883: nothing accepts…; mqtt://b…". */
+function eachFailure(failures: ReadonlyMap<string, unknown>, options: MqttOptions): string {
+  return [...failures].map(([broker, error]) =>
+    `${broker}: ${error == null ? silentClose(false) : classify(error, options).reason}`
+  ).join("; ");
 }
 
 /** Why the broker closed the connection, when it sent no reason. */

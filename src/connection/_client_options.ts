@@ -12,9 +12,25 @@ export function randomClientId(): string {
   return `mqttstreams_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/** The port each scheme listens on unless a broker's URL names one (mqtt.js's defaults). */
+const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
+
+/**
+ * Points mqtt.js's client options (the object its transport builders read, and fill in)
+ * at `broker`, one of several, before an attempt: host, port and the TLS server name.
+ */
+export function aimAt(clientOptions: IClientOptions, broker: string): void {
+  const url = new URL(broker);
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  clientOptions.hostname = clientOptions.host = hostname;
+  clientOptions.port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol.slice(0, -1)];
+  // mqtt.js sets the TLS server name (SNI) from the host at the first attempt, and keeps it.
+  delete (clientOptions as { servername?: string }).servername;
+}
+
 /** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
 export async function toClientOptions(options: MqttOptions): Promise<IClientOptions> {
-  const url = new URL(options.brokerUrl);
+  const url = new URL(options.brokers[0]);
   const protocol = url.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
   const v5 = options.mqttVersion === 5;
   const clientOptions: IClientOptions = {

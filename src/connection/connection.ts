@@ -6,7 +6,7 @@
 // sinks talk to this face and its sides, never to mqtt.js.
 import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
 import mqtt from "mqtt";
-import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
+import type { IClientOptions, IConnackPacket, MqttClient, Packet } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import { classify, endingError, oversizedError, subackRefusal } from "./_classify.ts";
@@ -15,7 +15,7 @@ import { Attempts } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
-import { toClientOptions } from "./_client_options.ts";
+import { aimAt, toClientOptions } from "./_client_options.ts";
 import { wantsRuntimeWebSocket } from "./_websocket.ts";
 import { guardIncoming, type Oversized } from "./_packet_size.ts";
 import type { FileStores } from "../stores/store.ts";
@@ -110,6 +110,8 @@ export class Connection implements AsyncDisposable {
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
     client.prependListener("close", () => this.#closedNow());
     client.on("packetreceive", (packet) => {
+      const reference = redirection(packet);
+      if (reference !== undefined) this.#attempts.redirect(reference);
       if (packet.cmd === "connack") {
         this.#attempts.connack();
         // The sides, in this order: what the inbound side delivered, what the store holds,
@@ -137,8 +139,12 @@ export class Connection implements AsyncDisposable {
     });
     const stream = client as unknown as MqttInternals;
     const build = stream.streamBuilder;
-    stream.streamBuilder = (c) =>
-      guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
+    stream.streamBuilder = (c) => {
+      // Each attempt: the broker it goes to, and its own errors only.
+      aimAt(c.options, this.#attempts.aim());
+      this.#lastError = undefined;
+      return guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
+    };
   }
 
   /**
@@ -199,6 +205,16 @@ export class Connection implements AsyncDisposable {
     return this.#reconnects;
   }
 
+  /** The broker of the current (or, while reconnecting, the last) connection; one of `options.brokers`, or where one redirected. */
+  get broker(): string | undefined {
+    return this.#attempts.broker;
+  }
+
+  /** Reconnects that landed on a broker other than the one before. */
+  get failovers(): number {
+    return this.#attempts.failovers;
+  }
+
   /**
    * Calls `listener` at every reconnect, once the broker accepted it (after mqtt.js sent
    * the session's unacknowledged publishes again), with whether it resumed the session.
@@ -241,7 +257,7 @@ export class Connection implements AsyncDisposable {
   /** The connection (or an attempt) closed: end for good, or set the delay of the next attempt. */
   #closedNow(): void {
     if (this.#over) return this.#attempts.stop();
-    const next = this.#attempts.closed();
+    const next = this.#attempts.closed(this.#lastError ?? this.#streamError());
     if ("end" in next) return this.#fail(next.end);
     this.#client.options.reconnectPeriod = next.retryIn;
   }
@@ -257,6 +273,8 @@ export class Connection implements AsyncDisposable {
       error: this.#lastError ?? this.#streamError(),
       attempts: this.#attempts.count,
       closedAfterConnack: this.#attempts.closedAfterConnack,
+      broker: this.#attempts.target,
+      failures: this.#attempts.failures,
     }, this.options);
     this.#close(farewell);
     this.#settle(error);
@@ -388,6 +406,16 @@ function sessionResumed(
   connack: IConnackPacket,
 ): boolean {
   return !options.cleanSession && (options.mqttVersion < 4 || connack.sessionPresent);
+}
+
+/**
+ * The Server Reference of a CONNACK or DISCONNECT that sends the client elsewhere (MQTT 5
+ * §4.11: 0x9C Use another server, 0x9D Server moved), if it is one.
+ */
+function redirection(packet: Packet): string | undefined {
+  if (packet.cmd !== "connack" && packet.cmd !== "disconnect") return undefined;
+  if (packet.reasonCode !== 0x9c && packet.reasonCode !== 0x9d) return undefined;
+  return packet.properties?.serverReference;
 }
 
 /** Adds `listener` to `listeners`; returns the function that removes it. */

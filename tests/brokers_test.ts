@@ -1,0 +1,103 @@
+// Several brokers in one connection: the multi-host form of a connection string, the list
+// form of brokerUrl, and how their errors name the broker at fault without a secret.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { MqttOptionsError, parseConnectionString } from "../mod.ts";
+import type { MqttConnection } from "../mod.ts";
+
+const PASSWORD = "s3cr,et:p@ss";
+const USER_INFO = `user:${encodeURIComponent(PASSWORD)}@`;
+
+/** Parsing `connection` fails with an MqttOptionsError on brokerUrl matching every pattern, and no password. */
+function refused(connection: MqttConnection, ...patterns: RegExp[]): void {
+  let error: unknown;
+  try {
+    parseConnectionString(connection);
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof MqttOptionsError, `expected MqttOptionsError, got ${error}`);
+  for (const pattern of patterns) assert.match(error.message, pattern);
+  for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), "s3cr"]) {
+    assert.ok(!error.message.includes(secret), `the password is in: ${error.message}`);
+    assert.ok(!String(error.stack).includes(secret), "the password is in the stack");
+  }
+}
+
+describe("parseConnectionString: several brokers", () => {
+  test("reads hosts with and without ports, IPv6 in brackets, with one set of options", () => {
+    const o = parseConnectionString(
+      `mqtt://${USER_INFO}node1:1883,node2,[::1]:1885?topic=a/%23&qos=2`,
+    );
+    assert.equal(o.brokerUrl, "mqtt://node1:1883,node2,[::1]:1885");
+    assert.deepEqual(o.brokers, ["mqtt://node1:1883", "mqtt://node2", "mqtt://[::1]:1885"]);
+    assert.equal(o.username, "user");
+    assert.equal(o.password?.reveal(), PASSWORD);
+    assert.deepEqual(o.topic, ["a/#"]);
+    assert.equal(o.qos, 2);
+  });
+
+  test("one broker stays what it was", () => {
+    const o = parseConnectionString("tcp://localhost:1883?topic=t");
+    assert.equal(o.brokerUrl, "mqtt://localhost:1883");
+    assert.deepEqual(o.brokers, ["mqtt://localhost:1883"]);
+  });
+
+  test("a WebSocket path belongs to every broker", () => {
+    const o = parseConnectionString("ws://a:8080,b:8081/mqtt");
+    assert.deepEqual(o.brokers, ["ws://a:8080/mqtt", "ws://b:8081/mqtt"]);
+  });
+
+  test("brokerUrl may be a list of URLs with one broker each, their options merged", () => {
+    const o = parseConnectionString({
+      brokerUrl: [`tcp://${USER_INFO}a:1883?topic=t`, new URL("mqtt://b:1884"), "mqtt://c"],
+      clientId: "ingest",
+    });
+    assert.equal(o.brokerUrl, "mqtt://a:1883,b:1884,c");
+    assert.deepEqual(o.brokers, ["mqtt://a:1883", "mqtt://b:1884", "mqtt://c"]);
+    assert.equal(o.password?.reveal(), PASSWORD);
+    assert.deepEqual(o.topic, ["t"]);
+    assert.equal(o.clientId, "ingest");
+  });
+
+  test("a bad port among several names the broker", () => {
+    refused(
+      `mqtt://${USER_INFO}a:1883,b:99999,c:1885`,
+      /'brokerUrl'/,
+      /broker 2 of 3 \(b:99999\): the port must be from 1 to 65535, not 99999/,
+    );
+    refused(`mqtt://${USER_INFO}a:0,b:1883`, /broker 1 of 2 \(a:0\): the port must be from 1/);
+  });
+
+  test("a bad or empty host among several names the broker and shows no password", () => {
+    refused(`mqtt://${USER_INFO}a:1883,b%21x:1`, /broker 2 of 2: a host name may only hold/);
+    refused(`mqtt://${USER_INFO}a:1883,,c`, /broker 2 of 3: no host/);
+    refused(`mqtt://${USER_INFO}a:1883,`, /broker 2 of 2: no host/);
+    refused(`mqtt://${USER_INFO}a,b,a`, /names the broker a twice/);
+    refused(`mqtt://${USER_INFO}::1:1883,b`, /'brokerUrl'/);
+  });
+
+  test("a password whose '@' was lost is not shown as a host", () => {
+    // The user info glued to the first host: no host a resolver knows, never echoed.
+    refused(`mqtt://user:${PASSWORD.replace("@", "")}a:1883,b:1883`, /'brokerUrl'/);
+  });
+
+  test("a list must share one scheme, one path and one set of options", () => {
+    refused({ brokerUrl: ["mqtt://a", "ws://b"] }, /share one scheme and one path/);
+    refused({ brokerUrl: ["ws://a/x", "ws://b/y"] }, /share one scheme and one path/);
+    refused(
+      { brokerUrl: [`mqtt://${USER_INFO}a`, "mqtt://user:other@b"] },
+      /elements 1 and 2 give different values of 'password'/,
+    );
+    refused(
+      { brokerUrl: ["mqtt://a?qos=1", "mqtt://b?qos=2"] },
+      /elements 1 and 2 give different values of 'qos'/,
+    );
+    refused(
+      { brokerUrl: [`mqtt://${USER_INFO}a,b`, "mqtt://c"] },
+      /element 1 of the list names several brokers/,
+    );
+    refused({ brokerUrl: [] }, /an empty list names no broker/);
+    refused({ brokerUrl: ["mqtt://a", "mqtt://a"] }, /names the broker mqtt:\/\/a twice/);
+  });
+});

@@ -11,7 +11,7 @@
 // node it was on is likely down, the others likely up), unless it lasted less than
 // connectBackoff: a broker that keeps accepting and dropping is not retried in a tight loop.
 // A broker that redirects (MQTT 5 §4.11, reason 0x9C / 0x9D with a Server Reference) sends
-// the next attempt to the broker it names.
+// the next attempt, at once, to the broker it names.
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
 import { unrefTimer } from "./_timers.ts";
@@ -144,9 +144,9 @@ export class Attempts {
     if (this.count === 0) {
       // Usable until now: a new outage begins, and its first round at the next broker.
       this.count = 1;
+      if (this.#redirect !== undefined) return { retryIn: 1 };
       const steady = Date.now() - this.#connectedAt >= connectBackoff;
-      const elsewhere = this.#redirect !== undefined || brokers.length > 1;
-      return { retryIn: steady && elsewhere ? 1 : again };
+      return { retryIn: steady && brokers.length > 1 ? 1 : again };
     }
     // This close ended an attempt, before or after its CONNACK.
     this.failures.delete(this.#target);

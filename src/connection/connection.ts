@@ -76,6 +76,8 @@ export class Connection implements AsyncDisposable {
   readonly #attempts: Attempts;
   #lastError: unknown;
   #over = false;
+  /** The current attempt already ended, at its refused CONNACK: its close is not counted again. */
+  #endedEarly = false;
   readonly #idling: Idling;
   #onConnect: ((resumed: boolean) => void)[] = [];
   #onClose: (() => void)[] = [];
@@ -104,11 +106,22 @@ export class Connection implements AsyncDisposable {
     // error and ends the connection on a permanent one, so none is lost or hidden.
     client.on("error", (error) => {
       this.#lastError = error;
-      if (!this.#over && classify(error, options).permanent) this.#fail("refused");
+      if (this.#over) return;
+      const { permanent, code } = classify(error, options);
+      if (permanent) return this.#fail("refused");
+      // A refused CONNACK: mqtt.js arms the next attempt as this event returns, before
+      // the socket's close, so the attempt ends here, and its delay is set in time.
+      if (code === "CONNECT_REJECTED") {
+        this.#closedNow();
+        this.#endedEarly = true;
+      }
     });
     // Prepended so it runs before mqtt.js's own 'close' handler, which arms the next
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
-    client.prependListener("close", () => this.#closedNow());
+    client.prependListener("close", () => {
+      if (this.#endedEarly) this.#endedEarly = false;
+      else this.#closedNow();
+    });
     client.on("packetreceive", (packet) => {
       const reference = redirection(packet);
       if (reference !== undefined) this.#attempts.redirect(reference);

@@ -42,7 +42,10 @@ export async function sub(command: Extract<Command, { name: "sub" }>): Promise<v
     ? undefined
     : setTimeout(stop, command.timeout * 1000);
   // Not awaited: a resumed session's backlog can hold the SUBACK until messages are read.
-  source.ready.then(() => note(`subscribed to ${source.options.topic.join(", ")}`), () => {});
+  source.ready.then(
+    () => note(`subscribed to ${source.options.topic.join(", ")} on ${source.stats.broker}`),
+    () => {},
+  );
   const out = stdoutStream().getWriter();
   try {
     for (let count = 0; count !== command.count;) {

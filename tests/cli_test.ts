@@ -6,7 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { MqttSink, MqttSource } from "../mod.ts";
 import { topicMap } from "../cli/_topic_map.ts";
-import { startAedes } from "./_broker.ts";
+import { freePort, startAedes } from "./_broker.ts";
 import { exited, kill, spawnScript, waitFor, within } from "./_helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url);
@@ -148,6 +148,19 @@ test("cli sub prints what cli pub published: lines, JSON records and binary payl
     ],
   );
   assert.ok(got.every((m) => m.retain === false && Math.abs(m.timestamp - Date.now()) < 60_000));
+});
+
+test("cli sub and pub take several brokers: with the first down, they use the next", async () => {
+  await using broker = await startAedes();
+  const down = `127.0.0.1:${await freePort()}`;
+  const url = `mqtt://${down},127.0.0.1:${broker.port}`;
+  const subscriber = cli(["sub", `${url}?topic=cli/ha&qos=1`, "--count", "1"]);
+  await waitForText(subscriber.output, `subscribed to cli/ha on ${broker.url}`, subscriber.child);
+  const publisher = cli(["pub", `${url}?topic=cli/ha&qos=1`], "pipe");
+  publisher.child.stdin!.end("through the second broker\n");
+  assert.equal((await exited(publisher.child)).code, 0, publisher.output.stderr);
+  assert.equal((await within(exited(subscriber.child), 30_000, "sub --count 1")).code, 0);
+  assert.equal(JSON.parse(subscriber.output.stdout).payload, "through the second broker");
 });
 
 test("cli pub stops at a line that is not a JSON record, naming it, and exits 1", async () => {

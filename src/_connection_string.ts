@@ -5,6 +5,15 @@ import { MqttOptionsError } from "./errors.ts";
 import { Secret } from "./secret.ts";
 import { readEnv } from "./_env.ts";
 import { redactText, redactUrl } from "./_redact.ts";
+import {
+  brokerList,
+  checkHost,
+  joinBrokers,
+  portProblem,
+  sameSchemeAndPath,
+  splitBrokers,
+  whichBroker,
+} from "./_brokers.ts";
 import type { OptionMeta, OptionName } from "./_option_schema.ts";
 
 /** One option as given, before validation. */
@@ -257,82 +266,9 @@ function addUrlList(
   for (const [name, { value, spelled, from }] of merged) raw.set(name, { value, spelled, from });
 }
 
-/**
- * The brokers of a validated `brokerUrl` (`mqtt://node1:1883,node2:1883/path`), one URL
- * each (`mqtt://node1:1883/path`), in order.
- */
-export function brokerList(brokerUrl: string): string[] {
-  const { scheme, hosts, path } = brokerParts(brokerUrl);
-  return hosts.map((host) => `${scheme}//${host}${path}`);
-}
-
-/** One `brokerUrl` naming every broker of `urls` (each a validated one-broker URL). */
-function joinBrokers(urls: readonly string[]): string {
-  const { scheme, path } = brokerParts(urls[0]);
-  return `${scheme}//${urls.map((url) => brokerParts(url).hosts[0]).join(",")}${path}`;
-}
-
-function sameSchemeAndPath(a: string, b: string): boolean {
-  const [x, y] = [brokerParts(a), brokerParts(b)];
-  return x.scheme === y.scheme && x.path === y.path;
-}
-
-/** A validated brokerUrl's scheme (`mqtt:`), hosts and path (hosts hold no '/'). */
-function brokerParts(brokerUrl: string): { scheme: string; hosts: string[]; path: string } {
-  const colon = brokerUrl.indexOf("://");
-  const rest = brokerUrl.slice(colon + 3);
-  const slash = rest.indexOf("/");
-  return {
-    scheme: brokerUrl.slice(0, colon + 1),
-    hosts: (slash < 0 ? rest : rest.slice(0, slash)).split(","),
-    path: slash < 0 ? "" : rest.slice(slash),
-  };
-}
-
 function sameValue(a: unknown, b: unknown): boolean {
   if (a instanceof Secret && b instanceof Secret) return a.reveal() === b.reveal();
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/**
- * A connection string without its query, split into its hosts and the same string with
- * the first host alone: `mqtt://u@a:1,b:2/p` gives `mqtt://u@a:1/p` and `[a:1, b:2]`.
- */
-function splitBrokers(base: string): { base: string; hosts: string[] } {
-  const head = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(base);
-  if (!head) return { base, hosts: [] };
-  const authority = head[1];
-  const list = authority.slice(authority.lastIndexOf("@") + 1);
-  if (!list.includes(",")) return { base, hosts: [list] };
-  const hosts = list.split(",");
-  const single = head[0].slice(0, head[0].length - list.length) + hosts[0];
-  return { base: single + base.slice(head[0].length), hosts };
-}
-
-/** One host of several, `host[:port]`, checked and normalized as a URL parser would for `scheme`. */
-function checkHost(scheme: string, host: string): { host: string } | { problem: string } {
-  if (host === "") return { problem: "no host" };
-  const port = portProblem(`mqtt://${host}`);
-  if (port) return { problem: port };
-  if (!HOST_PORT.test(host)) {
-    return {
-      problem:
-        "a host name may only hold letters, digits, '.', '-' and '_' (write an internationalized name in its xn-- form), and an IPv6 address goes in brackets",
-    };
-  }
-  try {
-    return { host: new URL(`${scheme}://${host}`).host };
-  } catch {
-    return { problem: "it cannot be parsed" };
-  }
-}
-
-/** `host`, `host:port`, `[v6]` or `[v6]:port`: what a host of several may look like. */
-const HOST_PORT = /^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i;
-
-/** "broker 2 of 3 (node2:1883)": which of several brokers; its host only if it looks like one. */
-function whichBroker(host: string, index: number, count: number): string {
-  return `broker ${index + 1} of ${count}${HOST_PORT.test(host) ? ` (${host})` : ""}`;
 }
 
 const MISPLACED_AT =
@@ -349,25 +285,6 @@ function badUrl(shown: string, why: string): MqttOptionsError {
     "brokerUrl",
     `Cannot configure MQTT as 'brokerUrl' must be a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss): current value is ${shown} (${why})`,
   );
-}
-
-/**
- * What is wrong with the port of `base` (a connection string without its query), if
- * anything: a URL parser would only say it cannot parse it, and would take port 0 for the
- * scheme's default.
- */
-function portProblem(base: string): string | undefined {
-  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(base)?.[1];
-  if (authority === undefined) return undefined;
-  const hostPort = authority.slice(authority.lastIndexOf("@") + 1);
-  const port = /^(?:\[[^\]]*\]|[^:[\]]*):(-?\d+)$/.exec(hostPort)?.[1];
-  if (port === undefined) return undefined;
-  if (Number(port) >= 1 && Number(port) <= 65535) return undefined;
-  // Only a port's few digits are echoed: anything else after the ':', more digits included,
-  // may be a password whose '@' was lost.
-  return `the port must be from 1 to 65535, not ${
-    port.replace("-", "").length <= 5 ? port : `a number of ${port.length} characters`
-  }`;
 }
 
 /** Percent-decodes `text`, the value of `what`; an error shows it as `show` makes it. */

@@ -109,7 +109,7 @@ export const MQTT_MAX_PACKET_SIZE = 268_435_455;
 export const OPTIONS_SCHEMA = v.object({
   brokerUrl: option(
     text(),
-    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed.",
+    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed; several brokers of one cluster as mqtt://node1:1883,node2:1883, tried in order.",
     {
       allowed: "a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss)",
     },
@@ -339,7 +339,7 @@ export const OPTIONS_SCHEMA = v.object({
   connectAttempts: v.optional(
     option(
       attempts(),
-      "Connection attempts before failing, for the first connect and for each outage; -1 tries for ever.",
+      "Connection attempts before failing, for the first connect and for each outage; -1 tries for ever. With several brokers, an attempt is a round that tries each once.",
       {
         allowed: "-1 or an integer from 1 to 1000000",
         env: "MQTT_CONNECT_ATTEMPTS",

@@ -15,7 +15,8 @@ import {
   type OptionName,
   OPTIONS_SCHEMA,
 } from "./_option_schema.ts";
-import { brokerList, collectOptions, type RawOption } from "./_connection_string.ts";
+import { collectOptions, type RawOption } from "./_connection_string.ts";
+import { brokerList } from "./_brokers.ts";
 import { MqttOptionsError } from "./errors.ts";
 import { redactText, showPath, showValue } from "./_redact.ts";
 
@@ -112,7 +113,7 @@ export interface MqttOptions {
   "ssl.key.password"?: Secret;
   /** Verify the broker's certificate and host name. @default {true} */
   "ssl.verify": boolean;
-  /** Connection attempts; -1 for ever. @default {5} */
+  /** Connection attempts; -1 for ever. With several brokers, an attempt is a round that tries each once. @default {5} */
   connectAttempts: number;
   /** First delay between connection attempts (ms). @default {1000} */
   connectBackoff: number;

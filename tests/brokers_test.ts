@@ -2,8 +2,11 @@
 // form of brokerUrl, and how their errors name the broker at fault without a secret.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MqttOptionsError, parseConnectionString } from "../mod.ts";
+import { MqttConnectError, MqttOptionsError, MqttSource, parseConnectionString } from "../mod.ts";
 import type { MqttConnection } from "../mod.ts";
+import { freePort, startAedes } from "./_broker.ts";
+import { startHostile } from "./_hostile.ts";
+import { within } from "./_helpers.ts";
 
 const PASSWORD = "s3cr,et:p@ss";
 const USER_INFO = `user:${encodeURIComponent(PASSWORD)}@`;
@@ -99,5 +102,47 @@ describe("parseConnectionString: several brokers", () => {
     );
     refused({ brokerUrl: [] }, /an empty list names no broker/);
     refused({ brokerUrl: ["mqtt://a", "mqtt://a"] }, /names the broker mqtt:\/\/a twice/);
+  });
+});
+
+describe("connecting to several brokers", () => {
+  test("a broker that is down is passed over at once, without waiting connectBackoff", async () => {
+    await using broker = await startAedes();
+    const down = await freePort();
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${down},127.0.0.1:${broker.port}?topic=t&connectBackoff=30000`,
+    );
+    try {
+      await within(source.ready, 5_000, "the source on the second broker");
+      assert.equal(source.stats.broker, broker.url);
+      assert.equal(source.stats.failovers, 0, "the first connection made is no failover");
+    } finally {
+      await source.cancel();
+    }
+  });
+
+  test("brokers that accept and drop at once end it after connectAttempts rounds, each tried once a round", async () => {
+    // No real broker accepts and drops at once: a raw server does.
+    const dropAtOnce = (conn: { connack(): void; destroy(): void }) => {
+      conn.connack();
+      conn.destroy();
+    };
+    await using a = await startHostile(dropAtOnce);
+    await using b = await startHostile(dropAtOnce);
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port}?topic=t&connectAttempts=3&connectBackoff=20`,
+    );
+    const error = await within(
+      source.getReader().read().then(() => undefined, (e: unknown) => e),
+      10_000,
+      "the source to fail",
+    );
+    assert.ok(error instanceof MqttConnectError, String(error));
+    assert.equal(error.attempts, 3);
+    assert.match(error.message, /any of 2 brokers after 3 attempts/);
+    assert.match(error.message, new RegExp(`${a.url}: the broker accepted the connection`));
+    assert.match(error.message, new RegExp(`${b.url}: the broker accepted the connection`));
+    assert.equal(a.connections, 3);
+    assert.equal(b.connections, 3);
   });
 });

@@ -12,12 +12,21 @@
 // connectBackoff: a broker that keeps accepting and dropping is not retried in a tight loop.
 // A broker that redirects (MQTT 5 §4.11, reason 0x9C / 0x9D with a Server Reference) sends
 // the next attempt, at once, to the broker it names.
+import type { Packet } from "mqtt";
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
 import { unrefTimer } from "./_timers.ts";
 
 /** What a close means: the end, or the delay before the next attempt. */
 export type AfterClose = { end: "lost" | "exhausted" } | { retryIn: number };
+
+/** Why an attempt on one broker failed. */
+export interface Failure {
+  /** The last error reported, if any. */
+  error: unknown;
+  /** It got a CONNACK and was closed before it proved usable. */
+  closedAfterConnack: boolean;
+}
 
 /** The attempts of one connection. */
 export class Attempts {
@@ -46,7 +55,7 @@ export class Attempts {
   #connectedTo?: string;
   #connectedAt = 0;
   /** Each broker's last failure in the current outage (or first connect), in order tried. */
-  readonly failures: Map<string, unknown> = new Map();
+  readonly failures: Map<string, Failure> = new Map();
   /** Connections made to a broker other than the one before. */
   failovers = 0;
 
@@ -150,7 +159,7 @@ export class Attempts {
     }
     // This close ended an attempt, before or after its CONNACK.
     this.failures.delete(this.#target);
-    this.failures.set(this.#target, error);
+    this.failures.set(this.#target, { error, closedAfterConnack: this.#connacked });
     // The next broker of the round at once; a redirection too, once more than the round.
     const redirected = this.#redirect !== undefined;
     if (++this.#tried < brokers.length + (redirected ? 1 : 0)) return { retryIn: 1 };
@@ -178,4 +187,14 @@ export class Attempts {
     this.#tried = 0;
     this.failures.clear();
   }
+}
+
+/**
+ * The Server Reference of a CONNACK or DISCONNECT that sends the client elsewhere (MQTT 5
+ * §4.11: 0x9C Use another server, 0x9D Server moved), if it is one.
+ */
+export function redirection(packet: Packet): string | undefined {
+  if (packet.cmd !== "connack" && packet.cmd !== "disconnect") return undefined;
+  if (packet.reasonCode !== 0x9c && packet.reasonCode !== 0x9d) return undefined;
+  return packet.properties?.serverReference;
 }

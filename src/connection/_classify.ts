@@ -9,6 +9,7 @@ import {
 } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import type { Oversized } from "./_packet_size.ts";
+import type { Failure } from "./_attempts.ts";
 
 /** CONNACK codes that send the client to another broker (MQTT 5 §4.11): tried there. */
 const REDIRECT_TEMPORARY = 0x9c;
@@ -160,7 +161,7 @@ export interface Ending {
   /** The broker of the attempt that ended. */
   broker: string;
   /** With several brokers: each one's last failure in the outage that ended, in order tried. */
-  failures: ReadonlyMap<string, unknown>;
+  failures: ReadonlyMap<string, Failure>;
 }
 
 /** The error a connection ends with, saying why in words a user can act on. */
@@ -187,9 +188,11 @@ export function endingError(ending: Ending, options: MqttOptions): MqttStreamErr
 }
 
 /** Each broker and why its last attempt failed: "mqtt://a:1883: nothing accepts…; mqtt://b…". */
-function eachFailure(failures: ReadonlyMap<string, unknown>, options: MqttOptions): string {
-  return [...failures].map(([broker, error]) =>
-    `${broker}: ${error == null ? silentClose(false) : classify(error, options).reason}`
+function eachFailure(failures: ReadonlyMap<string, Failure>, options: MqttOptions): string {
+  return [...failures].map(([broker, { error, closedAfterConnack }]) =>
+    `${broker}: ${
+      error == null ? silentClose(closedAfterConnack) : classify(error, options).reason
+    }`
   ).join("; ");
 }
 

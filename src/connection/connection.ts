@@ -6,12 +6,12 @@
 // sinks talk to this face and its sides, never to mqtt.js.
 import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
 import mqtt from "mqtt";
-import type { IClientOptions, IConnackPacket, MqttClient, Packet } from "mqtt";
+import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import { classify, endingError, oversizedError, subackRefusal } from "./_classify.ts";
 import { Idling } from "./_timers.ts";
-import { Attempts } from "./_attempts.ts";
+import { Attempts, redirection } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
@@ -156,6 +156,7 @@ export class Connection implements AsyncDisposable {
       // Each attempt: the broker it goes to, and its own errors only.
       aimAt(c.options, this.#attempts.aim());
       this.#lastError = undefined;
+      this.#endedEarly = false;
       return guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
     };
   }
@@ -218,7 +219,7 @@ export class Connection implements AsyncDisposable {
     return this.#reconnects;
   }
 
-  /** The broker of the current (or, while reconnecting, the last) connection; one of `options.brokers`, or where one redirected. */
+  /** The broker of the current (or last) connection: one of `options.brokers`, or one it was redirected to. */
   get broker(): string | undefined {
     return this.#attempts.broker;
   }
@@ -419,16 +420,6 @@ function sessionResumed(
   connack: IConnackPacket,
 ): boolean {
   return !options.cleanSession && (options.mqttVersion < 4 || connack.sessionPresent);
-}
-
-/**
- * The Server Reference of a CONNACK or DISCONNECT that sends the client elsewhere (MQTT 5
- * §4.11: 0x9C Use another server, 0x9D Server moved), if it is one.
- */
-function redirection(packet: Packet): string | undefined {
-  if (packet.cmd !== "connack" && packet.cmd !== "disconnect") return undefined;
-  if (packet.reasonCode !== 0x9c && packet.reasonCode !== 0x9d) return undefined;
-  return packet.properties?.serverReference;
 }
 
 /** Adds `listener` to `listeners`; returns the function that removes it. */

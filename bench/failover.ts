@@ -1,0 +1,196 @@
+// Failover benchmark: how long a source is without messages when the broker node it reads
+// from dies, and how many messages it then gets twice. Each round starts a 3-node NATS
+// cluster (tests/_nats.ts), subscribes a source (persistent session) through the cluster's
+// connection string, publishes a steady stream through another node, kills the source's
+// node with SIGKILL after 500 messages, and reads on until every message arrived.
+//
+//   deno run -A bench/failover.ts [--runtimes deno,bun] [--rounds 5] [--qos 1,2]
+//
+// The failover time runs from the SIGKILL to the first message read that arrived on the
+// new node (messages that arrived before the source moved do not count). Printed as a
+// Markdown table: median, min and max over the rounds; duplicates per failover likewise.
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { MqttSink, MqttSource } from "../mod.ts";
+import { startNatsCluster } from "../tests/_nats.ts";
+import { RUNTIME } from "./_measure.ts";
+
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    runtimes: { type: "string", default: "deno,bun" },
+    rounds: { type: "string", default: "5" },
+    qos: { type: "string", default: "1,2" },
+    child: { type: "boolean", default: false },
+  },
+});
+const ROUNDS = Number(args.rounds);
+const QOS = args.qos.split(",").map(Number) as (1 | 2)[];
+/** Messages published a round, about 1,000 a second; the node dies after KILL_AT are read. */
+const COUNT = 2_000;
+const KILL_AT = 500;
+const RESULT = "FAILOVER_RESULT ";
+/** How long to read on after the last new message, for the copies NATS sends after ack_wait. */
+const LATE_MS = 3_000;
+
+interface Round {
+  runtime: string;
+  qos: number;
+  /** ms from SIGKILL to the first message read that arrived on the new node. */
+  failoverMs: number;
+  /** The dead node led the JetStream stream of MQTT sessions: a new leader had to be elected. */
+  sessionLeaderDied: boolean;
+  duplicates: number;
+  lost: number;
+}
+
+/** One round: a fresh cluster, a source on node 1, its node killed mid-stream. */
+async function round(qos: 1 | 2, n: number): Promise<Round> {
+  await using cluster = await startNatsCluster();
+  const source = new MqttSource(
+    `${cluster.url}?topic=bench/failover&qos=${qos}&clientId=failover-${n}&connectBackoff=1000`,
+  );
+  const reader = source.getReader();
+  const seen = new Set<string>();
+  let duplicates = 0, killedAt = 0, failoverMs = NaN, movedAt = Infinity, leadersBefore = 0;
+  // When the source landed on another node: messages that arrived before, on the dead
+  // node's socket (read after the kill from the stream's queue or the kernel's buffer), do
+  // not end the failover.
+  const watch = setInterval(() => {
+    if (source.stats.failovers > 0 && movedAt === Infinity) movedAt = Date.now();
+  }, 2);
+  try {
+    await source.ready;
+    const node = cluster.nodes.find((candidate) => candidate.url === source.stats.broker)!;
+    // NATS takes QoS 2 publishes not at all: the publisher uses QoS 1 (and grants a QoS 2
+    // subscription as QoS 1).
+    const sink = new MqttSink(`${cluster.nodes[1].url}?topic=bench/failover&qos=1`);
+    const publishing = (async () => {
+      const writer = sink.getWriter();
+      for (let i = 0; i < COUNT; i++) {
+        await writer.write(String(i));
+        if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await writer.close();
+    })();
+    const deadline = Date.now() + 120_000;
+    while (seen.size < COUNT && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const text = value.text();
+      if (seen.has(text)) duplicates++;
+      else seen.add(text);
+      if (killedAt && Number.isNaN(failoverMs) && value.timestamp >= movedAt - 2) {
+        failoverMs = Date.now() - killedAt;
+      }
+      if (!killedAt && seen.size === KILL_AT) {
+        leadersBefore = sessionLeaders(cluster.log());
+        killedAt = Date.now();
+        await node.kill();
+      }
+    }
+    await publishing;
+    // NATS sends what was in flight to the dead node again after its ack_wait (2 s here),
+    // however soon the session resumed: those duplicates come after the last new message.
+    const late = Date.now() + LATE_MS;
+    for (;;) {
+      const timer = new Promise<undefined>((resolve) =>
+        setTimeout(() => resolve(undefined), Math.max(0, late - Date.now()))
+      );
+      const next = await Promise.race([reader.read(), timer]);
+      if (!next || next.done) break;
+      if (seen.has(next.value.text())) duplicates++;
+    }
+  } finally {
+    clearInterval(watch);
+    await reader.cancel();
+  }
+  const sessionLeaderDied = sessionLeaders(cluster.log()) > leadersBefore;
+  return {
+    runtime: RUNTIME,
+    qos,
+    failoverMs,
+    sessionLeaderDied,
+    duplicates,
+    lost: COUNT - seen.size,
+  };
+}
+
+/** How often the cluster's logs announce a new leader of the MQTT sessions' stream. */
+function sessionLeaders(log: string): number {
+  return log.split("new stream leader for '$G > $MQTT_sess'").length - 1;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Runs this file under `runtime` as a child, and collects its rounds. */
+function runChild(runtime: string): Promise<Round[]> {
+  const file = fileURLToPath(import.meta.url);
+  const [command, argv] = runtime === "deno"
+    ? ["npx", ["--yes", "deno@2", "run", "-A", file]]
+    : ["npx", ["--yes", "bun@1", file]];
+  const child = spawn(command, [...argv, "--child", "--rounds", args.rounds, "--qos", args.qos], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
+  });
+  let stdout = "";
+  child.stdout!.on("data", (chunk) => (stdout += chunk));
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => {
+      if (code !== 0) {
+        return reject(new Error(`the benchmark failed under ${runtime} (exit ${code})`));
+      }
+      resolve(
+        stdout.split("\n").filter((line) => line.startsWith(RESULT)).map((line) =>
+          JSON.parse(line.slice(RESULT.length))
+        ),
+      );
+    });
+  });
+}
+
+if (args.child) {
+  for (const qos of QOS) {
+    for (let n = 1; n <= ROUNDS; n++) {
+      const result = await round(qos, n);
+      console.error(
+        `${RUNTIME} QoS ${qos} round ${n}: failover ${result.failoverMs} ms${
+          result.sessionLeaderDied ? " (the session stream's leader died)" : ""
+        }, ${result.duplicates} duplicates, ${result.lost} lost`,
+      );
+      console.log(RESULT + JSON.stringify(result));
+    }
+  }
+} else {
+  const results: Round[] = [];
+  for (const runtime of args.runtimes.split(",")) results.push(...await runChild(runtime.trim()));
+  console.log(
+    `\nFailover on a 3-node NATS cluster (nats-server 2.9.10, ack_wait 2 s), ${ROUNDS} rounds; node killed with SIGKILL after ${KILL_AT} of ${COUNT} messages:\n`,
+  );
+  console.log(
+    "| runtime | subscribed QoS | failover ms, median (min–max) | the sessions' leader survived: median (rounds) | it died: median (rounds) | duplicates per failover, median (min–max) | lost |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
+  const groups = Map.groupBy(results, (r) => `${r.runtime}\u0000${r.qos}`);
+  const medianOf = (rounds: Round[]) =>
+    rounds.length ? `${median(rounds.map((r) => r.failoverMs))} (${rounds.length})` : "–";
+  for (const rounds of groups.values()) {
+    const ms = rounds.map((r) => r.failoverMs);
+    const dups = rounds.map((r) => r.duplicates);
+    console.log(
+      `| ${rounds[0].runtime} | ${rounds[0].qos}${rounds[0].qos === 2 ? " (granted 1)" : ""} | ${
+        median(ms)
+      } (${Math.min(...ms)}–${Math.max(...ms)}) | ${
+        medianOf(rounds.filter((r) => !r.sessionLeaderDied))
+      } | ${medianOf(rounds.filter((r) => r.sessionLeaderDied))} | ${median(dups)} (${
+        Math.min(...dups)
+      }–${Math.max(...dups)}) | ${rounds.reduce((sum, r) => sum + r.lost, 0)} |`,
+    );
+  }
+}

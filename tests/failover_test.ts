@@ -1,0 +1,220 @@
+// Following a broker cluster when a node dies: three NATS Server nodes (sessions and QoS 1
+// messages replicated through JetStream, MQTT served by each), one connection string that
+// names them all, and a node killed with SIGKILL while messages flow.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { MqttConnectError, MqttSink, MqttSource } from "../mod.ts";
+import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
+import { type NatsCluster, skipWithoutNats, startNatsCluster } from "./_nats.ts";
+import { LOSSLESS, waitFor, within } from "./_helpers.ts";
+
+const COUNT = 5_000;
+/** The whole of one test's traffic is bounded by this. */
+const DEADLINE_MS = 120_000;
+
+/** The node a stream is on now, by its stats. */
+function nodeOf(cluster: NatsCluster, stats: { broker: string | undefined }) {
+  const node = cluster.nodes.find((n) => n.url === stats.broker);
+  assert.ok(node, `the stream is on ${stats.broker}, not a node of the cluster`);
+  return node;
+}
+
+/** Writes `count` QoS 1 payloads `0…count-1` through `url`; resolves once all are acknowledged. */
+async function publishAll(url: string, count: number, from = 0): Promise<void> {
+  await ReadableStream.from(
+    Array.from({ length: count }, (_, i) => String(from + i)),
+  ).pipeTo(new MqttSink(url));
+}
+
+/**
+ * Reads `reader` until every payload `0…count-1` was seen or the deadline passes, calling
+ * `seen` after each; returns how many arrived more than once.
+ */
+async function readAll(
+  reader: ReadableStreamDefaultReader<{ text(): string; ack(): void }>,
+  count: number,
+  each: (distinct: number) => void | Promise<void> = () => {},
+): Promise<{ distinct: Set<string>; duplicates: number }> {
+  const distinct = new Set<string>();
+  let duplicates = 0;
+  const deadline = Date.now() + DEADLINE_MS;
+  while (distinct.size < count && Date.now() < deadline) {
+    const { value, done } = await within(reader.read(), 60_000, `message ${distinct.size + 1}`);
+    if (done) break;
+    const text = value.text();
+    if (distinct.has(text)) duplicates++;
+    else distinct.add(text);
+    await each(distinct.size);
+  }
+  return { distinct, duplicates };
+}
+
+describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
+  test("a source (QoS 1, ack=read, persistent session) reads every message after its node is killed", async () => {
+    await using cluster = await startNatsCluster();
+    const source = new MqttSource(`${cluster.url}?topic=ha/source&qos=1&clientId=ha-source`);
+    const reader = source.getReader();
+    try {
+      await within(source.ready, 30_000, "the source's subscription");
+      const first = nodeOf(cluster, source.stats);
+      assert.equal(first, cluster.nodes[0], "the first broker of the list is tried first");
+      // Published through another node than the one the source reads from.
+      const publishing = publishAll(`${cluster.nodes[1].url}?topic=ha/source&qos=1`, COUNT);
+      let killed = false;
+      const { distinct, duplicates } = await readAll(reader, COUNT, async (n) => {
+        if (!killed && n === 1_000) {
+          killed = true;
+          await first.kill();
+        }
+      });
+      await within(publishing, 60_000, "the publisher");
+      assert.equal(distinct.size, COUNT, `${COUNT - distinct.size} messages never arrived`);
+      assert.equal(source.stats.failovers, 1);
+      assert.notEqual(source.stats.broker, first.url);
+      assert.ok(source.stats.reconnects >= 1);
+      // Duplicates are counted, not hidden: every arrival is in `received`.
+      assert.ok(source.stats.received >= COUNT + duplicates);
+      console.log(
+        `source failover: ${COUNT} of ${COUNT} arrived, ${duplicates} duplicates, now on node ${
+          cluster.nodes.indexOf(nodeOf(cluster, source.stats)) + 1
+        }`,
+      );
+    } finally {
+      await reader.cancel();
+    }
+  });
+
+  test("a sink's resolved writes all reach a subscriber on another node after its node is killed", async () => {
+    await using cluster = await startNatsCluster();
+    const subscriber = new MqttSource(
+      `${cluster.nodes[1].url}?topic=ha/sink&qos=1&clientId=ha-sink-reader`,
+    );
+    const reader = subscriber.getReader();
+    try {
+      await within(subscriber.ready, 30_000, "the subscriber");
+      // Read as it is written: a message NATS sent and saw unacknowledged for ack_wait
+      // (2 s here) it sends again, which a reader that waits would see as duplicates.
+      const reading = readAll(reader, COUNT);
+      reading.catch(() => {}); // awaited below; a failure before that is not unhandled
+      const sink = new MqttSink(`${cluster.url}?topic=ha/sink&qos=1`);
+      const writer = sink.getWriter();
+      // A second sink that differs only in its topic shares the cached connection.
+      const other = new MqttSink(`${cluster.url}?topic=ha/other&qos=1`);
+      const otherWriter = other.getWriter();
+      await otherWriter.write("before");
+      const resolved = new Set<string>();
+      let killed: string | undefined;
+      for (let i = 0; i < COUNT; i++) {
+        await within(writer.ready, 60_000, `room for write ${i}`);
+        const payload = String(i);
+        writer.write(payload).then(() => resolved.add(payload), () => {});
+        if (i === 1_000) {
+          const node = nodeOf(cluster, sink.stats);
+          killed = node.url;
+          await node.kill();
+        }
+      }
+      await within(writer.close(), 60_000, "the sink to close");
+      await otherWriter.write("after");
+      await within(otherWriter.close(), 60_000, "the other sink to close");
+      // They moved together: one connection.
+      assert.equal(other.stats.broker, sink.stats.broker);
+      assert.equal(other.stats.failovers, 1);
+      assert.equal(resolved.size, COUNT, "every write resolved");
+      assert.equal(sink.stats.failovers, 1);
+      assert.notEqual(sink.stats.broker, killed);
+      const { distinct, duplicates } = await reading;
+      const missing = [...resolved].filter((payload) => !distinct.has(payload));
+      assert.deepEqual(missing.slice(0, 10), [], `${missing.length} resolved writes never arrived`);
+      console.log(
+        `sink failover: ${distinct.size} of ${COUNT} arrived, ${duplicates} duplicates, ${sink.stats.retried} publishes sent again`,
+      );
+    } finally {
+      await reader.cancel();
+    }
+  });
+
+  test("a killed node restarted rejoins, and a new stream lands on it", async () => {
+    await using cluster = await startNatsCluster();
+    const [node1, node2] = cluster.nodes;
+    await node1.kill();
+    // While it is down, a stream lands on the next node.
+    const during = new MqttSource(`${cluster.url}?topic=ha/back&qos=1`);
+    await within(during.ready, 30_000, "a source while node 1 is down");
+    assert.equal(during.stats.broker, node2.url);
+    await during.cancel();
+    await node1.restart();
+    const source = new MqttSource(`${cluster.url}?topic=ha/back&qos=1&clientId=ha-back`);
+    const reader = source.getReader();
+    try {
+      await within(source.ready, 30_000, "a source after the restart");
+      assert.equal(source.stats.broker, node1.url, "the first broker of the list, back");
+      await publishAll(`${node2.url}?topic=ha/back&qos=1`, 10);
+      const { distinct } = await readAll(reader, 10);
+      assert.equal(distinct.size, 10);
+    } finally {
+      await reader.cancel();
+    }
+  });
+
+  test("with every node down, MqttConnectError names each broker and why, without the password", async () => {
+    await using cluster = await startNatsCluster();
+    for (const node of cluster.nodes) await node.kill();
+    const password = "n0t-in-the-message";
+    const url = cluster.url.replace("mqtt://", `mqtt://user:${password}@`);
+    const source = new MqttSource(`${url}?topic=t&connectAttempts=2&connectBackoff=50`);
+    const error = await within(
+      source.getReader().read().then(() => undefined, (e: unknown) => e),
+      30_000,
+      "the source to fail",
+    );
+    assert.ok(error instanceof MqttConnectError, String(error));
+    assert.equal(error.attempts, 2);
+    assert.match(error.message, /any of 3 brokers after 2 attempts/);
+    for (const node of cluster.nodes) {
+      assert.match(error.message, new RegExp(`${node.url}: nothing accepts connections there`));
+    }
+    assert.ok(!error.message.includes(password));
+    assert.ok(!String(error.stack).includes(password));
+  });
+
+  test(
+    "a bridge (cluster → mosquitto, ack=manual) loses nothing when its cluster node dies",
+    { skip: skipWithoutMosquitto() },
+    async () => {
+      const count = 2_000;
+      await using cluster = await startNatsCluster();
+      await using mosquitto = await startMosquitto({ lines: LOSSLESS });
+      const out = new MqttSource(`${mosquitto.url}?topic=ha/bridge&qos=1&clientId=ha-out`);
+      const outReader = out.getReader();
+      const source = new MqttSource(
+        `${cluster.url}?topic=ha/bridge&qos=1&clientId=ha-bridge&ack=manual`,
+      );
+      const stop = new AbortController();
+      try {
+        await within(Promise.all([out.ready, source.ready]), 30_000, "the subscriptions");
+        const first = nodeOf(cluster, source.stats);
+        const bridged = source.pipeTo(new MqttSink(`${mosquitto.url}?topic=ha/bridge&qos=1`), {
+          signal: stop.signal,
+        });
+        bridged.catch(() => {});
+        const publishing = publishAll(`${cluster.nodes[1].url}?topic=ha/bridge&qos=1`, count);
+        let killed = false;
+        const { distinct, duplicates } = await readAll(outReader, count, async (n) => {
+          if (!killed && n === 500) {
+            killed = true;
+            await first.kill();
+          }
+        });
+        await within(publishing, 60_000, "the publisher");
+        assert.equal(distinct.size, count, `${count - distinct.size} messages lost`);
+        assert.equal(source.stats.failovers, 1);
+        console.log(`bridge failover: ${count} of ${count} arrived, ${duplicates} duplicates`);
+      } finally {
+        stop.abort();
+        if (!source.locked) await source.cancel();
+        await outReader.cancel();
+      }
+    },
+  );
+});

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { MqttConnectError, MqttSink, MqttSource } from "../mod.ts";
 import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
 import { type NatsCluster, skipWithoutNats, startNatsCluster } from "./_nats.ts";
-import { LOSSLESS, waitFor, within } from "./_helpers.ts";
+import { LOSSLESS, sleep, within } from "./_helpers.ts";
 
 const COUNT = 5_000;
 /** The whole of one test's traffic is bounded by this. */
@@ -217,4 +217,40 @@ describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
       }
     },
   );
+});
+
+describe("failover across independent brokers", { skip: skipWithoutMosquitto() }, () => {
+  test("a source whose mosquitto dies subscribes again on the other, where new messages arrive", async () => {
+    await using a = await startMosquitto();
+    await using b = await startMosquitto();
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port}?topic=ha/solo&qos=1&clientId=ha-solo`,
+    );
+    const reader = source.getReader();
+    try {
+      await within(source.ready, 10_000, "the source on the first broker");
+      assert.equal(source.stats.broker, a.url);
+      await publishAll(`${a.url}?topic=ha/solo&qos=1`, 1);
+      assert.equal((await within(reader.read(), 10_000, "a message")).value?.text(), "0");
+      await a.close();
+      // The second broker has no session: the source subscribes there, or nothing arrives.
+      const deadline = Date.now() + 30_000;
+      while (source.stats.broker !== b.url && Date.now() < deadline) await sleep(20);
+      assert.equal(source.stats.broker, b.url);
+      assert.equal(source.stats.failovers, 1);
+      // Published until one arrives: the SUBSCRIBE may still be on its way.
+      const next = reader.read();
+      let got: string | undefined;
+      for (let i = 1; i <= 50 && got === undefined; i++) {
+        await publishAll(`${b.url}?topic=ha/solo&qos=1`, 1, i);
+        got = await Promise.race([
+          next.then(({ value }) => value?.text()),
+          sleep(200).then(() => undefined),
+        ]);
+      }
+      assert.ok(got !== undefined, "nothing arrived on the second broker");
+    } finally {
+      await reader.cancel();
+    }
+  });
 });

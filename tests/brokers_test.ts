@@ -2,10 +2,16 @@
 // form of brokerUrl, and how their errors name the broker at fault without a secret.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MqttConnectError, MqttOptionsError, MqttSource, parseConnectionString } from "../mod.ts";
+import {
+  MqttConnectError,
+  MqttOptionsError,
+  MqttSource,
+  MqttSubscribeError,
+  parseConnectionString,
+} from "../mod.ts";
 import type { MqttConnection } from "../mod.ts";
 import { freePort, startAedes } from "./_broker.ts";
-import { startHostile } from "./_hostile.ts";
+import { type HostileConnection, startHostile } from "./_hostile.ts";
 import { within } from "./_helpers.ts";
 
 const PASSWORD = "s3cr,et:p@ss";
@@ -119,6 +125,47 @@ describe("connecting to several brokers", () => {
     } finally {
       await source.cancel();
     }
+  });
+
+  test("a SUBACK 0x80 from one of several brokers moves the source to the next, where it subscribes", async () => {
+    // A cluster node refuses a SUBSCRIBE without a reason while it elects the leader that
+    // would hold it (NATS does, for seconds after a node dies): a raw server stands in.
+    await using refusing = await startHostile(async (conn) => {
+      conn.connack();
+      conn.suback((await conn.next("subscribe")).id, [0x80]);
+    });
+    await using broker = await startAedes();
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${refusing.port},127.0.0.1:${broker.port}?topic=t&connectBackoff=30000`,
+    );
+    try {
+      await within(source.ready, 5_000, "the subscription on the second broker");
+      assert.equal(source.stats.broker, broker.url);
+      assert.equal(refusing.connections, 1);
+    } finally {
+      await source.cancel();
+    }
+  });
+
+  test("brokers that all refuse a SUBSCRIBE end it with MqttSubscribeError after the attempts", async () => {
+    const refuse = async (conn: HostileConnection) => {
+      conn.connack();
+      conn.suback((await conn.next("subscribe")).id, [0x80]);
+    };
+    await using a = await startHostile(refuse);
+    await using b = await startHostile(refuse);
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port}?topic=t/x&connectAttempts=2&connectBackoff=20`,
+    );
+    const error = await within(
+      source.getReader().read().then(() => undefined, (e: unknown) => e),
+      10_000,
+      "the source to fail",
+    );
+    assert.ok(error instanceof MqttSubscribeError, String(error));
+    assert.equal(error.topic, "t/x");
+    assert.match(error.message, /SUBACK 0x80/);
+    assert.equal(a.connections + b.connections, 4);
   });
 
   test("brokers that accept and drop at once end it after connectAttempts rounds, each tried once a round", async () => {

@@ -211,19 +211,35 @@ export function subackRefusal(
   error: unknown,
   filters: readonly string[],
   options: MqttOptions,
+  broker: string = options.brokerUrl,
 ): MqttSubscribeError | undefined {
-  // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
-  const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
-  const refused = granted.findIndex((code) => code >= 0x80);
-  if (refused === -1) return undefined;
-  const filter = filters[refused];
+  const refused = refusedAt(error);
+  if (refused === undefined) return undefined;
+  const filter = filters[refused.index];
   return new MqttSubscribeError(
-    `Cannot subscribe to '${filter}' on ${options.brokerUrl}: the broker refused it (SUBACK 0x${
-      granted[refused].toString(16)
+    `Cannot subscribe to '${filter}' on ${broker}: the broker refused it (SUBACK 0x${
+      refused.code.toString(16)
     }${filter.startsWith("$share/") ? "; does it support shared subscriptions?" : ""})`,
     filter,
     { cause: error },
   );
+}
+
+/**
+ * Whether the broker refused a SUBSCRIBE without a reason: SUBACK 0x80, Failure (MQTT 3.1.1
+ * §3.9.3) or Unspecified error (MQTT 5 §3.9.3), where a reason such as not authorized
+ * (0x87) or a bad filter (0x8F) would be for good.
+ */
+export function refusedWithoutReason(error: unknown): boolean {
+  return refusedAt(error)?.code === 0x80;
+}
+
+/** The first filter a SUBACK refused (0x80 or more), and its code. */
+function refusedAt(error: unknown): { index: number; code: number } | undefined {
+  // mqtt.js rejects with the SUBACK when it refuses a filter; its codes follow our order.
+  const granted = (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+  const index = granted.findIndex((code) => code >= 0x80);
+  return index === -1 ? undefined : { index, code: granted[index] };
 }
 
 /** The error of an incoming packet over maxPacketSize, refused from its header. */

@@ -9,7 +9,13 @@ import mqtt from "mqtt";
 import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
-import { classify, endingError, oversizedError, subackRefusal } from "./_classify.ts";
+import {
+  classify,
+  endingError,
+  oversizedError,
+  refusedWithoutReason,
+  subackRefusal,
+} from "./_classify.ts";
 import { Idling } from "./_timers.ts";
 import { Attempts, redirection } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
@@ -358,7 +364,16 @@ export class Connection implements AsyncDisposable {
       await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
     } catch (error) {
       answered(false);
-      throw subackRefusal(error, filters, options) ?? error;
+      const refusal = subackRefusal(error, filters, options, this.broker);
+      if (refusal && refusedWithoutReason(error) && options.brokers.length > 1) {
+        // SUBACK 0x80 says only that this node failed it: a cluster node does while it
+        // elects the leader that would hold the subscription (NATS, for 4-7 s after a node
+        // dies). Another node may serve it: this attempt ends, the round goes on.
+        this.#lastError = refusal;
+        (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+        throw new Error(`${refusal.message}; trying the next broker`);
+      }
+      throw refusal ?? error;
     } finally {
       clearTimeout(timer);
       client.removeListener("packetreceive", arm);

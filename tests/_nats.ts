@@ -104,6 +104,8 @@ interface NodePorts {
   cluster: number;
   /** Its monitoring endpoint (/jsz, /routez, /healthz). */
   http: number;
+  /** Its NATS client port (unused). */
+  client: number;
 }
 
 /**
@@ -142,19 +144,32 @@ async function freePorts(count: number): Promise<number[]> {
  * also makes NATS create the MQTT streams of the account). Throws, with every node's log,
  * when that takes more than `timeoutMs` (30 s), stopping what it started.
  */
-export async function startNatsCluster(
-  { nodes: count = 3, ackWait = "2s", timeoutMs = 30_000 }: NatsClusterOptions = {},
+export async function startNatsCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+  // A port picked free can be taken before its node binds it (by an outgoing connection's
+  // ephemeral port): then the cluster starts again on other ports, up to 3 times.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startCluster(options);
+    } catch (error) {
+      if (attempt === 3 || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startCluster(
+  { nodes: count = 3, ackWait = "2s", timeoutMs = 30_000 }: NatsClusterOptions,
 ): Promise<NatsCluster> {
   if (!Number.isInteger(count) || count < 2) {
     throw new RangeError(`a NATS cluster needs 2 nodes or more, not ${count}`);
   }
   const deadline = Date.now() + timeoutMs;
   const clusterName = `mqtt_streams_test_${crypto.randomUUID().slice(0, 8)}`;
-  const ports = await freePorts(3 * count);
+  const ports = await freePorts(4 * count);
   const portsOf = (i: number): NodePorts => ({
-    mqtt: ports[3 * i],
-    cluster: ports[3 * i + 1],
-    http: ports[3 * i + 2],
+    mqtt: ports[4 * i],
+    cluster: ports[4 * i + 1],
+    http: ports[4 * i + 2],
+    client: ports[4 * i + 3],
   });
   const nodes: ClusterNode[] = [];
   const cluster: NatsCluster = {
@@ -225,8 +240,9 @@ function clusterNode(
 ): ClusterNode {
   const dir = mkdtempSync(join(tmpdir(), `mqtt-streams-nats-${name}-`));
   const config = [
-    // The client port is random too (-1): only the MQTT listener is used.
-    "listen: 127.0.0.1:-1",
+    // Unused, but picked with the others: NATS's own random pick (-1) could take the
+    // MQTT port another node is about to bind.
+    `listen: 127.0.0.1:${ports.client}`,
     `http: 127.0.0.1:${ports.http}`,
     `server_name: ${name}`,
     `jetstream { store_dir: "${join(dir, "jetstream")}" }`,

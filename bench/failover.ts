@@ -66,6 +66,9 @@ async function round(qos: 1 | 2, n: number): Promise<Round> {
   }, 2);
   try {
     await source.ready;
+    // A connection up for less than connectBackoff (1 s) is treated as flapping and waits
+    // before it moves on; a source in production has been up far longer.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     const node = cluster.nodes.find((candidate) => candidate.url === source.stats.broker)!;
     // NATS takes QoS 2 publishes not at all: the publisher uses QoS 1 (and grants a QoS 2
     // subscription as QoS 1).

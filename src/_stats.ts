@@ -65,7 +65,7 @@ export function sourceStats(
   held: { readonly length: number },
   connection: () => Connection | undefined,
 ): MqttSourceStats {
-  return {
+  return withConnection({
     get received() {
       return counts.received;
     },
@@ -77,15 +77,6 @@ export function sourceStats(
     },
     get acked() {
       return connection()?.inbound?.acked ?? 0;
-    },
-    get reconnects() {
-      return connection()?.reconnects ?? 0;
-    },
-    get broker() {
-      return connection()?.broker;
-    },
-    get failovers() {
-      return connection()?.failovers ?? 0;
     },
     get buffered() {
       return unread.length;
@@ -102,7 +93,7 @@ export function sourceStats(
     get damaged() {
       return damaged(connection());
     },
-  };
+  }, connection);
 }
 
 /**
@@ -172,7 +163,7 @@ export function sinkStats(
   pending: { readonly size: number },
   connection: () => Connection | undefined,
 ): MqttSinkStats {
-  return {
+  return withConnection({
     get published() {
       return counts.published;
     },
@@ -181,15 +172,6 @@ export function sinkStats(
     },
     get retried() {
       return counts.retried;
-    },
-    get reconnects() {
-      return connection()?.reconnects ?? 0;
-    },
-    get broker() {
-      return connection()?.broker;
-    },
-    get failovers() {
-      return connection()?.failovers ?? 0;
     },
     get inflight() {
       return pending.size;
@@ -203,7 +185,35 @@ export function sinkStats(
     get damaged() {
       return damaged(connection());
     },
+  }, connection);
+}
+
+/** What both streams' stats read off their connection: reconnects, broker, failovers. */
+interface ConnectionStats {
+  readonly reconnects: number;
+  readonly broker: string | undefined;
+  readonly failovers: number;
+}
+
+/** `stats` with the live {@linkcode ConnectionStats} of `connection` added. */
+function withConnection<T extends object>(
+  stats: T,
+  connection: () => Connection | undefined,
+): T & ConnectionStats {
+  const live: ConnectionStats = {
+    get reconnects() {
+      return connection()?.reconnects ?? 0;
+    },
+    get broker() {
+      return connection()?.broker;
+    },
+    get failovers() {
+      return connection()?.failovers ?? 0;
+    },
   };
+  return Object.defineProperties(stats, Object.getOwnPropertyDescriptors(live)) as
+    & T
+    & ConnectionStats;
 }
 
 /** Stretches of the file store's logs skipped when it opened (persistence=file). */

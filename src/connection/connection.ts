@@ -9,13 +9,8 @@ import mqtt from "mqtt";
 import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
-import {
-  classify,
-  endingError,
-  oversizedError,
-  refusedWithoutReason,
-  subackRefusal,
-} from "./_classify.ts";
+import { classify, endingError, oversizedError } from "./_classify.ts";
+import { subscribe } from "./_subscribe.ts";
 import { Idling } from "./_timers.ts";
 import { Attempts, redirection } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
@@ -342,43 +337,16 @@ export class Connection implements AsyncDisposable {
    * next one).
    */
   async subscribe(filters: readonly string[], qos: 0 | 1 | 2): Promise<void> {
-    const client = this.#client;
-    const { options } = this;
-    const answered = this.#attempts.subscribing();
-    const seconds = options.connectionTimeout;
-    // The broker's silence is what is bounded: a resumed session's backlog comes before the
-    // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      if (seconds > 0) timer = setTimeout(silent, seconds * 1000);
-    };
-    const silent = () => {
-      if (this.inbound?.paused) return arm();
-      this.#lastError = new Error(`no SUBACK within connectionTimeout=${seconds} s`);
-      (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
-    };
-    arm();
-    client.on("packetreceive", arm);
-    try {
-      await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
-    } catch (error) {
-      answered(false);
-      const refusal = subackRefusal(error, filters, options, this.broker);
-      if (refusal && refusedWithoutReason(error) && options.brokers.length > 1) {
-        // SUBACK 0x80 says only that this node failed it: a cluster node does while it
-        // elects the leader that would hold the subscription (NATS, for 4-7 s after a node
-        // dies). Another node may serve it: this attempt ends, the round goes on.
-        this.#lastError = refusal;
-        (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
-        throw new Error(`${refusal.message}; trying the next broker`);
-      }
-      throw refusal ?? error;
-    } finally {
-      clearTimeout(timer);
-      client.removeListener("packetreceive", arm);
-    }
-    answered(true);
+    await subscribe(this.#client, filters, qos, {
+      options: this.options,
+      broker: this.broker,
+      answered: this.#attempts.subscribing(),
+      paused: () => this.inbound?.paused ?? false,
+      abandon: (why) => {
+        this.#lastError = why;
+        (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+      },
+    });
   }
 
   /**

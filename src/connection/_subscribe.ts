@@ -1,0 +1,66 @@
+// Subscribing on the current connection: the SUBACK watchdog, and what a refusal means
+// (fatal, or, with several brokers and no reason given, a failed attempt on this one).
+import type { MqttClient } from "mqtt";
+import type { MqttOptions } from "../options.ts";
+import { refusedWithoutReason, subackRefusal } from "./_classify.ts";
+
+/** What {@linkcode subscribe} needs of its Connection. */
+export interface SubscribeContext {
+  options: MqttOptions;
+  /** The broker of the current connection, named in a refusal. */
+  broker: string | undefined;
+  /** Tells the attempts whether the SUBSCRIBE was answered (from Attempts.subscribing). */
+  answered: (answered: boolean) => void;
+  /** Whether reading from the broker is paused (a stalled reader holds the SUBACK unread). */
+  paused: () => boolean;
+  /** Ends the current connection, and so the attempt, with `why` as its error. */
+  abandon: (why: Error) => void;
+}
+
+/**
+ * Subscribes to `filters` at `qos`. A SUBACK that does not come within connectionTimeout
+ * of the broker's last word ends the connection, to be tried again.
+ *
+ * @throws {MqttSubscribeError} When the broker refused a filter (SUBACK 0x80 or more).
+ * @throws {Error} When the connection closed first (the caller subscribes again on the
+ * next one).
+ */
+export async function subscribe(
+  client: MqttClient,
+  filters: readonly string[],
+  qos: 0 | 1 | 2,
+  { options, broker, answered, paused, abandon }: SubscribeContext,
+): Promise<void> {
+  const seconds = options.connectionTimeout;
+  // The broker's silence is what is bounded: a resumed session's backlog comes before the
+  // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    if (seconds > 0) timer = setTimeout(silent, seconds * 1000);
+  };
+  const silent = () => {
+    if (paused()) return arm();
+    abandon(new Error(`no SUBACK within connectionTimeout=${seconds} s`));
+  };
+  arm();
+  client.on("packetreceive", arm);
+  try {
+    await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
+  } catch (error) {
+    answered(false);
+    const refusal = subackRefusal(error, filters, options, broker);
+    if (refusal && refusedWithoutReason(error) && options.brokers.length > 1) {
+      // SUBACK 0x80 says only that this node failed it: a cluster node does while it
+      // elects the leader that would hold the subscription (NATS, for 4-7 s after a node
+      // dies). Another node may serve it: this attempt ends, the round goes on.
+      abandon(refusal);
+      throw new Error(`${refusal.message}; trying the next broker`);
+    }
+    throw refusal ?? error;
+  } finally {
+    clearTimeout(timer);
+    client.removeListener("packetreceive", arm);
+  }
+  answered(true);
+}

@@ -50,6 +50,15 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
+/** The error a source fails with, read within `ms`; undefined if a message comes first. */
+export function failureOf(source: ReadableStream, ms = 10_000): Promise<unknown> {
+  return within(
+    source.getReader().read().then(() => undefined, (e: unknown) => e),
+    ms,
+    "the source to fail",
+  );
+}
+
 /**
  * Runs the script at `script` with `args` in a child process of the runtime that runs the
  * tests (Deno or Bun); stdin ignored, stdout piped and stderr inherited unless `stdio` says

@@ -12,7 +12,7 @@ import {
 import type { MqttConnection } from "../mod.ts";
 import { freePort, startAedes } from "./_broker.ts";
 import { type HostileConnection, startHostile } from "./_hostile.ts";
-import { within } from "./_helpers.ts";
+import { failureOf, within } from "./_helpers.ts";
 
 const PASSWORD = "s3cr,et:p@ss";
 const USER_INFO = `user:${encodeURIComponent(PASSWORD)}@`;
@@ -157,11 +157,7 @@ describe("connecting to several brokers", () => {
     const source = new MqttSource(
       `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port}?topic=t/x&connectAttempts=2&connectBackoff=20`,
     );
-    const error = await within(
-      source.getReader().read().then(() => undefined, (e: unknown) => e),
-      10_000,
-      "the source to fail",
-    );
+    const error = await failureOf(source, 10_000);
     assert.ok(error instanceof MqttSubscribeError, String(error));
     assert.equal(error.topic, "t/x");
     assert.match(error.message, /SUBACK 0x80/);
@@ -179,11 +175,7 @@ describe("connecting to several brokers", () => {
     const source = new MqttSource(
       `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port}?topic=t&connectAttempts=3&connectBackoff=20`,
     );
-    const error = await within(
-      source.getReader().read().then(() => undefined, (e: unknown) => e),
-      10_000,
-      "the source to fail",
-    );
+    const error = await failureOf(source, 10_000);
     assert.ok(error instanceof MqttConnectError, String(error));
     assert.equal(error.attempts, 3);
     assert.match(error.message, /any of 2 brokers after 3 attempts/);

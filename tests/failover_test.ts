@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { MqttConnectError, MqttSink, MqttSource } from "../mod.ts";
 import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
 import { type NatsCluster, skipWithoutNats, startNatsCluster } from "./_nats.ts";
-import { LOSSLESS, sleep, within } from "./_helpers.ts";
+import { failureOf, LOSSLESS, sleep, within } from "./_helpers.ts";
 
 const COUNT = 5_000;
 /** The whole of one test's traffic is bounded by this. */
@@ -165,11 +165,7 @@ describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
     const password = "n0t-in-the-message";
     const url = cluster.url.replace("mqtt://", `mqtt://user:${password}@`);
     const source = new MqttSource(`${url}?topic=t&connectAttempts=2&connectBackoff=50`);
-    const error = await within(
-      source.getReader().read().then(() => undefined, (e: unknown) => e),
-      30_000,
-      "the source to fail",
-    );
+    const error = await failureOf(source, 30_000);
     assert.ok(error instanceof MqttConnectError, String(error));
     assert.equal(error.attempts, 2);
     assert.match(error.message, /any of 3 brokers after 2 attempts/);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { MqttConnectError, MqttSink, MqttSource } from "../mod.ts";
 import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
 import { startHostile } from "./_hostile.ts";
-import { waitFor, within } from "./_helpers.ts";
+import { failureOf, waitFor, within } from "./_helpers.ts";
 
 const USE_ANOTHER_SERVER = 0x9c;
 const SERVER_MOVED = 0x9d;
@@ -83,11 +83,7 @@ describe("server redirection", { skip: skipWithoutMosquitto() }, () => {
     const source = new MqttSource(
       `${redirector.url}?topic=t&mqttVersion=5&connectAttempts=2&connectBackoff=20`,
     );
-    const error = await within(
-      source.getReader().read().then(() => undefined, (e) => e),
-      10_000,
-      "the stream to fail",
-    );
+    const error = await failureOf(source, 10_000);
     assert.ok(error instanceof MqttConnectError, String(error));
     assert.match(error.message, /after 2 attempts/);
     // Each round: the redirecting broker, then the one it named.

@@ -70,7 +70,7 @@ export function checkHost(scheme: string, host: string): { host: string } | { pr
 }
 
 /** `host`, `host:port`, `[v6]` or `[v6]:port`: what a host of several may look like. */
-const HOST_PORT = /^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i;
+export const HOST_PORT = /^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i;
 
 /** "broker 2 of 3 (node2:1883)": which of several brokers; its host only if it looks like one. */
 export function whichBroker(host: string, index: number, count: number): string {

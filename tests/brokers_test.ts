@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   MqttConnectError,
   MqttOptionsError,
+  MqttSink,
   MqttSource,
   MqttSubscribeError,
   parseConnectionString,
@@ -124,6 +125,21 @@ describe("connecting to several brokers", () => {
       assert.equal(source.stats.failovers, 0, "the first connection made is no failover");
     } finally {
       await source.cancel();
+    }
+  });
+
+  test("over WebSocket too: a message goes through the second broker when the first is down", async () => {
+    await using broker = await startAedes({ transport: "ws" });
+    const url = `ws://127.0.0.1:${await freePort()},127.0.0.1:${broker.port}?topic=ws/t&qos=1`;
+    const source = new MqttSource(url);
+    const reader = source.getReader();
+    try {
+      await within(source.ready, 5_000, "the source on the second broker");
+      assert.equal(source.stats.broker, `ws://127.0.0.1:${broker.port}`);
+      await ReadableStream.from(["over ws"]).pipeTo(new MqttSink(url));
+      assert.equal((await within(reader.read(), 5_000, "the message")).value?.text(), "over ws");
+    } finally {
+      await reader.cancel();
     }
   });
 

@@ -15,6 +15,7 @@
 import type { Packet } from "mqtt";
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
+import { HOST_PORT } from "../_brokers.ts";
 import { unrefTimer } from "./_timers.ts";
 
 /** What a close means: the end, or the delay before the next attempt. */
@@ -90,7 +91,7 @@ export class Attempts {
    */
   redirect(reference: string): void {
     const first = reference.trim().split(/\s+/)[0] ?? "";
-    if (!/^(?:[\w.-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i.test(first)) return;
+    if (!HOST_PORT.test(first)) return;
     const current = new URL(this.#target);
     const path = current.pathname === "/" ? "" : current.pathname;
     this.#redirect = `${current.protocol}//${first}${path}`;

@@ -9,7 +9,7 @@
 // --quick: small counts, one run, nothing written unless --out is given (a test runs it so
 // the harness never rots). Node runs only the raw mqtt.js baselines, under tsx.
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -152,6 +152,7 @@ async function main() {
   const markdown = `${heading}\n${markdownTables(results)}`;
   console.log(markdown);
   if (out) {
+    mkdirSync(out, { recursive: true });
     writeFileSync(join(out, "RESULTS.md"), markdown);
     writeFileSync(join(out, "sweep.svg"), sweepChart(results));
     console.error(`wrote ${join(out, "RESULTS.md")} and ${join(out, "sweep.svg")}`);

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import { Store } from "mqtt";
 import { MqttSource, MqttStreamError } from "../mod.ts";
 import { FileStore, openFileStores } from "../src/stores/file_store.ts";
-import { crc32, putRecord, scanLog } from "../src/stores/_log.ts";
+import { crc32, putRecord, scanLog, tableCrc32 } from "../src/stores/_log.ts";
 import type { StoredPacket } from "../src/stores/store.ts";
 import { startAedes } from "./_broker.ts";
 import { kill, spawnScript, waitFor, within } from "./_helpers.ts";
@@ -347,6 +347,16 @@ describe("FileStore on disk", () => {
 
   test("records checksum with CRC-32 as zlib computes it", () => {
     assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+    assert.equal(tableCrc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  });
+
+  test("the runtime's native CRC-32 and the table agree on slices and continuations", () => {
+    const bytes = crypto.getRandomValues(new Uint8Array(4096));
+    for (const [start, end] of [[0, 4096], [0, 0], [1, 2], [7, 4001], [4095, 4096]]) {
+      assert.equal(crc32(bytes, start, end), tableCrc32(bytes, start, end), `[${start}, ${end})`);
+      const previous = tableCrc32(bytes, 0, start);
+      assert.equal(crc32(bytes, start, end, previous), tableCrc32(bytes, 0, end));
+    }
   });
 });
 

@@ -13,6 +13,7 @@
 // and the magic lets the scan find the next intact record behind a damaged one. Only
 // runtime-specific code (file_store.ts) imports this file, so node:buffer is fine here.
 import { Buffer } from "node:buffer";
+import * as zlib from "node:zlib";
 import type { Damage, StoredPacket } from "./store.ts";
 
 /** What a log record does to the store. */
@@ -47,13 +48,32 @@ const CRC_TABLE = (() => {
 
 /**
  * CRC-32 (IEEE 802.3, as zlib and gzip compute it) of `bytes[start, end)`, continuing
- * `previous` (the CRC-32 of the bytes before them) as zlib's crc32(crc, buf) does.
+ * `previous` (the CRC-32 of the bytes before them) as zlib's crc32(crc, buf) does: by
+ * table, in JavaScript, for runtimes whose node:zlib lacks crc32.
  */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, previous = 0): number {
+export function tableCrc32(
+  bytes: Uint8Array,
+  start = 0,
+  end = bytes.length,
+  previous = 0,
+): number {
   let crc = previous ^ -1;
   for (let i = start; i < end; i++) crc = CRC_TABLE[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ -1) >>> 0;
 }
+
+/**
+ * node:zlib's crc32 (Node 20.15+, Deno 2, Bun), native. Measured here on 4 KiB: 41,855 MB/s
+ * against the table's 520 on Deno, 39,356 against 212 on Bun (64 B: 1,590 / 604 and 1,465 /
+ * 203).
+ */
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
+/** CRC-32 of `bytes[start, end)` continuing `previous`, as {@linkcode tableCrc32}; native where it can be. */
+export const crc32: typeof tableCrc32 = nativeCrc32
+  ? (bytes, start = 0, end = bytes.length, previous = 0) =>
+    nativeCrc32(bytes.subarray(start, end), previous)
+  : tableCrc32;
 
 /** The record that puts `packet` under its messageId. */
 export function putRecord(packet: StoredPacket): Buffer {

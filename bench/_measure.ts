@@ -1,5 +1,6 @@
 // What every benchmark shares: the result rows, the runtime's name, alternating rounds,
-// and a time limit on each run.
+// a time limit on each run, and running a benchmark under another runtime.
+import { spawn } from "node:child_process";
 import process from "node:process";
 
 export { within } from "../tests/_helpers.ts";
@@ -87,4 +88,36 @@ export function childArgs(script: string, args: string[] = []): string[] {
   if (typeof Deno === "object") return ["run", "-A", script, ...args];
   if (process.versions.bun) return [script, ...args];
   return [...process.execArgv, script, ...args];
+}
+
+/**
+ * Runs `script` with `args` under `runtime` ("deno" or "bun", from npm), stderr passed
+ * through, and collects the lines its stdout starts with `prefix`, parsed as JSON.
+ */
+export function runUnder<T>(
+  runtime: string,
+  script: string,
+  args: string[],
+  prefix: string,
+): Promise<T[]> {
+  const [command, argv] = runtime === "deno"
+    ? ["npx", ["--yes", "deno@2", "run", "-A", script]]
+    : ["npx", ["--yes", "bun@1", script]];
+  const child = spawn(command, [...argv, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
+  });
+  let stdout = "";
+  child.stdout!.on("data", (chunk) => (stdout += chunk));
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      if (code !== 0) return reject(new Error(`${script} failed under ${runtime} (exit ${code})`));
+      resolve(
+        stdout.split("\n").filter((line) => line.startsWith(prefix)).map((line) =>
+          JSON.parse(line.slice(prefix.length))
+        ),
+      );
+    });
+  });
 }

@@ -9,13 +9,12 @@
 // The failover time runs from the SIGKILL to the first message read that arrived on the
 // new node (messages that arrived before the source moved do not count). Printed as a
 // Markdown table: median, min and max over the rounds; duplicates per failover likewise.
-import { spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MqttSink, MqttSource } from "../mod.ts";
 import { startNatsCluster } from "../tests/_nats.ts";
-import { RUNTIME } from "./_measure.ts";
+import { RUNTIME, runUnder } from "./_measure.ts";
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -135,32 +134,6 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** Runs this file under `runtime` as a child, and collects its rounds. */
-function runChild(runtime: string): Promise<Round[]> {
-  const file = fileURLToPath(import.meta.url);
-  const [command, argv] = runtime === "deno"
-    ? ["npx", ["--yes", "deno@2", "run", "-A", file]]
-    : ["npx", ["--yes", "bun@1", file]];
-  const child = spawn(command, [...argv, "--child", "--rounds", args.rounds, "--qos", args.qos], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
-  });
-  let stdout = "";
-  child.stdout!.on("data", (chunk) => (stdout += chunk));
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => {
-      if (code !== 0) {
-        return reject(new Error(`the benchmark failed under ${runtime} (exit ${code})`));
-      }
-      resolve(
-        stdout.split("\n").filter((line) => line.startsWith(RESULT)).map((line) =>
-          JSON.parse(line.slice(RESULT.length))
-        ),
-      );
-    });
-  });
-}
-
 if (args.child) {
   for (const qos of QOS) {
     for (let n = 1; n <= ROUNDS; n++) {
@@ -175,7 +148,17 @@ if (args.child) {
   }
 } else {
   const results: Round[] = [];
-  for (const runtime of args.runtimes.split(",")) results.push(...await runChild(runtime.trim()));
+  for (const runtime of args.runtimes.split(",")) {
+    results.push(
+      ...await runUnder<Round>(runtime.trim(), fileURLToPath(import.meta.url), [
+        "--child",
+        "--rounds",
+        args.rounds,
+        "--qos",
+        args.qos,
+      ], RESULT),
+    );
+  }
   console.log(
     `\nFailover on a 3-node NATS cluster (nats-server 2.9.10, ack_wait 2 s), ${ROUNDS} rounds; node killed with SIGKILL after ${KILL_AT} of ${COUNT} messages:\n`,
   );

@@ -1,0 +1,210 @@
+// How cost grows with the work (the Bahir connector's second best practice: many varied
+// sources in one pipeline). Against one mosquitto, under each runtime:
+//
+// - sources: 1, 10, 100 and 1,000 MqttSources in one process, each its own connection and
+//   topic, QoS 1: time until all are subscribed, RSS a stream, and messages a second
+//   across all of them (20,000 messages, spread evenly).
+// - filters: one MqttSource subscribed to 10, 1,000 and 10,000 filters: subscribe time,
+//   messages a second (10,000, spread over the filters), RSS.
+// - payloads: one source draining a stored backlog of 64 B to 256 KiB messages, against a
+//   raw mqtt.js subscriber: msg/s, MB/s and their ratio.
+//
+//   deno run -A bench/scale.ts [--runtimes deno,bun] [--quick] [--out DIR]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import mqtt, { type MqttClient } from "mqtt";
+import { MqttSource } from "../mod.ts";
+import { startMosquitto } from "../tests/_broker.ts";
+import { RUNTIME, runUnder } from "./_measure.ts";
+import { drainRaw, payloads, prefill } from "./_raw.ts";
+
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    runtimes: { type: "string", default: "deno,bun" },
+    quick: { type: "boolean", default: false },
+    out: { type: "string" },
+    child: { type: "string" },
+  },
+});
+const ROW = "SCALE_RESULT ";
+const SOURCES = args.quick ? [1, 10] : [1, 10, 100, 1_000];
+const FILTERS = args.quick ? [10, 100] : [10, 1_000, 10_000];
+const SIZES = args.quick ? [64, 16_384] : [64, 1_024, 16_384, 262_144];
+const MESSAGES = args.quick ? 2_000 : 20_000;
+
+/** What the `work` column counts, by section. */
+const WORK: Record<string, string> = {
+  sources: "sources",
+  filters: "filters",
+  payloads: "payload, bytes",
+};
+
+type Row = { runtime: string; section: string; work: number } & Record<string, number | string>;
+
+const rss = () => process.memoryUsage().rss;
+const mb = (bytes: number) => bytes / 2 ** 20;
+
+/** Publishes each `[topic, payload]` at QoS 1 with at most 50 unconfirmed. */
+function publishAll(client: MqttClient, messages: [string, Uint8Array][]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let next = 0, unconfirmed = 0;
+    const pump = () => {
+      while (unconfirmed < 50 && next < messages.length) {
+        const [topic, payload] = messages[next++];
+        unconfirmed++;
+        client.publish(topic, payload as unknown as string, { qos: 1 }, (error) => {
+          if (error) return reject(error);
+          unconfirmed--;
+          if (next === messages.length && unconfirmed === 0) resolve();
+          else pump();
+        });
+      }
+    };
+    pump();
+  });
+}
+
+/** Reads `count` messages from `source`. */
+async function readCount(source: MqttSource, count: number): Promise<void> {
+  const reader = source.getReader();
+  for (let n = 0; n < count; n++) {
+    const { done } = await reader.read();
+    if (done) throw new Error(`the source ended after ${n} of ${count}`);
+  }
+  reader.releaseLock();
+}
+
+async function manySources(url: string, n: number): Promise<Row> {
+  const run = crypto.randomUUID().slice(0, 8);
+  const before = rss();
+  const started = performance.now();
+  const sources = Array.from(
+    { length: n },
+    (_, i) => new MqttSource(`${url}?topic=scale/${run}/${i}&qos=1&connectBackoff=200`),
+  );
+  await Promise.all(sources.map((source) => source.ready));
+  const connectMs = performance.now() - started;
+  const perStream = (rss() - before) / n;
+  const each = Math.max(1, Math.floor(MESSAGES / n));
+  const publisher = await mqtt.connectAsync(url, { clean: true });
+  const messages: [string, Uint8Array][] = [];
+  for (let k = 0; k < each; k++) {
+    for (let i = 0; i < n; i++) messages.push([`scale/${run}/${i}`, new Uint8Array(64)]);
+  }
+  const t0 = performance.now();
+  await Promise.all([
+    publishAll(publisher, messages),
+    ...sources.map((source) => readCount(source, each)),
+  ]);
+  const seconds = (performance.now() - t0) / 1000;
+  await publisher.endAsync();
+  await Promise.all(sources.map((source) => source.cancel()));
+  return {
+    runtime: RUNTIME,
+    section: "sources",
+    work: n,
+    "connect + subscribe, ms": Math.round(connectMs),
+    "RSS a stream, MiB": Number(mb(perStream).toFixed(2)),
+    "msg/s, all together": Math.round(messages.length / seconds),
+  };
+}
+
+async function manyFilters(url: string, n: number): Promise<Row> {
+  const run = crypto.randomUUID().slice(0, 8);
+  const filters = Array.from({ length: n }, (_, i) => `scale/${run}/${i}`);
+  const before = rss();
+  const started = performance.now();
+  const source = new MqttSource({ brokerUrl: url, topic: filters, qos: "1" });
+  await source.ready;
+  const subscribeMs = performance.now() - started;
+  const publisher = await mqtt.connectAsync(url, { clean: true });
+  const count = Math.max(MESSAGES / 2, n);
+  const messages: [string, Uint8Array][] = Array.from(
+    { length: count },
+    (_, k) => [filters[k % n], new Uint8Array(64)],
+  );
+  const t0 = performance.now();
+  await Promise.all([publishAll(publisher, messages), readCount(source, count)]);
+  const seconds = (performance.now() - t0) / 1000;
+  const grown = rss() - before;
+  await publisher.endAsync();
+  await source.cancel();
+  return {
+    runtime: RUNTIME,
+    section: "filters",
+    work: n,
+    "subscribe, ms": Math.round(subscribeMs),
+    "msg/s": Math.round(count / seconds),
+    "RSS grown, MiB": Number(mb(grown).toFixed(1)),
+  };
+}
+
+async function payloadSize(url: string, size: number): Promise<Row> {
+  const run = crypto.randomUUID().slice(0, 8);
+  const topic = `scale/${run}/payload`;
+  // About 64 MiB of backlog (at most MESSAGES messages) for each of the two readers.
+  const count = Math.min(MESSAGES / 2, Math.floor(64 * 2 ** 20 / size));
+  const [rawId, libId] = [`raw-${run}`, `lib-${run}`];
+  await prefill(url, topic, [rawId, libId], payloads(count, size), 1);
+  const rawMs = await drainRaw(url, rawId, count);
+  const started = performance.now();
+  const source = new MqttSource(
+    `${url}?topic=${topic}&qos=1&clientId=${libId}&maxPacketSize=${Math.max(2 ** 20, size * 2)}`,
+  );
+  await readCount(source, count);
+  const libMs = performance.now() - started;
+  await source.cancel();
+  const rate = (ms: number) => count / (ms / 1000);
+  return {
+    runtime: RUNTIME,
+    section: "payloads",
+    work: size,
+    messages: count,
+    "MqttSource msg/s": Math.round(rate(libMs)),
+    "MqttSource MB/s": Number((rate(libMs) * size / 1e6).toFixed(1)),
+    "raw mqtt.js MB/s": Number((rate(rawMs) * size / 1e6).toFixed(1)),
+    "MqttSource ÷ raw": Number((rawMs / libMs).toFixed(2)),
+  };
+}
+
+if (args.child) {
+  const url = args.child;
+  // Warm up (the library loaded, JIT, the broker's first client): not reported.
+  await manySources(url, 1);
+  for (const n of SOURCES) console.log(ROW + JSON.stringify(await manySources(url, n)));
+  for (const n of FILTERS) console.log(ROW + JSON.stringify(await manyFilters(url, n)));
+  for (const size of SIZES) console.log(ROW + JSON.stringify(await payloadSize(url, size)));
+} else {
+  // Lossless and roomy, as the main benchmark's; 1,000 clients need as many descriptors.
+  await using broker = await startMosquitto({
+    lines: ["max_queued_messages 0", "max_inflight_messages 60"],
+  });
+  const rows: Row[] = [];
+  for (const runtime of args.runtimes.split(",")) {
+    const script = fileURLToPath(import.meta.url);
+    const childArgs = ["--child", broker.url, ...(args.quick ? ["--quick"] : [])];
+    rows.push(...await runUnder<Row>(runtime.trim(), script, childArgs, ROW));
+  }
+  const markdown = ["sources", "filters", "payloads"].map((section) => {
+    const mine = rows.filter((row) => row.section === section);
+    const columns = Object.keys(mine[0] ?? {}).filter((key) => key !== "section");
+    const names = columns.map((key) => key === "work" ? WORK[section] : key);
+    return [
+      `### ${section}`,
+      "",
+      `| ${names.join(" | ")} |`,
+      `|${columns.map(() => "---").join("|")}|`,
+      ...mine.map((row) => `| ${columns.map((key) => row[key]).join(" | ")} |`),
+      "",
+    ].join("\n");
+  }).join("\n");
+  console.log(markdown);
+  if (args.out) {
+    mkdirSync(args.out, { recursive: true });
+    writeFileSync(join(args.out, "SCALE.md"), markdown);
+  }
+}

@@ -138,8 +138,8 @@ async function manyFilters(url: string, n: number): Promise<Row> {
     section: "filters",
     work: n,
     "subscribe, ms": Math.round(subscribeMs),
-    "msg/s": Math.round(count / seconds),
     "RSS grown, MiB": Number(mb(grown).toFixed(1)),
+    "msg/s": Math.round(count / seconds),
   };
 }
 

@@ -129,3 +129,23 @@ test("bench/transports.ts --quick compares ws:// with mqtt:// for a source and a
   assertRow(output, ["source"], 1);
   assertRow(output, ["sink"], 1);
 });
+
+test("bench/scale.ts --quick prints how cost grows with sources, filters and payloads", {
+  skip: skipWithoutMosquitto(),
+  timeout: 300_000,
+}, async () => {
+  const child = spawnScript(new URL("../bench/scale.ts", import.meta.url), [
+    "--quick",
+    "--runtimes",
+    typeof Deno === "object" ? "deno" : "bun",
+  ]);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, output);
+  const section = (name: string) => output.split(`### ${name}`)[1]?.split("###")[0] ?? "";
+  // The last cell of each row: msg/s all together, msg/s, and MqttSource ÷ raw.
+  for (const sources of ["1", "10"]) assertRow(section("sources"), [RUNTIME, sources], 1);
+  for (const filters of ["10", "100"]) assertRow(section("filters"), [RUNTIME, filters], 1);
+  for (const size of ["64", "16384"]) assertRow(section("payloads"), [RUNTIME, size], 1);
+});

@@ -1,6 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FileStore } from "../src/stores/file_store.ts";
 import { inspect } from "node:util";
 import { backoffDelay } from "../src/_backoff.ts";
 import { Connection, type Unsettled } from "../src/connection/connection.ts";
@@ -352,5 +355,44 @@ describe("the outbound side reads mqtt.js's publish failures", () => {
       { ...unsettled(error), error: undefined },
       { kind: "refused", reasonCode: 0x87, reason: "not authorized", error: undefined },
     );
+  });
+});
+
+describe("the outbound side hands mqtt.js compact payloads", () => {
+  test("a publish that is a view into a larger buffer is stored in a buffer of its own size", async () => {
+    // A broker that never acknowledges: the publish stays in mqtt.js's store, here the
+    // file store, which keeps the very packet mqtt.js stored (its deep copy).
+    await using server = await startHostile((conn) => conn.connack());
+    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-compact-"));
+    const connection = await Connection.open(
+      parseConnectionString(server.url, {
+        clientId: "compact",
+        persistence: "file",
+        localStorage: folder,
+      }),
+    );
+    try {
+      const readBuffer = new Uint8Array(1 << 20);
+      const view = readBuffer.subarray(4096, 4096 + 64).fill(7);
+      await new Promise<void>((stored) =>
+        connection.outbound.publish(
+          { index: 0, topic: "t", payload: view, qos: 1, retain: false },
+          () => {},
+          () => stored(),
+        )
+      );
+      const outgoing = connection.persisted!.stores.outgoing as FileStore;
+      const [id] = outgoing.ids();
+      const packet = await new Promise<{ payload?: unknown }>((resolve, reject) =>
+        outgoing.get({ messageId: id }, (error, stored) => error ? reject(error) : resolve(stored!))
+      );
+      const payload = packet.payload as Uint8Array;
+      assert.deepEqual([...payload], [...view]);
+      // Before: mqtt.js's deep copy took the whole 1 MiB the view looks into.
+      assert.equal(payload.buffer.byteLength, 64);
+    } finally {
+      await connection.end(true);
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -209,7 +209,7 @@ export class Outbound {
     this.batch();
     this.#client.publish(
       publish.topic,
-      publish.payload as string,
+      compact(publish.payload) as string,
       {
         ...packetOptions(publish),
         // mqtt.js calls it with an error when it drops a publish it had queued.
@@ -304,6 +304,19 @@ export class Outbound {
       });
     }
   }
+}
+
+/**
+ * `payload` in a buffer of its own size. mqtt.js stores each QoS 1/2 publish as a deep copy
+ * (rfdc, in _storeAndSend), which copies a Buffer's bytes but a plain Uint8Array's whole
+ * backing ArrayBuffer: for a message read from a socket, a view into a 64 to 128 KiB read
+ * buffer, copied for every bridged message and held until its PUBACK. Measured on a QoS 1
+ * bridge of 64 B messages: 15,000 against 39,500 msg/s on Bun, 27,000 against 41,600 on
+ * Deno, with 60% of Bun's CPU in ArrayBuffer.prototype.slice.
+ */
+function compact(payload: Uint8Array | string): Uint8Array | string {
+  if (typeof payload === "string") return payload;
+  return payload.byteLength === payload.buffer.byteLength ? payload : payload.slice();
 }
 
 /** mqtt.js's options for sending `publish`. */

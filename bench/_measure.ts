@@ -91,8 +91,8 @@ export function childArgs(script: string, args: string[] = []): string[] {
 }
 
 /**
- * Runs `script` with `args` under `runtime` ("deno" or "bun", from npm), stderr passed
- * through, and collects the lines its stdout starts with `prefix`, parsed as JSON.
+ * Runs `script` with `args` under `runtime` ("deno" or "bun", from npm; Deno with `gc()`
+ * exposed, as Bun has `Bun.gc`), stderr passed through, and collects the lines its stdout starts with `prefix`, parsed as JSON.
  */
 export function runUnder<T>(
   runtime: string,
@@ -101,7 +101,7 @@ export function runUnder<T>(
   prefix: string,
 ): Promise<T[]> {
   const [command, argv] = runtime === "deno"
-    ? ["npx", ["--yes", "deno@2", "run", "-A", script]]
+    ? ["npx", ["--yes", "deno@2", "run", "-A", "--v8-flags=--expose-gc", script]]
     : ["npx", ["--yes", "bun@1", script]];
   const child = spawn(command, [...argv, ...args], {
     stdio: ["ignore", "pipe", "inherit"],

@@ -92,7 +92,7 @@ export function childArgs(script: string, args: string[] = []): string[] {
 
 /**
  * Runs `script` with `args` under `runtime` ("deno" or "bun", from npm; Deno with `gc()`
- * exposed, as Bun has `Bun.gc`), stderr passed through, and collects the lines its stdout starts with `prefix`, parsed as JSON.
+ * exposed, as Bun has `Bun.gc`) and collects its lines that start with `prefix`.
  */
 export function runUnder<T>(
   runtime: string,
@@ -100,10 +100,23 @@ export function runUnder<T>(
   args: string[],
   prefix: string,
 ): Promise<T[]> {
-  const [command, argv] = runtime === "deno"
-    ? ["npx", ["--yes", "deno@2", "run", "-A", "--v8-flags=--expose-gc", script]]
-    : ["npx", ["--yes", "bun@1", script]];
-  const child = spawn(command, [...argv, ...args], {
+  const argv = runtime === "deno"
+    ? ["--yes", "deno@2", "run", "-A", "--v8-flags=--expose-gc", script, ...args]
+    : ["--yes", "bun@1", script, ...args];
+  return collect("npx", argv, prefix, `${script} under ${runtime}`);
+}
+
+/**
+ * Runs `command` with `argv`, stderr passed through, and collects the lines its stdout
+ * starts with `prefix`, parsed as JSON; rejects, naming `what`, when it exits with an error.
+ */
+export function collect<T>(
+  command: string,
+  argv: string[],
+  prefix: string,
+  what: string,
+): Promise<T[]> {
+  const child = spawn(command, argv, {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
   });
@@ -112,7 +125,7 @@ export function runUnder<T>(
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code) => {
-      if (code !== 0) return reject(new Error(`${script} failed under ${runtime} (exit ${code})`));
+      if (code !== 0) return reject(new Error(`${what} failed (exit ${code})`));
       resolve(
         stdout.split("\n").filter((line) => line.startsWith(prefix)).map((line) =>
           JSON.parse(line.slice(prefix.length))

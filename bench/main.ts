@@ -16,7 +16,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startMosquitto } from "../tests/_broker.ts";
-import { childArgs, type Result, RESULT_PREFIX, RUNTIME } from "./_measure.ts";
+import { childArgs, collect, type Result, RESULT_PREFIX, RUNTIME } from "./_measure.ts";
 import { hasNativeClients } from "./_native.ts";
 import { markdownTables, sweepChart } from "./_report.ts";
 
@@ -56,23 +56,7 @@ function command(runtime: string, suiteArgs: string[]): [string, string[]] {
 /** Runs the suite under `runtime`, stderr passed through, and collects its results. */
 function runSuite(runtime: string, suiteArgs: string[]): Promise<Result[]> {
   const [file, argv] = command(runtime, suiteArgs);
-  const child = spawn(file, argv, {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
-  });
-  let stdout = "";
-  child.stdout!.on("data", (chunk) => (stdout += chunk));
-  return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      if (code !== 0) return reject(new Error(`the suite failed under ${runtime} (exit ${code})`));
-      resolve(
-        stdout.split("\n").filter((line) => line.startsWith(RESULT_PREFIX)).map((line) =>
-          JSON.parse(line.slice(RESULT_PREFIX.length))
-        ),
-      );
-    });
-  });
+  return collect(file, argv, RESULT_PREFIX, `the suite under ${runtime}`);
 }
 
 /** Starts aedes in a Node process (see _aedes.mjs); resolves with its URL and a stop. */

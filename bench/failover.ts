@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MqttSink, MqttSource } from "../mod.ts";
 import { startNatsCluster } from "../tests/_nats.ts";
-import { RUNTIME, runUnder } from "./_measure.ts";
+import { median, RUNTIME, runUnder } from "./_measure.ts";
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -126,12 +126,6 @@ async function round(qos: 1 | 2, n: number): Promise<Round> {
 /** How often the cluster's logs announce a new leader of an MQTT stream or consumer. */
 function elections(log: string): number {
   return log.match(/new (?:stream|consumer) leader for '\$G > \$MQTT_/g)?.length ?? 0;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 if (args.child) {

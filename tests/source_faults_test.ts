@@ -163,6 +163,33 @@ describe("MqttSource survives a single network fault", () => {
     reader.releaseLock();
   });
 
+  test("a backlog that trickles in for longer than connectionTimeout before the SUBACK costs no reconnect", async () => {
+    // Each packet restarts the bound on the broker's silence: 6 messages 400 ms apart
+    // (2.4 s, over twice connectionTimeout=1), then the SUBACK.
+    await using server = await startHostile(async (connection) => {
+      connection.connack({ sessionPresent: true });
+      const subscribe = await connection.next("subscribe");
+      for (let id = 1; id <= 6; id++) {
+        connection.publish({ topic: "t", payload: `b${id}`, qos: 1, id });
+        await sleep(400);
+      }
+      connection.suback(subscribe.id, [1]);
+    });
+    await using source = new MqttSource(
+      `${server.url}?topic=t&qos=1&clientId=trickle&cleanSession=false` +
+        "&connectionTimeout=1&connectBackoff=50",
+    );
+    const reader = source.getReader();
+    const texts = [];
+    for (let i = 0; i < 6; i++) {
+      texts.push((await within(reader.read(), 3000, "read")).value!.text());
+    }
+    await within(source.ready, 2000, "ready");
+    assert.deepEqual(texts, ["b1", "b2", "b3", "b4", "b5", "b6"]);
+    assert.equal(server.connections, 1);
+    reader.releaseLock();
+  });
+
   test("a reader that stalls while the broker's PINGRESP waits behind held messages keeps its connection", async () => {
     // keepAlive=1: mqtt.js sends PINGREQ after 1 s and gives up 0.5 s later without a
     // PINGRESP. The broker answers that PINGREQ with more messages than the window and

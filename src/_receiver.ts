@@ -164,6 +164,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
    * would pause and resume once a message while a backlog drains.
    */
   #resumeBelowLowWater(): void {
+    if (this.#resumes.length === 0) return;
     if (this.#done || this.#unread.length <= this.options.maxInflight >> 1) {
       for (const resume of this.#resumes.splice(0)) resume();
     }
@@ -173,9 +174,11 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   pull(): void {
     const queued = this.options.maxInflight - (this.#controller.desiredSize ?? 0);
     const read = this.#unread.length - queued;
-    if (read > 0) {
-      const taken = this.#unread.splice(0, read);
-      if (this.options.ack === "read") { for (const { ack } of taken) ack?.release(); }
+    // shift, not splice: this runs for every message read, and splice makes an array.
+    const release = this.options.ack === "read";
+    for (let i = 0; i < read; i++) {
+      const { ack } = this.#unread.shift()!;
+      if (release) ack?.release();
     }
     this.#admit();
     if (this.#pendingError !== undefined && this.#unread.length === 0) {

@@ -7,7 +7,7 @@ import type { FileStore } from "../src/stores/file_store.ts";
 import { inspect } from "node:util";
 import { backoffDelay } from "../src/_backoff.ts";
 import { Connection, type Unsettled } from "../src/connection/connection.ts";
-import { randomClientId, toClientOptions } from "../src/connection/_client_options.ts";
+import { quietLog, randomClientId, toClientOptions } from "../src/connection/_client_options.ts";
 import { unsettled } from "../src/connection/_outbound.ts";
 import type { IncomingPublish } from "../src/message.ts";
 import mqtt from "mqtt";
@@ -140,6 +140,18 @@ describe("toClientOptions", () => {
         e instanceof MqttOptionsError && e.option === "ssl.ca" &&
         /nonexistent\/ca\.pem/.test(e.message),
     );
+  });
+
+  test("quietLog silences mqtt.js's log only when debug has it off", () => {
+    const log = (on: boolean) => Object.assign(() => {}, { enabled: on });
+    const off = { log: log(false) as (...args: unknown[]) => void };
+    const offLog = off.log;
+    quietLog(off);
+    assert.notEqual(off.log, offLog);
+    const on = { log: log(true) as (...args: unknown[]) => void };
+    const onLog = on.log;
+    quietLog(on);
+    assert.equal(on.log, onLog);
   });
 
   test("random client ids are unique and at most 23 characters", () => {

@@ -16,7 +16,7 @@ import { Attempts, redirection } from "./_attempts.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
-import { aimAt, toClientOptions } from "./_client_options.ts";
+import { aimAt, quietLog, toClientOptions } from "./_client_options.ts";
 import { wantsRuntimeWebSocket } from "./_websocket.ts";
 import { guardIncoming, type Oversized } from "./_packet_size.ts";
 import type { FileStores } from "../stores/store.ts";
@@ -90,6 +90,7 @@ export class Connection implements AsyncDisposable {
     stores?: FileStores,
   ) {
     this.#client = client;
+    quietLog(client);
     this.options = options;
     this.#attempts = new Attempts(options);
     this.closed = new Promise((resolve) => (this.#settle = resolve));

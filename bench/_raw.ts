@@ -151,6 +151,16 @@ export async function bridgeRaw(
   return elapsed;
 }
 
+/** Connects a clean-session client, runs `fn` with it, and closes it. */
+export async function session<T>(url: string, fn: (client: MqttClient) => Promise<T>): Promise<T> {
+  const client = await connect(url);
+  try {
+    return await fn(client);
+  } finally {
+    await client.endAsync();
+  }
+}
+
 /** Connects a clean-session client. */
 export function connect(url: string): Promise<MqttClient> {
   return mqtt.connectAsync(url, { clean: true });

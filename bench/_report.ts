@@ -17,7 +17,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
     title:
       "Sink: `ReadableStream.from(records).pipeTo(new MqttSink(…))` against raw mqtt.js with the same window",
     about:
-      "The clock stops when every QoS 1/2 publish is confirmed; at QoS 0, when the broker answered a PINGREQ sent after the last one (what `MqttSink.close()` waits for). 'mqtt.js serial' awaits each `publishAsync` (measured on a fifth of the records). mosquitto_pub -l includes its process start and keeps its own window (20).",
+      "Both the sink and mqtt.js connect and close inside the clock. It stops when every QoS 1/2 publish is confirmed; at QoS 0, when the broker answered a PINGREQ sent after the last one (what `MqttSink.close()` waits for). 'mqtt.js serial' reuses one connected client and awaits each `publishAsync` (measured on a fifth of the records). mosquitto_pub -l includes its process start and keeps its own window (20).",
   },
   persistence: {
     title: "Sink with the file store: `persistence=file` against `persistence=memory` (msg/s)",

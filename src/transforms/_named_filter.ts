@@ -11,8 +11,11 @@ export interface NamedFilter {
   readonly name: string;
   /** The MQTT filter: names removed ("sensors/+/temperature"). */
   readonly filter: string;
-  /** The named levels of `topic`, or undefined when the filter does not match it. */
-  match(topic: string): Record<string, string> | undefined;
+  /**
+   * The named levels of `topic`, or undefined when the filter does not match it; `parts`
+   * is the topic split at '/', for a caller that tries several filters on one topic.
+   */
+  match(topic: string, parts?: string[]): Record<string, string> | undefined;
 }
 
 /** Compiles `name`; a TypeError names `stage` and says what is wrong. */
@@ -39,25 +42,27 @@ export function namedFilter(stage: string, name: string): NamedFilter {
     );
   }
   const last = plain.length - 1;
+  const literal = plain.map((level) => level !== "+" && level !== "#");
+  const rest = plain[last] === "#";
   return {
     name,
     filter,
-    match(topic) {
-      const parts = topic.split("/");
-      if ((plain[0] === "+" || plain[0] === "#") && topic.startsWith("$")) return undefined;
+    // Every level is checked before a result is made: a router tries each filter in turn,
+    // and most of them do not match.
+    match(topic, parts = topic.split("/")) {
+      if (rest ? parts.length < last : parts.length !== plain.length) return undefined;
+      if (!literal[0] && topic[0] === "$") return undefined;
+      for (let i = 0; i <= last; i++) {
+        if (literal[i] && plain[i] !== parts[i]) return undefined;
+      }
       const params: Record<string, string> = {};
       for (let i = 0; i <= last; i++) {
-        const level = plain[i];
-        if (level === "#") {
-          if (names[i]) params[names[i]!] = parts.slice(i).join("/");
-          return params;
+        const named = names[i];
+        if (named !== undefined) {
+          params[named] = plain[i] === "#" ? parts.slice(i).join("/") : parts[i];
         }
-        if (i >= parts.length) return undefined;
-        if (level === "+") {
-          if (names[i]) params[names[i]!] = parts[i];
-        } else if (level !== parts[i]) return undefined;
       }
-      return parts.length === plain.length ? params : undefined;
+      return params;
     },
   };
 }

@@ -157,8 +157,9 @@ export class MqttRouter<Routes extends MqttRoutes>
     const names = table.map(({ filter }) => filter.name).join(", ");
     super("route", (input) => {
       const message = inputMessage(input);
+      const parts = message.topic.split("/");
       for (const { filter, schema } of table) {
-        const params = filter.match(message.topic);
+        const params = filter.match(message.topic, parts);
         if (!params) continue;
         return checkInput(schema, input, (value) =>
           ({

@@ -28,7 +28,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
     title:
       "Bridge: MqttSource (`ack=manual`) → TransformStream → MqttSink against a raw subscriber republishing through a raw client",
     about:
-      "Both drain a full session and republish to another topic on the same broker, until every republish is confirmed. The raw bridge acknowledges on arrival (mqtt.js has no other way), so it loses what is in flight when it crashes; the library's acknowledges each message only after its republish is confirmed.",
+      "Both drain a full session and republish to another topic on the same broker, until every republish is confirmed. The raw bridge acknowledges on arrival (mqtt.js has no other way), so it loses what is in flight when it crashes; the library's acknowledges each message only after its republish is confirmed. The library runs with maxInflight 10, 60 (the default) and 256 on its source and sink alike; the raw bridge has no window and is measured again beside each. The bench mosquitto sends a subscriber at most 60 unacknowledged messages (max_inflight_messages 60), so a source window over 60 changes only the sink's.",
   },
   latency: {
     title: "Latency: publish to consumer at a fixed rate (ms)",

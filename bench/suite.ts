@@ -69,6 +69,7 @@ const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const WARM_UP = !quick;
 const WINDOW = 60;
 const SWEEP = [1, 10, 60, 256];
+const BRIDGE_WINDOWS = [10, 60, 256];
 /** No single run may take longer: a stalled client fails the benchmark instead of hanging it. */
 const RUN_LIMIT = Number(process.env.BENCH_RUN_LIMIT ?? 120_000);
 const rawOnly = args["raw-only"];
@@ -302,30 +303,37 @@ async function sweep(broker: string, url: string) {
   }
 }
 
-/** source → TransformStream → sink against a raw subscriber republishing through a raw client. */
+/**
+ * source → TransformStream → sink against a raw subscriber republishing through a raw
+ * client, with the library's maxInflight at 10, 60 (the default) and 256; the raw bridge
+ * has no window of its own and is measured beside each.
+ */
 async function bridge(broker: string, url: string) {
-  begin(`${broker} bridge`);
-  const count = SIZE.bridge;
-  const qos = 1;
-  const topic = fresh("bridge");
-  const to = `${topic}/out`;
-  const ids: Record<string, string[]> = { raw: sessions(ROUNDS, "bridge") };
-  if (lib) ids.lib = sessions(ROUNDS, "bridge");
-  await prefill(url, topic, Object.values(ids).flat(), raw.payloads(count, 64), qos);
-  const publisher = await raw.connect(url);
-  try {
-    const subjects: Record<string, () => Promise<number>> = {
-      "mqtt.js": () =>
-        bounded(() => raw.bridgeRaw(url, ids.raw.shift()!, publisher, to, count, qos)),
-    };
-    if (lib) {
-      subjects[LIBRARY.bridge] = () =>
-        bounded(() => bridgeLibrary(url, ids.lib.shift()!, topic, to, count, qos));
+  for (const window of quick ? [WINDOW] : BRIDGE_WINDOWS) {
+    begin(`${broker} bridge, maxInflight ${window}`);
+    const count = SIZE.bridge;
+    const qos = 1;
+    const topic = fresh("bridge");
+    const to = `${topic}/out`;
+    const ids: Record<string, string[]> = { raw: sessions(ROUNDS, "bridge") };
+    if (lib) ids.lib = sessions(ROUNDS, "bridge");
+    await prefill(url, topic, Object.values(ids).flat(), raw.payloads(count, 64), qos);
+    const publisher = await raw.connect(url);
+    try {
+      const subjects: Record<string, () => Promise<number>> = {
+        "mqtt.js": () =>
+          bounded(() => raw.bridgeRaw(url, ids.raw.shift()!, publisher, to, count, qos)),
+      };
+      if (lib) {
+        subjects[LIBRARY.bridge] = () =>
+          bounded(() => bridgeLibrary(url, ids.lib.shift()!, topic, to, count, qos, window));
+      }
+      const runs = await alternate(toRates(subjects, count), ROUNDS, WARM_UP);
+      const what = `QoS ${qos}, ${fmt(count)} × 64 B, ack=manual, maxInflight ${window}`;
+      emit("bridge", broker, window === WINDOW ? `${what} (default)` : what, runs);
+    } finally {
+      await publisher.endAsync();
     }
-    const runs = await alternate(toRates(subjects, count), ROUNDS, WARM_UP);
-    emit("bridge", broker, `QoS ${qos}, ${fmt(count)} × 64 B, ack=manual`, runs);
-  } finally {
-    await publisher.endAsync();
   }
 }
 
@@ -336,9 +344,16 @@ async function bridgeLibrary(
   to: string,
   count: number,
   qos: QoS,
+  maxInflight: number,
 ): Promise<number> {
   const started = performance.now();
-  const stream = new lib!.MqttSource(url, { topic: from, clientId, qos, ack: "manual" });
+  const stream = new lib!.MqttSource(url, {
+    topic: from,
+    clientId,
+    qos,
+    ack: "manual",
+    maxInflight,
+  });
   let moved = 0;
   const rewrite = new TransformStream<MqttMessage, MqttRecord>({
     transform(message, controller) {
@@ -346,7 +361,7 @@ async function bridgeLibrary(
       if (++moved === count) controller.terminate();
     },
   });
-  await stream.pipeThrough(rewrite).pipeTo(new lib!.MqttSink(url, { topic: to, qos }));
+  await stream.pipeThrough(rewrite).pipeTo(new lib!.MqttSink(url, { topic: to, qos, maxInflight }));
   return performance.now() - started;
 }
 

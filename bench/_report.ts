@@ -125,18 +125,45 @@ export function markdownTables(results: Result[]): string {
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"];
 
+/** A line chart: `series` by name, each point's x placed by its rank among all the xs. */
+export interface LineChart {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Map<string, { x: number; y: number }[]>;
+  /** The colour group of a series (a runtime): series of one group share a colour. */
+  group: (name: string) => string;
+  /** Whether a series is a baseline, drawn dashed. */
+  baseline: (name: string) => boolean;
+}
+
 /** A line chart of the sweep: msg/s against maxInflight, a line for each runtime and client. */
 export function sweepChart(results: Result[]): string {
   const rows = results.filter((r) => r.section === "sweep" && r.x !== undefined);
-  const xs = [...new Set(rows.map((r) => r.x!))].sort((a, b) => a - b);
-  const runtimes = [...new Set(rows.map((r) => r.runtime))];
-  const series = new Map<string, Result[]>();
+  const series = new Map<string, { x: number; y: number }[]>();
+  const runtimeOf = new Map<string, string>();
   for (const r of rows) {
     const name = `${r.who}, ${r.runtime}`;
-    series.set(name, [...(series.get(name) ?? []), r]);
+    runtimeOf.set(name, r.runtime);
+    series.set(name, [...(series.get(name) ?? []), { x: r.x!, y: median(r.runs) }]);
   }
+  return lineChart({
+    title: "Sink throughput (QoS 1) against maxInflight",
+    xLabel: "maxInflight (window)",
+    yLabel: "msg/s",
+    series,
+    group: (name) => runtimeOf.get(name)!,
+    baseline: (name) => name.startsWith("mqtt.js"),
+  });
+}
+
+/** Draws `chart` as an SVG document. */
+export function lineChart(chart: LineChart): string {
+  const points = [...chart.series.values()].flat();
+  const xs = [...new Set(points.map((p) => p.x))].sort((a, b) => a - b);
+  const groups = [...new Set([...chart.series.keys()].map(chart.group))];
   const [width, height, left, right, top, bottom] = [720, 400, 80, 220, 40, 50];
-  const top_ = Math.max(1, ...rows.map((r) => median(r.runs)));
+  const top_ = Math.max(1, ...points.map((p) => p.y));
   const step = 10 ** Math.floor(Math.log10(top_));
   const yMax = Math.ceil(top_ / step) * step;
   const plotW = width - left - right;
@@ -146,37 +173,41 @@ export function sweepChart(results: Result[]): string {
   const svg: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${left}" y="22" font-size="14">Sink throughput (QoS 1) against maxInflight</text>`,
+    `<text x="${left}" y="22" font-size="14">${escape(chart.title)}</text>`,
   ];
   for (let i = 0; i <= 4; i++) {
     const y = (yMax / 4) * i;
     svg.push(
       `<line x1="${left}" x2="${left + plotW}" y1="${yAt(y)}" y2="${yAt(y)}" stroke="#ddd"/>`,
       `<text x="${left - 8}" y="${yAt(y) + 4}" text-anchor="end">${
-        Math.round(y).toLocaleString("en-US")
+        Number(y.toPrecision(3)).toLocaleString("en-US")
       }</text>`,
     );
   }
   for (const x of xs) {
-    svg.push(`<text x="${xAt(x)}" y="${top + plotH + 20}" text-anchor="middle">${x}</text>`);
+    svg.push(
+      `<text x="${xAt(x)}" y="${top + plotH + 20}" text-anchor="middle">${
+        x.toLocaleString("en-US")
+      }</text>`,
+    );
   }
   svg.push(
-    `<text x="${left + plotW / 2}" y="${
-      height - 8
-    }" text-anchor="middle">maxInflight (window)</text>`,
+    `<text x="${left + plotW / 2}" y="${height - 8}" text-anchor="middle">${
+      escape(chart.xLabel)
+    }</text>`,
     `<text x="16" y="${top + plotH / 2}" transform="rotate(-90 16 ${
       top + plotH / 2
-    })" text-anchor="middle">msg/s</text>`,
+    })" text-anchor="middle">${escape(chart.yLabel)}</text>`,
   );
   let index = 0;
-  for (const [name, points] of series) {
-    const color = COLORS[runtimes.indexOf(points[0].runtime) % COLORS.length];
-    const dash = name.startsWith("mqtt.js") ? ` stroke-dasharray="6 4"` : "";
-    const sorted = [...points].sort((a, b) => a.x! - b.x!);
-    const path = sorted.map((p) => `${xAt(p.x!)},${yAt(median(p.runs))}`).join(" ");
+  for (const [name, line] of chart.series) {
+    const color = COLORS[groups.indexOf(chart.group(name)) % COLORS.length];
+    const dash = chart.baseline(name) ? ` stroke-dasharray="6 4"` : "";
+    const sorted = [...line].sort((a, b) => a.x - b.x);
+    const path = sorted.map((p) => `${xAt(p.x)},${yAt(p.y)}`).join(" ");
     svg.push(`<polyline points="${path}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
     for (const p of sorted) {
-      svg.push(`<circle cx="${xAt(p.x!)}" cy="${yAt(median(p.runs))}" r="3" fill="${color}"/>`);
+      svg.push(`<circle cx="${xAt(p.x)}" cy="${yAt(p.y)}" r="3" fill="${color}"/>`);
     }
     const ly = top + 10 + index * 20;
     svg.push(

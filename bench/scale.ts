@@ -19,6 +19,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { MqttSource } from "../mod.ts";
 import { startMosquitto } from "../tests/_broker.ts";
 import { median, RUNTIME, runUnder } from "./_measure.ts";
+import { type LineChart, lineChart } from "./_report.ts";
 import { drainRaw, payloads, prefill } from "./_raw.ts";
 
 const { values: args } = parseArgs({
@@ -186,6 +187,48 @@ async function payloadSize(url: string, size: number): Promise<Row> {
   };
 }
 
+/** The charts of the results, by file name: a line for each runtime (and column). */
+function charts(rows: Row[]): Record<string, LineChart> {
+  const lines = (section: string, columns: string[]) => {
+    const series = new Map<string, { x: number; y: number }[]>();
+    for (const row of rows.filter((row) => row.section === section)) {
+      for (const column of columns) {
+        const name = columns.length > 1 ? `${column}, ${row.runtime}` : row.runtime;
+        series.set(name, [...(series.get(name) ?? []), { x: row.work, y: Number(row[column]) }]);
+      }
+    }
+    return series;
+  };
+  const runtime = (name: string) => name.split(", ").at(-1)!;
+  const raw = (name: string) => name.startsWith("raw");
+  return {
+    "scale-sources.svg": {
+      title: "Connecting n sources at once (each its own connection, QoS 1)",
+      xLabel: "sources",
+      yLabel: "connect + subscribe, ms",
+      series: lines("sources", ["connect + subscribe, ms"]),
+      group: runtime,
+      baseline: raw,
+    },
+    "scale-filters.svg": {
+      title: "One source subscribing to n filters",
+      xLabel: "filters",
+      yLabel: "subscribe, ms",
+      series: lines("filters", ["subscribe, ms"]),
+      group: runtime,
+      baseline: raw,
+    },
+    "scale-payloads.svg": {
+      title: "Draining a backlog: MB/s against payload size",
+      xLabel: "payload, bytes",
+      yLabel: "MB/s",
+      series: lines("payloads", ["MqttSource MB/s", "raw mqtt.js MB/s"]),
+      group: runtime,
+      baseline: raw,
+    },
+  };
+}
+
 if (args.child) {
   const url = args.child;
   // Warm up (the library loaded, JIT, the broker's first client): not reported.
@@ -221,5 +264,9 @@ if (args.child) {
   if (args.out) {
     mkdirSync(args.out, { recursive: true });
     writeFileSync(join(args.out, "SCALE.md"), markdown);
+    for (const [file, chart] of Object.entries(charts(rows))) {
+      writeFileSync(join(args.out, file), lineChart(chart));
+    }
+    console.log(`wrote SCALE.md and ${Object.keys(charts(rows)).join(", ")} to ${args.out}`);
   }
 }

@@ -162,7 +162,7 @@ export function lineChart(chart: LineChart): string {
   const points = [...chart.series.values()].flat();
   const xs = [...new Set(points.map((p) => p.x))].sort((a, b) => a - b);
   const groups = [...new Set([...chart.series.keys()].map(chart.group))];
-  const [width, height, left, right, top, bottom] = [720, 400, 80, 220, 40, 50];
+  const [width, height, left, right, top, bottom] = [780, 400, 80, 280, 40, 50];
   const top_ = Math.max(1, ...points.map((p) => p.y));
   const step = 10 ** Math.floor(Math.log10(top_));
   const yMax = Math.ceil(top_ / step) * step;

@@ -67,7 +67,12 @@ test("bench/main.ts --quick completes and prints every row of every table", {
     }
     assertRow(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B, window 60, each store", RUNTIME], 2);
     for (const broker of ["mosquitto", "aedes"]) {
-      assertRow(markdown, [broker, "QoS 1, 1,000 × 64 B, ack=manual", RUNTIME], 1);
+      // --quick measures the default window only; a full run adds maxInflight 10 and 256.
+      assertRow(
+        markdown,
+        [broker, "QoS 1, 1,000 × 64 B, ack=manual, maxInflight 60 (default)", RUNTIME],
+        1,
+      );
     }
     for (const stat of ["p50", "p99", "max"]) {
       assertRow(markdown, ["mosquitto", `QoS 1, 500 msg/s for 1 s: ${stat}`, RUNTIME], 1);
@@ -134,18 +139,31 @@ test("bench/scale.ts --quick prints how cost grows with sources, filters and pay
   skip: skipWithoutMosquitto(),
   timeout: 300_000,
 }, async () => {
-  const child = spawnScript(new URL("../bench/scale.ts", import.meta.url), [
-    "--quick",
-    "--runtimes",
-    typeof Deno === "object" ? "deno" : "bun",
-  ]);
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  assert.equal(code, 0, output);
-  const section = (name: string) => output.split(`### ${name}`)[1]?.split("###")[0] ?? "";
-  // The last cell of each row: msg/s all together, msg/s, and MqttSource ÷ raw.
-  for (const sources of ["1", "10"]) assertRow(section("sources"), [RUNTIME, sources], 1);
-  for (const filters of ["10", "100"]) assertRow(section("filters"), [RUNTIME, filters], 1);
-  for (const size of ["64", "16384"]) assertRow(section("payloads"), [RUNTIME, size], 1);
+  const out = mkdtempSync(join(tmpdir(), "mqtt-streams-scale-"));
+  try {
+    const child = spawnScript(new URL("../bench/scale.ts", import.meta.url), [
+      "--quick",
+      "--runtimes",
+      typeof Deno === "object" ? "deno" : "bun",
+      "--out",
+      out,
+    ]);
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, output);
+    const section = (name: string) => output.split(`### ${name}`)[1]?.split("###")[0] ?? "";
+    // The last cell of each row: msg/s all together, msg/s, and MqttSource ÷ raw.
+    for (const sources of ["1", "10"]) assertRow(section("sources"), [RUNTIME, sources], 1);
+    for (const filters of ["10", "100"]) assertRow(section("filters"), [RUNTIME, filters], 1);
+    for (const size of ["64", "16384"]) assertRow(section("payloads"), [RUNTIME, size], 1);
+    // A line a runtime; the payloads' chart has the library's and raw mqtt.js's.
+    for (const [chart, lines] of [["sources", 1], ["filters", 1], ["payloads", 2]] as const) {
+      const svg = readFileSync(join(out, `scale-${chart}.svg`), "utf8");
+      assert.match(svg, /^<svg[^>]*>/);
+      assert.equal(svg.match(/<polyline /g)?.length, lines, chart);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -18,10 +18,18 @@ async function grant(connection: HostileConnection, ms = 5000): Promise<number> 
 
 /** Reads one message from `source` within `ms`. */
 async function readOne(source: MqttSource, ms = 5000): Promise<string> {
+  return (await readTexts(source, 1, ms))[0];
+}
+
+/** Reads `count` messages from `source`, each within `ms`; their payloads as text. */
+async function readTexts(source: MqttSource, count: number, ms = 3000): Promise<string[]> {
   const reader = source.getReader();
   try {
-    const { value } = await within(reader.read(), ms, "a message");
-    return value!.text();
+    const texts = [];
+    for (let i = 0; i < count; i++) {
+      texts.push((await within(reader.read(), ms, "a message")).value!.text());
+    }
+    return texts;
   } finally {
     reader.releaseLock();
   }
@@ -152,15 +160,10 @@ describe("MqttSource survives a single network fault", () => {
         "&connectionTimeout=1&connectBackoff=50",
     );
     await sleep(2500);
-    const reader = source.getReader();
-    const texts = [];
-    for (let i = 0; i < 10; i++) {
-      texts.push((await within(reader.read(), 3000, "read")).value!.text());
-    }
+    const texts = await readTexts(source, 10);
     assert.deepEqual(texts, Array.from({ length: 10 }, (_, i) => `b${i + 1}`));
     await within(source.ready, 1000, "ready");
     assert.equal(server.connections, 1);
-    reader.releaseLock();
   });
 
   test("a backlog that trickles in for longer than connectionTimeout before the SUBACK costs no reconnect", async () => {
@@ -179,15 +182,10 @@ describe("MqttSource survives a single network fault", () => {
       `${server.url}?topic=t&qos=1&clientId=trickle&cleanSession=false` +
         "&connectionTimeout=1&connectBackoff=50",
     );
-    const reader = source.getReader();
-    const texts = [];
-    for (let i = 0; i < 6; i++) {
-      texts.push((await within(reader.read(), 3000, "read")).value!.text());
-    }
+    const texts = await readTexts(source, 6);
     await within(source.ready, 2000, "ready");
     assert.deepEqual(texts, ["b1", "b2", "b3", "b4", "b5", "b6"]);
     assert.equal(server.connections, 1);
-    reader.releaseLock();
   });
 
   test("a reader that stalls while the broker's PINGRESP waits behind held messages keeps its connection", async () => {

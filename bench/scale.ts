@@ -264,9 +264,10 @@ if (args.child) {
   if (args.out) {
     mkdirSync(args.out, { recursive: true });
     writeFileSync(join(args.out, "SCALE.md"), markdown);
-    for (const [file, chart] of Object.entries(charts(rows))) {
+    const drawn = charts(rows);
+    for (const [file, chart] of Object.entries(drawn)) {
       writeFileSync(join(args.out, file), lineChart(chart));
     }
-    console.log(`wrote SCALE.md and ${Object.keys(charts(rows)).join(", ")} to ${args.out}`);
+    console.log(`wrote SCALE.md and ${Object.keys(drawn).join(", ")} to ${args.out}`);
   }
 }

@@ -31,23 +31,32 @@ function assertRow(markdown: string, start: string[], ratios: number) {
   }
 }
 
+/** Runs `bench/<script>` with `args`, asserts it exits 0, and returns what it printed. */
+async function runBench(script: string, args: string[]): Promise<string> {
+  const child = spawnScript(new URL(`../bench/${script}`, import.meta.url), args);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, `bench/${script} exits 0: ${output}`);
+  return output;
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards. */
+async function withFolder(prefix: string, fn: (folder: string) => Promise<void>): Promise<void> {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    await fn(folder);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
 test("bench/main.ts --quick completes and prints every row of every table", {
   skip: skipWithoutMosquitto(),
   timeout: 300_000,
 }, async () => {
-  const out = mkdtempSync(join(tmpdir(), "mqtt-streams-bench-"));
-  try {
-    const child = spawnScript(new URL("../bench/main.ts", import.meta.url), [
-      "--quick",
-      "--runtimes",
-      runtimes,
-      "--out",
-      out,
-    ]);
-    let stdout = "";
-    child.stdout!.on("data", (chunk) => (stdout += chunk));
-    const code = await new Promise((resolve) => child.once("exit", resolve));
-    assert.equal(code, 0, "the benchmark exits 0");
+  await withFolder("mqtt-streams-bench-", async (out) => {
+    const stdout = await runBench("main.ts", ["--quick", "--runtimes", runtimes, "--out", out]);
     const markdown = readFileSync(join(out, "RESULTS.md"), "utf8");
     assert.ok(stdout.includes(markdown.trim().slice(0, 200)), "the tables go to stdout too");
     for (const qos of [0, 1, 2]) {
@@ -89,9 +98,7 @@ test("bench/main.ts --quick completes and prints every row of every table", {
     const svg = readFileSync(join(out, "sweep.svg"), "utf8");
     assert.match(svg, /^<svg[^>]*>/);
     assert.equal(svg.match(/<polyline /g)?.length, runtimes.includes("node") ? 3 : 2);
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
+  });
 });
 
 test(
@@ -101,14 +108,7 @@ test(
     timeout: 300_000,
   },
   async () => {
-    const child = spawnScript(new URL("../bench/transforms.ts", import.meta.url), [
-      "--quick",
-      "--broker",
-    ]);
-    let output = "";
-    child.stdout!.on("data", (chunk) => (output += chunk));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    assert.equal(code, 0, output);
+    const output = await runBench("transforms.ts", ["--quick", "--broker"]);
     for (
       const stage of [
         "decodeJson()",
@@ -126,11 +126,7 @@ test(
 test("bench/transports.ts --quick compares ws:// with mqtt:// for a source and a sink", {
   timeout: 300_000,
 }, async () => {
-  const child = spawnScript(new URL("../bench/transports.ts", import.meta.url), ["--quick"]);
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  assert.equal(code, 0, output);
+  const output = await runBench("transports.ts", ["--quick"]);
   assertRow(output, ["source"], 1);
   assertRow(output, ["sink"], 1);
 });
@@ -139,19 +135,9 @@ test("bench/scale.ts --quick prints how cost grows with sources, filters and pay
   skip: skipWithoutMosquitto(),
   timeout: 300_000,
 }, async () => {
-  const out = mkdtempSync(join(tmpdir(), "mqtt-streams-scale-"));
-  try {
-    const child = spawnScript(new URL("../bench/scale.ts", import.meta.url), [
-      "--quick",
-      "--runtimes",
-      typeof Deno === "object" ? "deno" : "bun",
-      "--out",
-      out,
-    ]);
-    let output = "";
-    child.stdout!.on("data", (chunk) => (output += chunk));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    assert.equal(code, 0, output);
+  await withFolder("mqtt-streams-scale-", async (out) => {
+    const runtime = typeof Deno === "object" ? "deno" : "bun";
+    const output = await runBench("scale.ts", ["--quick", "--runtimes", runtime, "--out", out]);
     const section = (name: string) => output.split(`### ${name}`)[1]?.split("###")[0] ?? "";
     // The last cell of each row: msg/s all together, msg/s, and MqttSource ÷ raw.
     for (const sources of ["1", "10"]) assertRow(section("sources"), [RUNTIME, sources], 1);
@@ -163,7 +149,5 @@ test("bench/scale.ts --quick prints how cost grows with sources, filters and pay
       assert.match(svg, /^<svg[^>]*>/);
       assert.equal(svg.match(/<polyline /g)?.length, lines, chart);
     }
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
+  });
 });

@@ -49,6 +49,16 @@ async function readAll(
   return { distinct, duplicates };
 }
 
+/** A callback for {@linkcode readAll} that SIGKILLs `node` once, as message `at` arrives. */
+function killAt(at: number, node: { kill(): Promise<unknown> }) {
+  let killed = false;
+  return async (distinct: number) => {
+    if (killed || distinct !== at) return;
+    killed = true;
+    await node.kill();
+  };
+}
+
 describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
   test("a source (QoS 1, ack=read, persistent session) reads every message after its node is killed", async () => {
     await using cluster = await startNatsCluster();
@@ -60,13 +70,7 @@ describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
       assert.equal(first, cluster.nodes[0], "the first broker of the list is tried first");
       // Published through another node than the one the source reads from.
       const publishing = publishAll(`${cluster.nodes[1].url}?topic=ha/source&qos=1`, COUNT);
-      let killed = false;
-      const { distinct, duplicates } = await readAll(reader, COUNT, async (n) => {
-        if (!killed && n === 1_000) {
-          killed = true;
-          await first.kill();
-        }
-      });
+      const { distinct, duplicates } = await readAll(reader, COUNT, killAt(1_000, first));
       await within(publishing, 60_000, "the publisher");
       assert.equal(distinct.size, COUNT, `${COUNT - distinct.size} messages never arrived`);
       assert.equal(source.stats.failovers, 1);
@@ -197,13 +201,7 @@ describe("failover across a NATS cluster", { skip: skipWithoutNats() }, () => {
         });
         bridged.catch(() => {});
         const publishing = publishAll(`${cluster.nodes[1].url}?topic=ha/bridge&qos=1`, count);
-        let killed = false;
-        const { distinct, duplicates } = await readAll(outReader, count, async (n) => {
-          if (!killed && n === 500) {
-            killed = true;
-            await first.kill();
-          }
-        });
+        const { distinct, duplicates } = await readAll(outReader, count, killAt(500, first));
         await within(publishing, 60_000, "the publisher");
         assert.equal(distinct.size, count, `${count - distinct.size} messages lost`);
         assert.equal(source.stats.failovers, 1);

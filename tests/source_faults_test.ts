@@ -16,6 +16,20 @@ async function grant(connection: HostileConnection, ms = 5000): Promise<number> 
   return subscribe.id;
 }
 
+/**
+ * Resumes the session, then answers its SUBSCRIBE with a backlog first, as a broker does:
+ * QoS 1 messages `b1`…`b<count>`, `gap` ms apart, and only then the SUBACK.
+ */
+async function backlogBeforeSuback(connection: HostileConnection, count: number, gap = 0) {
+  connection.connack({ sessionPresent: true });
+  const subscribe = await connection.next("subscribe");
+  for (let id = 1; id <= count; id++) {
+    connection.publish({ topic: "t", payload: `b${id}`, qos: 1, id });
+    if (gap) await sleep(gap);
+  }
+  connection.suback(subscribe.id, [1]);
+}
+
 /** Reads one message from `source` within `ms`. */
 async function readOne(source: MqttSource, ms = 5000): Promise<string> {
   return (await readTexts(source, 1, ms))[0];
@@ -145,16 +159,9 @@ describe("MqttSource survives a single network fault", () => {
   });
 
   test("a backlog before the SUBACK, with the reader stalled past connectionTimeout, costs no reconnect", async () => {
-    await using server = await startHostile(async (connection) => {
-      connection.connack({ sessionPresent: true });
-      const subscribe = await connection.next("subscribe");
-      // A resumed session's backlog comes first; the SUBACK waits behind it, unread while
-      // the source holds a message past its window.
-      for (let id = 1; id <= 10; id++) {
-        connection.publish({ topic: "t", payload: `b${id}`, qos: 1, id });
-      }
-      connection.suback(subscribe.id, [1]);
-    });
+    // The SUBACK waits behind the backlog, unread while the source holds a message past
+    // its window.
+    await using server = await startHostile((connection) => backlogBeforeSuback(connection, 10));
     await using source = new MqttSource(
       `${server.url}?topic=t&qos=1&clientId=backlog&cleanSession=false&maxInflight=2` +
         "&connectionTimeout=1&connectBackoff=50",
@@ -169,15 +176,9 @@ describe("MqttSource survives a single network fault", () => {
   test("a backlog that trickles in for longer than connectionTimeout before the SUBACK costs no reconnect", async () => {
     // Each packet restarts the bound on the broker's silence: 6 messages 400 ms apart
     // (2.4 s, over twice connectionTimeout=1), then the SUBACK.
-    await using server = await startHostile(async (connection) => {
-      connection.connack({ sessionPresent: true });
-      const subscribe = await connection.next("subscribe");
-      for (let id = 1; id <= 6; id++) {
-        connection.publish({ topic: "t", payload: `b${id}`, qos: 1, id });
-        await sleep(400);
-      }
-      connection.suback(subscribe.id, [1]);
-    });
+    await using server = await startHostile((connection) =>
+      backlogBeforeSuback(connection, 6, 400)
+    );
     await using source = new MqttSource(
       `${server.url}?topic=t&qos=1&clientId=trickle&cleanSession=false` +
         "&connectionTimeout=1&connectBackoff=50",

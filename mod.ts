@@ -88,6 +88,7 @@ export { Secret } from "./src/secret.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/source.ts";
 export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
+export { type MqttTelemetryInit } from "./src/telemetry.ts";
 export { MqttSink, type MqttSinkChunk, type MqttSinkInit, type MqttSinkStats } from "./src/sink.ts";
 export {
   type InferOutput,

@@ -409,6 +409,22 @@ export const OPTIONS_SCHEMA = v.object({
     ),
     "drop",
   ),
+  telemetry: v.optional(
+    option(
+      boolean(),
+      "Export OpenTelemetry metrics and spans through @opentelemetry/api (a no-op until the application registers an SDK); false turns them off for this stream.",
+      { allowed: "true or false", env: "MQTT_TELEMETRY" },
+    ),
+    true,
+  ),
+  "telemetry.topics": v.optional(
+    option(
+      boolean(),
+      "Put each message's topic on its duration histograms (messaging.destination.name). Topics are unbounded, so every distinct topic makes a series; off, the series follow the stream's filters and configured topic.",
+      { allowed: "true or false" },
+    ),
+    false,
+  ),
   "will.topic": v.optional(
     option(
       v.pipe(

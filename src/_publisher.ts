@@ -17,6 +17,8 @@ import type { MqttOptions } from "./options.ts";
 import { type MqttSinkChunk, type Publish, RecordReader } from "./record.ts";
 import { showValue } from "./_redact.ts";
 import { type MqttSinkStats, sinkStats } from "./_stats.ts";
+import { openTelemetry, type Telemetry, type TelemetryProviders } from "./_telemetry.ts";
+import { sinkSeries } from "./_telemetry_metrics.ts";
 
 /**
  * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
@@ -30,6 +32,11 @@ const TRANSIENT_REFUSALS = new Set([
   0x96, // message rate too high
   0x97, // quota exceeded
 ]);
+
+/** The error.type of a publish that failed without a reason code (its connection failed). */
+const FAILED = "MqttPublishError";
+/** The error.type of a publish given up on because the sink failed or was aborted. */
+const GIVEN_UP = "aborted";
 
 /** The sink's logic, as the WritableStream's underlying sink. */
 export class Publisher implements UnderlyingSink<MqttSinkChunk> {
@@ -56,13 +63,18 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   #failed: Promise<never>;
   #rejectFailed!: (error: unknown) => void;
 
-  constructor(options: MqttOptions, signal?: AbortSignal) {
+  /** OpenTelemetry, when an SDK is there to take it. */
+  readonly #telemetry?: Telemetry;
+
+  constructor(options: MqttOptions, signal?: AbortSignal, providers: TelemetryProviders = {}) {
     this.options = options;
     this.#signal = signal;
     this.#reader = new RecordReader(options);
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection);
+    this.#telemetry = openTelemetry(options, "sink", providers);
+    this.#telemetry?.observe(sinkSeries(this.stats));
   }
 
   async start(controller: WritableStreamDefaultController): Promise<void> {
@@ -85,7 +97,10 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     const { connection } = lease;
     connection.closed.then((error) => error && this.#fail(error));
     // The connection has just sent every unacknowledged publish again (see the header).
-    this.#offConnect = connection.onConnect(() => (this.#counts.retried += this.#pending.size));
+    this.#offConnect = connection.onConnect(() => {
+      this.#counts.retried += this.#pending.size;
+      for (const publish of this.#pending) publish.observer?.retried(publish.attempt ?? 1);
+    });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
@@ -106,11 +121,14 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
    * (the common case, and the cheap one); a promise when it must wait.
    */
   write(chunk: MqttSinkChunk): void | Promise<void> {
-    let publish: Publish;
+    let publish: Publish | undefined;
     try {
       publish = this.#reader.read(chunk);
+      // Before the size check: on MQTT 5 the trace context adds user properties.
+      if (this.#telemetry) publish.observer = this.#telemetry.sending(publish);
       this.#connection.outbound.checkSize(publish);
     } catch (error) {
+      publish?.observer?.end((error as Error).name ?? "Error");
       throw this.#fail(error);
     }
     if (publish.qos === 0) return this.#publishQoS0(publish, 1);
@@ -208,15 +226,18 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (!error) {
       this.#counts.published++;
       this.#unflushed++;
+      publish.observer?.end();
       publish.ack?.();
       return;
     }
     // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
     // offline (queueQoSZero=false), so this sink sends it again once reconnected.
     if (!this.#mayRetry(attempt)) {
+      publish.observer?.end(FAILED);
       throw this.#fail(this.#publishError(publish, { kind: "failed", error }, attempt));
     }
     this.#counts.retried++;
+    publish.observer?.retried(attempt + 1);
     return this.#publishQoS0(publish, attempt + 1);
   }
 
@@ -234,6 +255,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       // again, or QoS 2 publishes whose session the broker lost: an outage (bounded by
       // connectAttempts), not a failed attempt. Send it again.
       this.#counts.retried++;
+      publish.observer?.retried(attempt);
       this.#resend(publish, attempt);
       return;
     }
@@ -241,6 +263,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       (failure?.kind === "refused" && TRANSIENT_REFUSALS.has(failure.reasonCode!));
     if (transient && this.#mayRetry(attempt) && this.#error === undefined) {
       this.#counts.retried++;
+      publish.observer?.retried(attempt + 1);
       // The slot stays taken while the retry waits: the window bounds what is unsettled.
       setTimeout(
         () => this.#resend(publish, attempt + 1),
@@ -252,10 +275,14 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (!this.#pending.delete(publish)) return; // given up on when the sink failed
     if (failure) {
       this.#counts.failed++;
+      publish.observer?.end(
+        failure.reasonCode === undefined ? FAILED : `0x${failure.reasonCode.toString(16)}`,
+      );
       this.#fail(this.#publishError(publish, failure, attempt));
       return;
     }
     this.#counts.acked++;
+    publish.observer?.end();
     this.#stored(publish);
     publish.ack?.();
   };
@@ -350,6 +377,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (this.#error !== undefined) return this.#error;
     this.#error = error;
     this.#counts.failed += this.#pending.size;
+    for (const publish of this.#pending) publish.observer?.end(GIVEN_UP);
     this.#pending.clear();
     this.#rejectFailed(error);
     if (errorStream) this.#controller.error(error);
@@ -359,9 +387,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   async #release(now: boolean): Promise<void> {
     const lease = this.#lease;
-    if (!lease) return;
-    this.#offConnect?.();
-    this.#signal?.removeEventListener("abort", this.#onAbort);
-    await lease.release(now);
+    if (lease) {
+      this.#offConnect?.();
+      this.#signal?.removeEventListener("abort", this.#onAbort);
+      await lease.release(now);
+    }
+    this.#telemetry?.close();
   }
 }

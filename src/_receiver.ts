@@ -6,10 +6,18 @@ import { MqttSubscribeError } from "./errors.ts";
 import { type IncomingPublish, type MqttMessage, receivedMessage } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
 import { type MqttSourceStats, sourceStats } from "./_stats.ts";
+import { openTelemetry, type Telemetry, type TelemetryProviders } from "./_telemetry.ts";
+import { sourceSeries } from "./_telemetry_metrics.ts";
 
-interface Held {
+/** A message in the stream's queue, with its acknowledgement. */
+interface Unread {
   message: MqttMessage;
   ack?: Ack;
+  /** Telemetry's end of a QoS 0 message, when it is read. */
+  read?: () => void;
+}
+
+interface Held extends Unread {
   resume: () => void;
 }
 
@@ -24,7 +32,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   #controller!: ReadableStreamDefaultController<MqttMessage>;
   #connection?: Connection;
   /** The messages in the stream's queue, in order, with their acknowledgements. */
-  #unread: { message: MqttMessage; ack?: Ack }[] = [];
+  #unread: Unread[] = [];
   #held: Held[] = [];
   /** Paused packet readers whose held message is queued now, waiting for the low-water mark. */
   #resumes: (() => void)[] = [];
@@ -34,12 +42,17 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   readonly #failed: Promise<never>;
   #rejectFailed!: (error: unknown) => void;
 
-  constructor(options: MqttOptions, signal?: AbortSignal) {
+  /** OpenTelemetry, when an SDK is there to take it. */
+  readonly #telemetry?: Telemetry;
+
+  constructor(options: MqttOptions, signal?: AbortSignal, providers: TelemetryProviders = {}) {
     this.options = options;
     this.#signal = signal;
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sourceStats(this.#counts, this.#unread, this.#held, () => this.#connection);
+    this.#telemetry = openTelemetry(options, "source", providers);
+    this.#telemetry?.observe(sourceSeries(this.stats, () => this.#counts.dropped));
   }
 
   /** Settles when the first subscription is in place (or the start failed). */
@@ -109,24 +122,28 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     if (this.#done) return;
     this.#counts.received++;
     if (packet.dup) this.#counts.redelivered++;
-    const message = receivedMessage(
-      packet,
-      ack && (() => {
-        ack.release();
-        this.#admit();
-      }),
-    );
     if (packet.qos === 0 && this.options.qos0Overflow === "drop" && !this.#hasRoom(0, 0)) {
       this.#counts.dropped++;
       return;
     }
+    const arrival = this.#telemetry?.arrived(packet, ack);
+    const acknowledgement = arrival?.ack ?? ack;
+    const message = receivedMessage(
+      packet,
+      acknowledgement && (() => {
+        acknowledgement.release();
+        this.#admit();
+      }),
+      arrival?.context,
+    );
+    const unread: Unread = { message, ack: acknowledgement, read: arrival?.read };
     if (this.#held.length === 0 && this.#hasRoom(packet.qos, ack ? 1 : 0)) {
-      return this.#enqueue(message, ack);
+      return this.#enqueue(unread);
     }
     // Returning a promise stops mqtt.js reading packets until there is room: TCP then
     // holds the rest at the broker, and the connection is kept alive meanwhile (see
     // connection/_inbound.ts). Memory stays at maxInflight messages, plus this one.
-    return new Promise((resume) => this.#held.push({ message, ack, resume }));
+    return new Promise((resume) => this.#held.push({ ...unread, resume }));
   }
 
   /**
@@ -142,9 +159,9 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     return unacked < this.options.maxInflight;
   }
 
-  #enqueue(message: MqttMessage, ack: Ack | undefined): void {
-    this.#unread.push({ message, ack });
-    this.#controller.enqueue(message);
+  #enqueue(unread: Unread): void {
+    this.#unread.push(unread);
+    this.#controller.enqueue(unread.message);
   }
 
   /** Moves held messages into the queue while there is room, and lets mqtt.js read on. */
@@ -153,7 +170,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       const next = this.#held[0];
       if (!this.#hasRoom(next.message.qos, 0)) break;
       this.#held.shift();
-      this.#enqueue(next.message, next.ack);
+      this.#enqueue(next);
       this.#resumes.push(next.resume);
     }
     this.#resumeBelowLowWater();
@@ -177,8 +194,9 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     // shift, not splice: this runs for every message read, and splice makes an array.
     const release = this.options.ack === "read";
     for (let i = 0; i < read; i++) {
-      const { ack } = this.#unread.shift()!;
-      if (release) ack?.release();
+      const unread = this.#unread.shift()!;
+      if (release) unread.ack?.release();
+      unread.read?.();
     }
     this.#admit();
     if (this.#pendingError !== undefined && this.#unread.length === 0) {
@@ -222,10 +240,12 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     for (const { resume } of this.#held.splice(0)) resume();
     this.#resumeBelowLowWater();
     const connection = this.#connection;
-    if (!connection) return;
-    // A persistent session keeps its subscriptions for the next run; a clean one ends with
-    // them (it may outlive the connection: MQTT 5 sessionExpiryInterval).
-    if (this.options.cleanSession) connection.unsubscribe(this.options.topic);
-    await connection.end();
+    if (connection) {
+      // A persistent session keeps its subscriptions for the next run; a clean one ends
+      // with them (it may outlive the connection: MQTT 5 sessionExpiryInterval).
+      if (this.options.cleanSession) connection.unsubscribe(this.options.topic);
+      await connection.end();
+    }
+    this.#telemetry?.close();
   }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 // This module is browser compatible.
+import type { Context } from "@opentelemetry/api";
 
 /** MQTT 5 properties of a PUBLISH (MQTT 5 §3.3.2.3), as mqtt.js reads them. */
 export interface MqttMessageProperties {
@@ -59,6 +60,12 @@ export class MqttMessage {
   readonly timestamp: number;
   /** MQTT 5 properties (user properties, content type, response topic, ...); undefined on 3.1.1. */
   readonly properties: MqttMessageProperties | undefined;
+  /**
+   * Its OpenTelemetry context, when an SDK is registered: the source's consumer span,
+   * the child of the publisher's span when its trace context came in the MQTT 5 user
+   * properties. A handler continues the trace from it; a sink it is written to does.
+   */
+  readonly context: Context | undefined;
   readonly #ack: (() => void) | undefined;
 
   /**
@@ -78,6 +85,7 @@ export class MqttMessage {
       id?: number;
       timestamp?: number;
       properties?: MqttMessageProperties;
+      context?: Context;
       ack?: () => void;
     } = {},
   ) {
@@ -89,6 +97,7 @@ export class MqttMessage {
     this.id = init.id;
     this.timestamp = init.timestamp ?? Date.now();
     this.properties = init.properties;
+    this.context = init.context;
     this.#ack = init.ack;
   }
 
@@ -150,6 +159,7 @@ export interface IncomingPublish {
 export function receivedMessage(
   publish: IncomingPublish,
   ack: (() => void) | undefined,
+  context?: Context,
 ): MqttMessage {
   const { payload } = publish;
   return new MqttMessage(
@@ -161,6 +171,7 @@ export function receivedMessage(
       dup: publish.dup,
       id: publish.qos > 0 ? publish.messageId : undefined,
       properties: publish.properties as MqttMessageProperties | undefined,
+      context,
       ack,
     },
   );

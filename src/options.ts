@@ -127,6 +127,10 @@ export interface MqttOptions {
   ack: "read" | "manual";
   /** What a source does with QoS 0 messages while its queue is full. @default {"drop"} */
   qos0Overflow: "drop" | "block";
+  /** Export OpenTelemetry metrics and spans (a no-op until an SDK is registered). @default {true} */
+  telemetry: boolean;
+  /** Put each message's topic on the duration histograms (unbounded series). @default {false} */
+  "telemetry.topics": boolean;
   /** Topic of the last will. */
   "will.topic"?: string;
   /** Payload of the last will. */

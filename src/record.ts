@@ -4,6 +4,7 @@
  * @module
  */
 // This module is browser compatible.
+import type { Context } from "@opentelemetry/api";
 import { MqttRecordError } from "./errors.ts";
 import type { MqttOptions } from "./options.ts";
 import { topicNameProblem } from "./_topic.ts";
@@ -71,6 +72,11 @@ export interface MqttRecord {
   /** MQTT 5 properties (needs mqttVersion=5). */
   properties?: MqttPublishProperties;
   /**
+   * The OpenTelemetry context the publish's span continues: an `MqttMessage`'s, so a
+   * bridge carries the trace. @default {the active context}
+   */
+  context?: Context;
+  /**
    * Called once the sink's broker confirmed the publish (PUBACK / PUBCOMP; for QoS 0,
    * once it is written to the connection). An `MqttMessage`'s `ack()` is this hook, which
    * makes `source.pipeTo(sink)` with `ack: "manual"` an at-least-once bridge.
@@ -92,6 +98,18 @@ export interface Publish {
   stored?: () => void;
   /** The sink's attempt at sending it (publishAttempts), from 1. */
   attempt?: number;
+  /** The trace context its producer span continues (a bridged message's). */
+  context?: Context;
+  /** What telemetry follows of it (src/_telemetry.ts), when an SDK is there. */
+  observer?: PublishObserver;
+}
+
+/** The end of a publish, as telemetry records it: its duration, and its span. */
+export interface PublishObserver {
+  /** Settled: acknowledged, written (QoS 0), or given up on with `failure` (an error type). */
+  end(failure?: string): void;
+  /** Sent again, as attempt `attempt`. */
+  retried(attempt: number): void;
 }
 
 /**
@@ -190,6 +208,12 @@ export class RecordReader {
     if (record.ack !== undefined && typeof record.ack !== "function") {
       fail(`ack must be a function: got ${describeValue(record.ack)}`);
     }
+    if (
+      record.context !== undefined &&
+      typeof (record.context as { getValue?: unknown } | null)?.getValue !== "function"
+    ) {
+      fail(`context must be an OpenTelemetry Context: got ${describeValue(record.context)}`);
+    }
     return {
       index,
       topic: this.#topic(record.topic ?? topic[0], index),
@@ -198,6 +222,7 @@ export class RecordReader {
       retain: record.retain ?? false,
       properties: this.#properties(record.properties, index),
       ack: record.ack && (() => record.ack!()),
+      context: record.context,
     };
   }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { MqttOptionsError } from "./errors.ts";
+import type { MqttTelemetryInit } from "./telemetry.ts";
 import { Publisher } from "./_publisher.ts";
 import type { MqttSinkStats } from "./_stats.ts";
 import {
@@ -30,7 +31,7 @@ export type { MqttSinkChunk, MqttSinkStats };
  * console.log(init.qos); // 2
  * ```
  */
-export type MqttSinkInit = MqttOptionsInit & {
+export type MqttSinkInit = MqttOptionsInit & MqttTelemetryInit & {
   /** Aborting it aborts the sink: it disconnects at once and errors with the signal's reason. */
   signal?: AbortSignal;
 };
@@ -98,7 +99,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
    * @throws {MqttOptionsError} When an option is invalid, or `topic` is not one topic name.
    */
   constructor(connection: MqttConnection, init: MqttSinkInit = {}) {
-    const { signal, ...overrides } = init;
+    const { signal, meterProvider, tracerProvider, ...overrides } = init;
     const options = parseConnectionString(connection, overrides);
     if (options.topic.length > 1) {
       throw new MqttOptionsError(
@@ -117,7 +118,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
         } (${problem})`,
       );
     }
-    const publisher = new Publisher(options, signal);
+    const publisher = new Publisher(options, signal, { meterProvider, tracerProvider });
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
     recordSinks.set(this, { mqttVersion: options.mqttVersion });

@@ -5,6 +5,7 @@
  * @module
  */
 import { MqttOptionsError } from "./errors.ts";
+import type { MqttTelemetryInit } from "./telemetry.ts";
 import type { MqttMessage } from "./message.ts";
 import { Receiver } from "./_receiver.ts";
 import type { MqttSourceStats } from "./_stats.ts";
@@ -18,7 +19,7 @@ import {
 export type { MqttSourceStats };
 
 /** The options of an {@linkcode MqttSource}: any connection option, and a signal. */
-export type MqttSourceInit = MqttOptionsInit & {
+export type MqttSourceInit = MqttOptionsInit & MqttTelemetryInit & {
   /** Aborting it unsubscribes (unless the session is persistent), disconnects and errors the stream with the signal's reason. */
   signal?: AbortSignal;
 };
@@ -78,7 +79,7 @@ export class MqttSource extends ReadableStream<MqttMessage> {
    * @throws {MqttOptionsError} When an option is invalid, or no `topic` is given.
    */
   constructor(connection: MqttConnection, init: MqttSourceInit = {}) {
-    const { signal, ...overrides } = init;
+    const { signal, meterProvider, tracerProvider, ...overrides } = init;
     const options = parseConnectionString(connection, overrides);
     if (options.topic.length === 0) {
       throw new MqttOptionsError(
@@ -86,7 +87,7 @@ export class MqttSource extends ReadableStream<MqttMessage> {
         "Cannot subscribe as 'topic' must name at least one topic filter: current value is none (add ?topic=a/b to the URL)",
       );
     }
-    const receiver = new Receiver(options, signal);
+    const receiver = new Receiver(options, signal, { meterProvider, tracerProvider });
     super(receiver, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#receiver = receiver;
   }

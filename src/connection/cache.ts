@@ -26,6 +26,8 @@ const PER_SINK: ReadonlySet<string> = new Set<keyof MqttOptions>([
   "connectionCacheTimeout",
   "ack",
   "qos0Overflow",
+  "telemetry",
+  "telemetry.topics",
 ]);
 
 /** One sink's hold on a shared connection. */

@@ -1,0 +1,332 @@
+// OpenTelemetry for the streams, through @opentelemetry/api: a no-op until the application
+// registers an SDK (or passes providers), and then:
+// - metrics read off each stream's live `stats` when the SDK collects (observable
+//   instruments), so they agree with `stats` by construction and cost nothing per message;
+// - a duration histogram per message (source: arrival → acknowledgement; sink: write →
+//   the broker's acknowledgement);
+// - a PRODUCER span per publish whose W3C trace context travels in MQTT 5 user properties,
+//   and a CONSUMER span per message received, the child of (and linked to) that context.
+// Names follow OpenTelemetry's messaging semantic conventions
+// (https://opentelemetry.io/docs/specs/semconv/messaging/messaging-metrics/ and
+// .../messaging-spans/); what they do not name is under `mqtt_streams.`.
+// A stream that finds no SDK gets no Telemetry at all: the streams then test one field.
+import {
+  type Attributes,
+  type Context,
+  context as contexts,
+  createNoopMeter,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  type Histogram,
+  type MeterProvider,
+  metrics,
+  propagation,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
+import type { Ack } from "./connection/connection.ts";
+import type { IncomingPublish } from "./message.ts";
+import type { MqttOptions } from "./options.ts";
+import type { Publish, PublishObserver } from "./record.ts";
+import { observe, type Series, type StreamKind } from "./_telemetry_metrics.ts";
+import { W3C_TRACE_CONTEXT } from "./_trace_context.ts";
+import type { MqttTelemetryInit } from "./telemetry.ts";
+
+/** The OpenTelemetry providers a stream reports to, instead of the global ones. */
+export type TelemetryProviders = MqttTelemetryInit;
+
+/** The instrumentation scope: this package. */
+const SCOPE = "@mqtt-streams/core";
+const SCOPE_VERSION = "0.6.0";
+/** The API's no-op providers, which answer while no SDK is registered. */
+const NOOP_METER = createNoopMeter();
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/** The default ports of the schemes, for `server.port`. */
+const PORTS: Record<string, number> = { "mqtt:": 1883, "mqtts:": 8883, "ws:": 80, "wss:": 443 };
+
+/**
+ * The attributes of every series of a stream: one set per stream configuration, so that
+ * their number stays bounded (topic names, which are not, stay out unless asked for).
+ */
+function streamAttributes(options: MqttOptions, kind: StreamKind): Attributes {
+  const broker = new URL(options.brokers[0]);
+  const attributes: Attributes = {
+    "messaging.system": "mqtt",
+    "server.address": broker.hostname.replace(/^\[(.*)\]$/, "$1"),
+    "server.port": Number(broker.port) || PORTS[broker.protocol],
+    "mqtt_streams.qos": options.qos,
+  };
+  if (kind === "sink") {
+    if (options.topic[0] !== undefined) attributes["messaging.destination.name"] = options.topic[0];
+    return attributes;
+  }
+  // A filter is the low-cardinality form of the topics it matches; $share/group/filter
+  // names a consumer group.
+  const groups = new Set<string>();
+  const filters = options.topic.map((filter) => {
+    const shared = /^\$share\/([^/]+)\/(.*)$/.exec(filter);
+    if (!shared) return filter;
+    groups.add(shared[1]);
+    return shared[2];
+  });
+  attributes["messaging.destination.template"] = summarize(filters);
+  if (groups.size > 0) attributes["messaging.consumer.group.name"] = summarize([...groups]);
+  return attributes;
+}
+
+/** A list as one attribute value, cut short past 256 characters (10,000 filters are allowed). */
+function summarize(values: string[]): string {
+  let text = values.join(",");
+  if (text.length <= 256) return text;
+  let shown = 0;
+  for (let length = 0; shown < values.length; shown++) {
+    length += values[shown].length + 1;
+    if (length > 240) break;
+  }
+  text = values.slice(0, shown).join(",");
+  return `${text},…(${values.length - shown} more)`;
+}
+
+/** The telemetry of one stream; undefined when turned off or when no SDK is there to take it. */
+export function openTelemetry(
+  options: MqttOptions,
+  kind: StreamKind,
+  providers: TelemetryProviders,
+): Telemetry | undefined {
+  if (!options.telemetry) return undefined;
+  const meter = (providers.meterProvider ?? metrics.getMeterProvider()).getMeter(
+    SCOPE,
+    SCOPE_VERSION,
+  );
+  let tracerProvider = providers.tracerProvider ?? trace.getTracerProvider();
+  if (tracerProvider instanceof ProxyTracerProvider) tracerProvider = tracerProvider.getDelegate();
+  const tracer = tracerProvider === NOOP_TRACER_PROVIDER
+    ? undefined
+    : tracerProvider.getTracer(SCOPE, SCOPE_VERSION);
+  if (meter === NOOP_METER && !tracer) return undefined;
+  return new Telemetry(options, kind, meter === NOOP_METER ? undefined : meter, tracer);
+}
+
+/** A message as telemetry saw it arrive. */
+export interface Arrival {
+  /** Its trace context: the consumer span's. */
+  context?: Context;
+  /** The acknowledgement, which records the duration and ends the span when released. */
+  ack?: Ack;
+  /** QoS 0: ends the span when the message is read. */
+  read?: () => void;
+}
+
+/** One stream's metrics and spans. */
+export class Telemetry {
+  readonly #options: MqttOptions;
+  readonly #kind: StreamKind;
+  readonly #attributes: Attributes;
+  readonly #tracer?: Tracer;
+  /** The duration histogram (source: arrival → ack; sink: write → ack), when metrics are on. */
+  readonly #duration?: Histogram;
+  /** The histogram's attributes of a success, made once (unless topics are asked for). */
+  readonly #done: Attributes;
+  #unobserve?: () => void;
+
+  constructor(
+    options: MqttOptions,
+    kind: StreamKind,
+    meter: ReturnType<MeterProvider["getMeter"]> | undefined,
+    tracer: Tracer | undefined,
+  ) {
+    this.#options = options;
+    this.#kind = kind;
+    this.#attributes = streamAttributes(options, kind);
+    this.#tracer = tracer;
+    const operation: Attributes = kind === "source"
+      ? { "messaging.operation.name": "process", "messaging.operation.type": "process" }
+      : { "messaging.operation.name": "send", "messaging.operation.type": "send" };
+    this.#done = { ...this.#attributes, ...operation };
+    if (!meter) return;
+    this.#duration = kind === "source"
+      ? meter.createHistogram("messaging.process.duration", {
+        description:
+          "Time from a message's arrival to its acknowledgement to the broker (QoS 1/2): with ack=read until the consumer read it, with ack=manual until message.ack().",
+        unit: "s",
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      })
+      : meter.createHistogram("messaging.client.operation.duration", {
+        description:
+          "Time from a publish's write to the broker's acknowledgement (PUBACK/PUBCOMP), or for QoS 0 until it was written to the connection.",
+        unit: "s",
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      });
+    this.#meter = meter;
+  }
+
+  #meter?: ReturnType<MeterProvider["getMeter"]>;
+
+  /** Starts reporting `series` (the stream's stats) until {@linkcode Telemetry.close}. */
+  observe(series: Series[]): void {
+    if (this.#meter) this.#unobserve = observe(this.#meter, this.#attributes, series);
+  }
+
+  /** The stream is over: its counters keep their last values, its gauges leave. */
+  close(): void {
+    this.#unobserve?.();
+    this.#unobserve = undefined;
+  }
+
+  /** The histogram's attributes for one message (of `topic`), with the failure if any. */
+  #histogramAttributes(topic: string, failure?: string): Attributes {
+    if (!failure && !this.#options["telemetry.topics"]) return this.#done;
+    const attributes = { ...this.#done };
+    if (this.#options["telemetry.topics"]) attributes["messaging.destination.name"] = topic;
+    if (failure) attributes["error.type"] = failure;
+    return attributes;
+  }
+
+  /**
+   * A message arrived (source): starts its consumer span, the child of the producer's
+   * context found in its user properties, and wraps its acknowledgement to end it.
+   */
+  arrived(packet: IncomingPublish, ack: Ack | undefined): Arrival {
+    const start = performance.now();
+    let span: Span | undefined;
+    let context: Context | undefined;
+    if (this.#tracer) {
+      const carrier = (packet.properties as { userProperties?: object } | undefined)
+        ?.userProperties;
+      const parent = carrier
+        ? propagator().extract(ROOT_CONTEXT, carrier, defaultTextMapGetter)
+        : ROOT_CONTEXT;
+      const producer = trace.getSpanContext(parent);
+      span = this.#tracer.startSpan(
+        `process ${this.#attributes["messaging.destination.template"]}`,
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: {
+            ...this.#attributes,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": packet.topic,
+            "messaging.message.body.size": packet.payload.byteLength,
+            ...(packet.messageId !== undefined && packet.qos > 0
+              ? { "messaging.message.id": String(packet.messageId) }
+              : {}),
+          },
+          links: producer ? [{ context: producer }] : undefined,
+        },
+        parent,
+      );
+      context = trace.setSpan(parent, span);
+    }
+    if (!ack) return { context, read: span && (() => span.end()) };
+    const done = () => {
+      this.#duration?.record(
+        (performance.now() - start) / 1000,
+        this.#histogramAttributes(packet.topic),
+      );
+      span?.end();
+    };
+    return { context, ack: new ObservedAck(ack, done) };
+  }
+
+  /**
+   * A publish is about to go out (sink): starts its producer span, the child of the
+   * record's context (a bridged message's) or the active one, and on MQTT 5 writes the
+   * span's context into its user properties. What it returns ends both.
+   */
+  sending(publish: Publish): PublishObserver {
+    const start = performance.now();
+    let span: Span | undefined;
+    if (this.#tracer) {
+      const parent = publish.context ?? contexts.active();
+      const configured = this.#options.topic[0];
+      span = this.#tracer.startSpan(
+        publish.topic === configured ? `send ${configured}` : "send",
+        {
+          kind: SpanKind.PRODUCER,
+          attributes: {
+            ...this.#attributes,
+            "messaging.operation.name": "send",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": publish.topic,
+            "mqtt_streams.qos": publish.qos,
+          },
+        },
+        parent,
+      );
+      if (this.#options.mqttVersion === 5) inject(publish, trace.setSpan(parent, span));
+    }
+    return {
+      end: (failure) => {
+        this.#duration?.record(
+          (performance.now() - start) / 1000,
+          this.#histogramAttributes(publish.topic, failure),
+        );
+        if (!span) return;
+        if (failure) span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+        span.end();
+      },
+      retried: (attempt) => span?.addEvent("retry", { "mqtt_streams.attempt": attempt }),
+    };
+  }
+}
+
+/** The buckets semantic conventions advise for messaging durations (seconds). */
+const DURATION_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.25,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  7.5,
+  10,
+];
+
+/**
+ * The propagator: the application's, once it registered one, or else W3C trace context
+ * (an SDK's TracerProvider on its own registers none).
+ */
+function propagator() {
+  return propagation.fields().length > 0 ? propagation : W3C_TRACE_CONTEXT;
+}
+
+/** Writes `context` into the publish's user properties, over a copy of them. */
+function inject(publish: Publish, context: Context): void {
+  const carrier: Record<string, string> = {};
+  propagator().inject(context, carrier, defaultTextMapSetter);
+  if (Object.keys(carrier).length === 0) return;
+  const properties = publish.properties ?? {};
+  publish.properties = {
+    ...properties,
+    userProperties: { ...properties.userProperties, ...carrier },
+  };
+}
+
+/** An acknowledgement that reports its release once. */
+class ObservedAck implements Ack {
+  #released = false;
+  constructor(readonly inner: Ack, readonly done: () => void) {}
+  get qos(): 1 | 2 {
+    return this.inner.qos;
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.inner.release();
+    this.done();
+  }
+}
+
+export type { Series, StreamKind };

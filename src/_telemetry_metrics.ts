@@ -1,0 +1,213 @@
+// The streams' stats as OpenTelemetry metrics: observable instruments, one set per Meter,
+// and one batch callback that reads every live stream's stats when the SDK collects. Nothing
+// is recorded per message, so the numbers are `stats`' numbers at that moment. Streams whose
+// attributes are the same are summed (the SDK keeps one observation per series and
+// collection), and a stream that ends leaves its counters' last values behind, so that a
+// counter never goes back.
+import type {
+  Attributes,
+  BatchObservableResult,
+  Meter,
+  Observable,
+  ObservableCounter,
+} from "@opentelemetry/api";
+import type { MqttSinkStats, MqttSourceStats } from "./_stats.ts";
+
+/** Which kind of stream reports. */
+export type StreamKind = "source" | "sink";
+
+/**
+ * Every instrument: counters (monotonic) and up-down counters (what is queued or in
+ * flight now, exported as gauges), with their descriptions.
+ */
+const INSTRUMENTS = {
+  "messaging.client.consumed.messages": [
+    true,
+    "Messages that arrived from the broker, dropped ones included (source stats.received).",
+  ],
+  "mqtt_streams.source.acked": [true, "PUBACKs and PUBCOMPs a source sent (stats.acked)."],
+  "mqtt_streams.source.dropped": [
+    true,
+    "Messages a source dropped, by mqtt_streams.drop.reason: qos0_overflow (its queue was full, qos0Overflow=drop) or session_lost (persistence=file: QoS 2 messages whose session the broker lost) (stats.dropped).",
+  ],
+  "mqtt_streams.source.redelivered": [
+    true,
+    "Messages that arrived with DUP set (stats.redelivered).",
+  ],
+  "mqtt_streams.source.beyond_window": [
+    true,
+    "QoS 1/2 messages the broker sent past the window of maxInflight (stats.beyondWindow).",
+  ],
+  "mqtt_streams.source.reconnects": [
+    true,
+    "Reconnects of a source's connection (stats.reconnects).",
+  ],
+  "mqtt_streams.source.failovers": [
+    true,
+    "Reconnects of a source that landed on another broker (stats.failovers).",
+  ],
+  "mqtt_streams.source.buffered": [
+    false,
+    "Messages in a source's queue, not yet read (stats.buffered).",
+  ],
+  "mqtt_streams.source.held": [
+    false,
+    "Messages a source holds outside its queue while it stopped reading (stats.held).",
+  ],
+  "messaging.client.sent.messages": [
+    true,
+    "Publishes a sink sent, at every QoS, resends not counted again (sink stats.published).",
+  ],
+  "mqtt_streams.sink.acked": [true, "QoS 1/2 publishes the broker acknowledged (stats.acked)."],
+  "mqtt_streams.sink.retried": [true, "Publishes a sink sent again (stats.retried)."],
+  "mqtt_streams.sink.failed": [true, "Publishes a sink gave up on (stats.failed)."],
+  "mqtt_streams.sink.inflight": [
+    false,
+    "QoS 1/2 publishes sent and not yet acknowledged (stats.inflight).",
+  ],
+  "mqtt_streams.sink.reconnects": [
+    true,
+    "Reconnects of a sink's connection, of all the sinks that share it (stats.reconnects).",
+  ],
+  "mqtt_streams.sink.failovers": [
+    true,
+    "Reconnects of a sink that landed on another broker (stats.failovers).",
+  ],
+} as const satisfies Record<string, readonly [boolean, string]>;
+
+/** The name of an instrument. */
+export type InstrumentName = keyof typeof INSTRUMENTS;
+
+/** One number a stream reports: its instrument, attributes of its own, and how to read it. */
+export interface Series {
+  readonly instrument: InstrumentName;
+  readonly attributes?: Attributes;
+  read(): number;
+}
+
+/** The series of a source; `overflowDropped` is the part of stats.dropped its queue dropped. */
+export function sourceSeries(stats: MqttSourceStats, overflowDropped: () => number): Series[] {
+  const reason = (name: string) => ({ "mqtt_streams.drop.reason": name });
+  return [
+    {
+      instrument: "messaging.client.consumed.messages",
+      attributes: { "messaging.operation.name": "receive" },
+      read: () => stats.received,
+    },
+    { instrument: "mqtt_streams.source.acked", read: () => stats.acked },
+    {
+      instrument: "mqtt_streams.source.dropped",
+      attributes: reason("qos0_overflow"),
+      read: overflowDropped,
+    },
+    {
+      instrument: "mqtt_streams.source.dropped",
+      attributes: reason("session_lost"),
+      read: () => stats.dropped - overflowDropped(),
+    },
+    { instrument: "mqtt_streams.source.redelivered", read: () => stats.redelivered },
+    { instrument: "mqtt_streams.source.beyond_window", read: () => stats.beyondWindow },
+    { instrument: "mqtt_streams.source.reconnects", read: () => stats.reconnects },
+    { instrument: "mqtt_streams.source.failovers", read: () => stats.failovers },
+    { instrument: "mqtt_streams.source.buffered", read: () => stats.buffered },
+    { instrument: "mqtt_streams.source.held", read: () => stats.held },
+  ];
+}
+
+/** The series of a sink. */
+export function sinkSeries(stats: MqttSinkStats): Series[] {
+  return [
+    {
+      instrument: "messaging.client.sent.messages",
+      attributes: { "messaging.operation.name": "send" },
+      read: () => stats.published,
+    },
+    { instrument: "mqtt_streams.sink.acked", read: () => stats.acked },
+    { instrument: "mqtt_streams.sink.retried", read: () => stats.retried },
+    { instrument: "mqtt_streams.sink.failed", read: () => stats.failed },
+    { instrument: "mqtt_streams.sink.inflight", read: () => stats.inflight },
+    { instrument: "mqtt_streams.sink.reconnects", read: () => stats.reconnects },
+    { instrument: "mqtt_streams.sink.failovers", read: () => stats.failovers },
+  ];
+}
+
+/** A series with its instrument and full attributes, as the callback observes it. */
+interface Observed {
+  readonly instrument: Observable;
+  readonly attributes: Attributes;
+  /** The instrument's name and the attributes, as one string. */
+  readonly key: string;
+  readonly monotonic: boolean;
+  read(): number;
+}
+
+/** The instruments of one Meter, the streams reporting to it, and what ended streams left. */
+class Registry {
+  readonly instruments = new Map<InstrumentName, Observable>();
+  readonly streams = new Set<Observed[]>();
+  /** The last values of the counters of the streams that ended, by key. */
+  readonly retired = new Map<string, { observed: Observed; value: number }>();
+
+  constructor(meter: Meter) {
+    for (const [name, [monotonic, description]] of Object.entries(INSTRUMENTS)) {
+      const options = { description, unit: "{message}" };
+      this.instruments.set(
+        name as InstrumentName,
+        monotonic
+          ? meter.createObservableCounter(name, options) as ObservableCounter
+          : meter.createObservableUpDownCounter(name, options),
+      );
+    }
+    meter.addBatchObservableCallback(this.#collect, [...this.instruments.values()]);
+  }
+
+  #collect = (result: BatchObservableResult): void => {
+    const sums = new Map<string, { observed: Observed; value: number }>();
+    for (const [key, { observed, value }] of this.retired) sums.set(key, { observed, value });
+    for (const stream of this.streams) {
+      for (const observed of stream) {
+        const sum = sums.get(observed.key);
+        if (sum) sum.value += observed.read();
+        else sums.set(observed.key, { observed, value: observed.read() });
+      }
+    }
+    for (const { observed, value } of sums.values()) {
+      result.observe(observed.instrument, value, observed.attributes);
+    }
+  };
+
+  /** Keeps the last values of an ending stream's counters. */
+  retire(stream: Observed[]): void {
+    for (const observed of stream) {
+      if (!observed.monotonic) continue;
+      const kept = this.retired.get(observed.key);
+      if (kept) kept.value += observed.read();
+      else this.retired.set(observed.key, { observed, value: observed.read() });
+    }
+  }
+}
+
+const registries = new WeakMap<Meter, Registry>();
+
+/**
+ * Reports `series`, with the stream's `attributes`, to `meter` until the function it
+ * returns is called (idempotent).
+ */
+export function observe(meter: Meter, attributes: Attributes, series: Series[]): () => void {
+  let registry = registries.get(meter);
+  if (!registry) registries.set(meter, registry = new Registry(meter));
+  const stream: Observed[] = series.map(({ instrument, attributes: own, read }) => {
+    const all = { ...attributes, ...own };
+    return {
+      instrument: registry.instruments.get(instrument)!,
+      attributes: all,
+      key: `${instrument} ${JSON.stringify(all)}`,
+      monotonic: INSTRUMENTS[instrument][0],
+      read,
+    };
+  });
+  registry.streams.add(stream);
+  return () => {
+    if (registry.streams.delete(stream)) registry.retire(stream);
+  };
+}

@@ -14,11 +14,9 @@ import {
   type Attributes,
   type Context,
   context as contexts,
-  createNoopMeter,
   defaultTextMapGetter,
   defaultTextMapSetter,
   type Histogram,
-  type MeterProvider,
   metrics,
   propagation,
   ProxyTracerProvider,
@@ -33,18 +31,21 @@ import type { Ack } from "./connection/connection.ts";
 import type { IncomingPublish } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
 import type { Publish, PublishObserver } from "./record.ts";
-import { observe, type Series, type StreamKind } from "./_telemetry_metrics.ts";
+import {
+  SCOPE,
+  SCOPE_VERSION,
+  type Series,
+  type StreamKind,
+  type StreamMeters,
+  streamMeters,
+} from "./_telemetry_metrics.ts";
 import { W3C_TRACE_CONTEXT } from "./_trace_context.ts";
 import type { MqttTelemetryInit } from "./telemetry.ts";
 
 /** The OpenTelemetry providers a stream reports to, instead of the global ones. */
 export type TelemetryProviders = MqttTelemetryInit;
 
-/** The instrumentation scope: this package. */
-const SCOPE = "@mqtt-streams/core";
-const SCOPE_VERSION = "0.6.0";
-/** The API's no-op providers, which answer while no SDK is registered. */
-const NOOP_METER = createNoopMeter();
+/** The API's no-op tracer provider, which answers while no SDK is registered. */
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
 
 /** The default ports of the schemes, for `server.port`. */
@@ -100,17 +101,14 @@ export function openTelemetry(
   providers: TelemetryProviders,
 ): Telemetry | undefined {
   if (!options.telemetry) return undefined;
-  const meter = (providers.meterProvider ?? metrics.getMeterProvider()).getMeter(
-    SCOPE,
-    SCOPE_VERSION,
-  );
+  const meters = streamMeters(providers.meterProvider ?? metrics.getMeterProvider());
   let tracerProvider = providers.tracerProvider ?? trace.getTracerProvider();
   if (tracerProvider instanceof ProxyTracerProvider) tracerProvider = tracerProvider.getDelegate();
   const tracer = tracerProvider === NOOP_TRACER_PROVIDER
     ? undefined
     : tracerProvider.getTracer(SCOPE, SCOPE_VERSION);
-  if (meter === NOOP_METER && !tracer) return undefined;
-  return new Telemetry(options, kind, meter === NOOP_METER ? undefined : meter, tracer);
+  if (!meters && !tracer) return undefined;
+  return new Telemetry(options, kind, meters, tracer);
 }
 
 /** A message as telemetry saw it arrive. */
@@ -126,7 +124,6 @@ export interface Arrival {
 /** One stream's metrics and spans. */
 export class Telemetry {
   readonly #options: MqttOptions;
-  readonly #kind: StreamKind;
   readonly #attributes: Attributes;
   readonly #tracer?: Tracer;
   /** The duration histogram (source: arrival → ack; sink: write → ack), when metrics are on. */
@@ -138,39 +135,25 @@ export class Telemetry {
   constructor(
     options: MqttOptions,
     kind: StreamKind,
-    meter: ReturnType<MeterProvider["getMeter"]> | undefined,
+    meters: StreamMeters | undefined,
     tracer: Tracer | undefined,
   ) {
     this.#options = options;
-    this.#kind = kind;
     this.#attributes = streamAttributes(options, kind);
     this.#tracer = tracer;
     const operation: Attributes = kind === "source"
       ? { "messaging.operation.name": "process", "messaging.operation.type": "process" }
       : { "messaging.operation.name": "send", "messaging.operation.type": "send" };
     this.#done = { ...this.#attributes, ...operation };
-    if (!meter) return;
-    this.#duration = kind === "source"
-      ? meter.createHistogram("messaging.process.duration", {
-        description:
-          "Time from a message's arrival to its acknowledgement to the broker (QoS 1/2): with ack=read until the consumer read it, with ack=manual until message.ack().",
-        unit: "s",
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      })
-      : meter.createHistogram("messaging.client.operation.duration", {
-        description:
-          "Time from a publish's write to the broker's acknowledgement (PUBACK/PUBCOMP), or for QoS 0 until it was written to the connection.",
-        unit: "s",
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      });
-    this.#meter = meter;
+    this.#meters = meters;
+    this.#duration = meters?.duration(kind);
   }
 
-  #meter?: ReturnType<MeterProvider["getMeter"]>;
+  readonly #meters?: StreamMeters;
 
   /** Starts reporting `series` (the stream's stats) until {@linkcode Telemetry.close}. */
   observe(series: Series[]): void {
-    if (this.#meter) this.#unobserve = observe(this.#meter, this.#attributes, series);
+    this.#unobserve = this.#meters?.observe(this.#attributes, series);
   }
 
   /** The stream is over: its counters keep their last values, its gauges leave. */
@@ -275,24 +258,6 @@ export class Telemetry {
     };
   }
 }
-
-/** The buckets semantic conventions advise for messaging durations (seconds). */
-const DURATION_BUCKETS = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.075,
-  0.1,
-  0.25,
-  0.5,
-  0.75,
-  1,
-  2.5,
-  5,
-  7.5,
-  10,
-];
 
 /**
  * The propagator: the application's, once it registered one, or else W3C trace context

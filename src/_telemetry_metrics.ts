@@ -1,15 +1,18 @@
-// The streams' stats as OpenTelemetry metrics: observable instruments, one set per Meter,
+// The streams' stats as OpenTelemetry metrics: observable instruments, one set per MeterProvider,
 // and one batch callback that reads every live stream's stats when the SDK collects. Nothing
 // is recorded per message, so the numbers are `stats`' numbers at that moment. Streams whose
 // attributes are the same are summed (the SDK keeps one observation per series and
 // collection), and a stream that ends leaves its counters' last values behind, so that a
 // counter never goes back.
-import type {
-  Attributes,
-  BatchObservableResult,
-  Meter,
-  Observable,
-  ObservableCounter,
+import {
+  type Attributes,
+  type BatchObservableResult,
+  createNoopMeter,
+  type Histogram,
+  type Meter,
+  type MeterProvider,
+  type Observable,
+  type ObservableCounter,
 } from "@opentelemetry/api";
 import type { MqttSinkStats, MqttSourceStats } from "./_stats.ts";
 
@@ -141,14 +144,55 @@ interface Observed {
   read(): number;
 }
 
-/** The instruments of one Meter, the streams reporting to it, and what ended streams left. */
-class Registry {
+/** The instrumentation scope: this package. */
+export const SCOPE = "@mqtt-streams/core";
+export const SCOPE_VERSION = "0.6.0";
+
+/** The buckets semantic conventions advise for messaging durations (seconds). */
+const DURATION_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.25,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  7.5,
+  10,
+];
+
+/** The duration histograms: what each kind of stream times, per message. */
+const DURATIONS = {
+  source: [
+    "messaging.process.duration",
+    "Time from a message's arrival to its acknowledgement to the broker (QoS 1/2): with ack=read until the consumer read it, with ack=manual until message.ack().",
+  ],
+  sink: [
+    "messaging.client.operation.duration",
+    "Time from a publish's write to the broker's acknowledgement (PUBACK/PUBCOMP), or for QoS 0 until it was written to the connection.",
+  ],
+} as const;
+
+/**
+ * The instruments of one MeterProvider, the streams reporting to it, and what ended
+ * streams left. One a provider, not a Meter: a provider may hand out a new Meter each
+ * time (Deno's does), and instruments of one name must be made once.
+ */
+export class StreamMeters {
+  readonly #meter: Meter;
   readonly instruments = new Map<InstrumentName, Observable>();
   readonly streams = new Set<Observed[]>();
   /** The last values of the counters of the streams that ended, by key. */
   readonly retired = new Map<string, { observed: Observed; value: number }>();
+  readonly #durations = new Map<StreamKind, Histogram>();
 
   constructor(meter: Meter) {
+    this.#meter = meter;
     for (const [name, [monotonic, description]] of Object.entries(INSTRUMENTS)) {
       const options = { description, unit: "{message}" };
       this.instruments.set(
@@ -176,8 +220,44 @@ class Registry {
     }
   };
 
+  /** The duration histogram of a kind of stream. */
+  duration(kind: StreamKind): Histogram {
+    let histogram = this.#durations.get(kind);
+    if (!histogram) {
+      const [name, description] = DURATIONS[kind];
+      histogram = this.#meter.createHistogram(name, {
+        description,
+        unit: "s",
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      });
+      this.#durations.set(kind, histogram);
+    }
+    return histogram;
+  }
+
+  /**
+   * Reports `series`, with the stream's `attributes`, until the function it returns is
+   * called (idempotent).
+   */
+  observe(attributes: Attributes, series: Series[]): () => void {
+    const stream: Observed[] = series.map(({ instrument, attributes: own, read }) => {
+      const all = { ...attributes, ...own };
+      return {
+        instrument: this.instruments.get(instrument)!,
+        attributes: all,
+        key: `${instrument} ${JSON.stringify(all)}`,
+        monotonic: INSTRUMENTS[instrument][0],
+        read,
+      };
+    });
+    this.streams.add(stream);
+    return () => {
+      if (this.streams.delete(stream)) this.#retire(stream);
+    };
+  }
+
   /** Keeps the last values of an ending stream's counters. */
-  retire(stream: Observed[]): void {
+  #retire(stream: Observed[]): void {
     for (const observed of stream) {
       if (!observed.monotonic) continue;
       const kept = this.retired.get(observed.key);
@@ -187,27 +267,15 @@ class Registry {
   }
 }
 
-const registries = new WeakMap<Meter, Registry>();
+const NOOP_METER = createNoopMeter();
+const registries = new WeakMap<MeterProvider, StreamMeters>();
 
-/**
- * Reports `series`, with the stream's `attributes`, to `meter` until the function it
- * returns is called (idempotent).
- */
-export function observe(meter: Meter, attributes: Attributes, series: Series[]): () => void {
-  let registry = registries.get(meter);
-  if (!registry) registries.set(meter, registry = new Registry(meter));
-  const stream: Observed[] = series.map(({ instrument, attributes: own, read }) => {
-    const all = { ...attributes, ...own };
-    return {
-      instrument: registry.instruments.get(instrument)!,
-      attributes: all,
-      key: `${instrument} ${JSON.stringify(all)}`,
-      monotonic: INSTRUMENTS[instrument][0],
-      read,
-    };
-  });
-  registry.streams.add(stream);
-  return () => {
-    if (registry.streams.delete(stream)) registry.retire(stream);
-  };
+/** The streams' instruments of `provider`; undefined when it is the API's no-op. */
+export function streamMeters(provider: MeterProvider): StreamMeters | undefined {
+  let meters = registries.get(provider);
+  if (meters) return meters;
+  const meter = provider.getMeter(SCOPE, SCOPE_VERSION);
+  if (meter === NOOP_METER) return undefined;
+  registries.set(provider, meters = new StreamMeters(meter));
+  return meters;
 }

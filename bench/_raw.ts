@@ -108,9 +108,14 @@ export async function prefill(
  * A raw subscriber ('message' listener) resuming the session `clientId`: milliseconds from
  * connect to the `count`th message.
  */
-export async function drainRaw(url: string, clientId: string, count: number): Promise<number> {
+export async function drainRaw(
+  url: string,
+  clientId: string,
+  count: number,
+  options: mqtt.IClientOptions = {},
+): Promise<number> {
   const started = performance.now();
-  const client = mqtt.connect(url, { clientId, clean: false });
+  const client = mqtt.connect(url, { clientId, clean: false, ...options });
   let received = 0;
   await new Promise<void>((resolve) =>
     client.on("message", () => {

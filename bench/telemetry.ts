@@ -25,7 +25,7 @@ import {
 import * as library from "../mod.ts";
 import { startMosquitto } from "../tests/_broker.ts";
 import { alternate, median, rate, RUNTIME, within } from "./_measure.ts";
-import { payloads, prefill, publishWindowed } from "./_raw.ts";
+import { drainRaw, payloads, prefill, publishWindowed } from "./_raw.ts";
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -111,22 +111,13 @@ async function filled(): Promise<string> {
 /** A raw MQTT 5 subscriber ('message' listener) resuming the session. */
 async function drainBaseline(): Promise<number> {
   const clientId = await filled();
-  const started = performance.now();
-  const client = mqtt.connect(broker.url, {
-    protocolVersion: 5,
-    clientId,
-    clean: false,
-    properties: { sessionExpiryInterval: 0xffffffff, receiveMaximum: WINDOW },
-  });
-  let received = 0;
-  await new Promise<void>((resolve) =>
-    client.on("message", () => {
-      if (++received === COUNT) resolve();
-    })
+  return rate(
+    COUNT,
+    await drainRaw(broker.url, clientId, COUNT, {
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 0xffffffff, receiveMaximum: WINDOW },
+    }),
   );
-  const elapsed = performance.now() - started;
-  await client.endAsync();
-  return rate(COUNT, elapsed);
 }
 
 /** pipeTo(MqttSink), QoS 1, window 60, connect and close included; messages a second. */

@@ -131,6 +131,18 @@ test("bench/transports.ts --quick compares ws:// with mqtt:// for a source and a
   assertRow(output, ["sink"], 1);
 });
 
+test("bench/telemetry.ts --quick measures a source and a sink without and with an SDK", {
+  timeout: 300_000,
+}, async () => {
+  const output = await runBench("telemetry.ts", ["--quick"]);
+  for (const who of ["mqtt.js", "telemetry=false", "no SDK (default)", "SDK: metrics + spans"]) {
+    const cells = row(output, [who]);
+    assert.ok(cells && Number(cells[2]) > 0, `${who}: ${JSON.stringify(cells)}`);
+  }
+  // Every SDK run exported a span for each of its 2,000 messages.
+  assert.match(output, /spans exported by the SDK runs: (2,000, )+2,000 /);
+});
+
 test("bench/scale.ts --quick prints how cost grows with sources, filters and payloads", {
   skip: skipWithoutMosquitto(),
   timeout: 300_000,

@@ -17,7 +17,8 @@ import type { MqttOptions } from "./options.ts";
 import { type MqttSinkChunk, type Publish, RecordReader } from "./record.ts";
 import { showValue } from "./_redact.ts";
 import { type MqttSinkStats, sinkStats } from "./_stats.ts";
-import { openTelemetry, type Telemetry, type TelemetryProviders } from "./_telemetry.ts";
+import { openTelemetry, type Telemetry } from "./_telemetry.ts";
+import type { MqttTelemetryInit } from "./telemetry.ts";
 import { sinkSeries } from "./_telemetry_metrics.ts";
 
 /**
@@ -66,7 +67,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** OpenTelemetry, when an SDK is there to take it. */
   readonly #telemetry?: Telemetry;
 
-  constructor(options: MqttOptions, signal?: AbortSignal, providers: TelemetryProviders = {}) {
+  constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
     this.options = options;
     this.#signal = signal;
     this.#reader = new RecordReader(options);

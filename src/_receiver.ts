@@ -6,7 +6,8 @@ import { MqttSubscribeError } from "./errors.ts";
 import { type IncomingPublish, type MqttMessage, receivedMessage } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
 import { type MqttSourceStats, sourceStats } from "./_stats.ts";
-import { openTelemetry, type Telemetry, type TelemetryProviders } from "./_telemetry.ts";
+import { openTelemetry, type Telemetry } from "./_telemetry.ts";
+import type { MqttTelemetryInit } from "./telemetry.ts";
 import { sourceSeries } from "./_telemetry_metrics.ts";
 
 /** A message in the stream's queue, with its acknowledgement. */
@@ -45,7 +46,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   /** OpenTelemetry, when an SDK is there to take it. */
   readonly #telemetry?: Telemetry;
 
-  constructor(options: MqttOptions, signal?: AbortSignal, providers: TelemetryProviders = {}) {
+  constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
     this.options = options;
     this.#signal = signal;
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));

@@ -42,9 +42,6 @@ import {
 import { W3C_TRACE_CONTEXT } from "./_trace_context.ts";
 import type { MqttTelemetryInit } from "./telemetry.ts";
 
-/** The OpenTelemetry providers a stream reports to, instead of the global ones. */
-export type TelemetryProviders = MqttTelemetryInit;
-
 /** The API's no-op tracer provider, which answers while no SDK is registered. */
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
 
@@ -98,7 +95,7 @@ function summarize(values: string[]): string {
 export function openTelemetry(
   options: MqttOptions,
   kind: StreamKind,
-  providers: TelemetryProviders,
+  providers: MqttTelemetryInit,
 ): Telemetry | undefined {
   if (!options.telemetry) return undefined;
   const meters = streamMeters(providers.meterProvider ?? metrics.getMeterProvider());
@@ -293,5 +290,3 @@ class ObservedAck implements Ack {
     this.done();
   }
 }
-
-export type { Series, StreamKind };

@@ -1,5 +1,5 @@
-// MQTT into a durable log, acknowledging each message only once it is on disk: the seed's
-// best practice 1. A JSON-lines file written with fdatasync stands in for Kafka; the
+// MQTT into a durable log, acknowledging each message only once it is on disk: the Bahir
+// connector's best practice 1. A JSON-lines file written with fdatasync stands in for Kafka; the
 // source has a persistent session (clientId, qos=1) and ack=manual, so a message is
 // acknowledged to the broker only after its line is durable. Kill the process at any
 // point and start it again: what was not acknowledged is delivered again (at least once;

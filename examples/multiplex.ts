@@ -1,5 +1,5 @@
-// Many sources, each with its own schema, through one tagged pipeline: the seed's best
-// practice 2. Two plants publish on their own brokers in their own formats; one process
+// Many sources, each with its own schema, through one tagged pipeline: the Bahir
+// connector's best practice 2. Two plants publish on their own brokers in their own formats; one process
 // merges them (each message tagged with its plant), routes each kind of reading to its
 // schema, dead-letters what fails, and publishes one normalized stream to a hub broker,
 // where every record carries its source in its topic: pipeline/{plant}/{kind}/{site}.

@@ -1,4 +1,4 @@
-// The README's option table, made from the schema: the README must contain it verbatim.
+// The option table of docs/options.md, made from the schema: the page must contain it verbatim.
 import { describeOption, OPTION_NAMES } from "../src/options.ts";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|");

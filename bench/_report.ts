@@ -11,7 +11,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
   floor: {
     title: "The floor under a source: `for await` over a ReadableStream, no MQTT (msg/s)",
     about:
-      "A ReadableStream (highWaterMark 60) of messages that already exist, read by `for await`. 1,000,000 ÷ this figure is what a message costs in the stream alone (µs), which a source pays on top of mqtt.js's own cost; the README compares it with the gap between the source and raw mqtt.js.",
+      "A ReadableStream (highWaterMark 60) of messages that already exist, read by `for await`. 1,000,000 ÷ this figure is what a message costs in the stream alone (µs), which a source pays on top of mqtt.js's own cost; docs/performance.md compares it with the gap between the source and raw mqtt.js.",
   },
   sink: {
     title:

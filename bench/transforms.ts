@@ -1,7 +1,7 @@
 // The transforms' cost, without a broker: how many messages a second go through each
 // transform in memory, against an identity TransformStream measured in the same run (the
 // cost of a pipeThrough by itself). A broker delivers tens of thousands of messages a
-// second (README, Performance), so these say whether a pipeline stage can keep up.
+// second (docs/performance.md), so these say whether a pipeline stage can keep up.
 //
 // With --broker it also drains a mosquitto session of 100,000 QoS 1 readings through an
 // MqttSource alone and through MqttSource → route(), alternating, on the same broker.

@@ -15,7 +15,7 @@ Usage:
   mqtt-streams <command> --help               options of a command
 
 <url> is a connection string: mqtt://user:pass@host:1883?topic=a/%23&qos=1&clientId=me
-(every option of the README's table; '#' and '+' are written %23 and %2B). Several brokers of
+(every option of docs/options.md; '#' and '+' are written %23 and %2B). Several brokers of
 one cluster, tried in order: mqtt://user:pass@node1:1883,node2:1883?topic=…
 Exit codes: 0 done (also after Ctrl-C, once closed cleanly), 1 failed, 2 bad arguments.`,
   sub: `mqtt-streams sub <url> [--count N] [--timeout SECONDS] [--progress]

@@ -1,10 +1,10 @@
 // The schema of every option: name, type, coercion from strings, default, doc and the
-// metadata that error messages and the README's table are made from.
+// metadata that error messages and the option table of docs/options.md are made from.
 import * as v from "valibot";
 import { Secret } from "./secret.ts";
 import { topicFilterProblem, topicNameProblem } from "./_topic.ts";
 
-/** What the README and error messages say about an option, beside its schema. */
+/** What docs/options.md and error messages say about an option, beside its schema. */
 export interface OptionMeta {
   /** What values are allowed, as a phrase: "an integer from 0 to 65535". */
   readonly allowed: string;
@@ -103,8 +103,8 @@ const STORE_TYPE_DOC = "PKCS12 or PEM";
 export const MQTT_MAX_PACKET_SIZE = 268_435_455;
 
 /**
- * The schema of every option: its name, type, default and doc. The README's option
- * table is checked against it by a test.
+ * The schema of every option: its name, type, default and doc. The option table of
+ * docs/options.md is checked against it by a test.
  */
 export const OPTIONS_SCHEMA = v.object({
   brokerUrl: option(

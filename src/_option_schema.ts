@@ -1,8 +1,21 @@
 // The schema of every option: name, type, coercion from strings, default, doc and the
 // metadata that error messages and the option table of docs/options.md are made from.
 import * as v from "valibot";
-import { Secret } from "./secret.ts";
-import { topicFilterProblem, topicNameProblem } from "./_topic.ts";
+import { topicNameProblem } from "./_topic.ts";
+import {
+  attempts,
+  boolean,
+  choice,
+  integer,
+  keyOrPath,
+  MQTT_VERSIONS,
+  pemOrPath,
+  qos,
+  secret,
+  storeType,
+  text,
+  topicFilters,
+} from "./_option_values.ts";
 
 /** What docs/options.md and error messages say about an option, beside its schema. */
 export interface OptionMeta {
@@ -17,80 +30,6 @@ export interface OptionMeta {
   /** The default, in words, when it depends on other options. */
   readonly defaultText?: string;
 }
-
-// --- coercions: URL parameters and environment variables arrive as strings ---------------
-
-const toNumber = v.transform((x: unknown) =>
-  typeof x === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(x) ? Number(x) : x
-);
-const integer = (min: number, max: number) =>
-  v.pipe(v.unknown(), toNumber, v.number(), v.integer(), v.minValue(min), v.maxValue(max));
-const attempts = () =>
-  v.pipe(
-    v.unknown(),
-    toNumber,
-    v.number(),
-    v.integer(),
-    v.check((n) => n === -1 || (n >= 1 && n <= 1_000_000)),
-  );
-const BOOLEANS: Record<string, boolean> = {
-  true: true,
-  false: false,
-  "1": true,
-  "0": false,
-  yes: true,
-  no: false,
-  on: true,
-  off: false,
-};
-const boolean = () =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) => (typeof x === "string" ? BOOLEANS[x.trim().toLowerCase()] ?? x : x)),
-    v.boolean(),
-  );
-const qos = () => v.pipe(integer(0, 2), v.transform((n) => n as 0 | 1 | 2));
-/** Case-insensitive choice among `values`; returns the canonical spelling. */
-const choice = <const T extends string>(values: readonly T[]) =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) =>
-      typeof x === "string"
-        ? values.find((c) => c.toLowerCase() === x.trim().toLowerCase()) ?? x
-        : x
-    ),
-    v.picklist(values),
-  );
-const text = () => v.pipe(v.string(), v.minLength(1));
-const secret = () =>
-  v.union([v.instance(Secret<string>), v.pipe(v.string(), v.transform((s) => new Secret(s)))]);
-const pemOrPath = () => v.union([text(), v.instance(Uint8Array)]);
-const keyOrPath = () =>
-  v.union([
-    v.instance(Secret<string | Uint8Array>),
-    v.pipe(pemOrPath(), v.transform((k) => new Secret<string | Uint8Array>(k))),
-  ]);
-const storeType = () => choice(["PKCS12", "PEM"] as const);
-const topicFilters = () =>
-  v.pipe(
-    v.unknown(),
-    v.transform((x) => (typeof x === "string" ? [x] : x)),
-    v.array(
-      v.pipe(
-        v.string(),
-        v.check((f) => !topicFilterProblem(f), (issue) => topicFilterProblem(String(issue.input))!),
-      ),
-    ),
-  );
-
-const MQTT_VERSIONS: Record<string, 3 | 4 | 5> = {
-  "3": 3,
-  "3.1": 3,
-  "4": 4,
-  "3.1.1": 4,
-  "5": 5,
-  "5.0": 5,
-};
 
 /** Attaches the option's doc and metadata to its schema. */
 function option<S extends v.GenericSchema>(schema: S, doc: string, meta: OptionMeta) {

@@ -12,6 +12,21 @@ export function brokerList(brokerUrl: string): string[] {
   return hosts.map((host) => `${scheme}//${host}${path}`);
 }
 
+/** The port each scheme listens on unless a broker's URL names one (mqtt.js's defaults). */
+const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
+
+/**
+ * The host (an IPv6 address without its brackets) and port that a one-broker URL points at:
+ * its scheme's port when it names none.
+ */
+export function brokerAddress(broker: string): { hostname: string; port: number } {
+  const url = new URL(broker);
+  return {
+    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol.slice(0, -1)],
+  };
+}
+
 /** One `brokerUrl` naming every broker of `urls` (each a validated one-broker URL). */
 export function joinBrokers(urls: readonly string[]): string {
   const { scheme, path } = brokerParts(urls[0]);

@@ -28,6 +28,7 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import type { Ack } from "./connection/connection.ts";
+import { brokerAddress } from "./_brokers.ts";
 import type { IncomingPublish } from "./message.ts";
 import type { MqttOptions } from "./options.ts";
 import type { Publish, PublishObserver } from "./record.ts";
@@ -45,19 +46,16 @@ import type { MqttTelemetryInit } from "./telemetry.ts";
 /** The API's no-op tracer provider, which answers while no SDK is registered. */
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
 
-/** The default ports of the schemes, for `server.port`. */
-const PORTS: Record<string, number> = { "mqtt:": 1883, "mqtts:": 8883, "ws:": 80, "wss:": 443 };
-
 /**
  * The attributes of every series of a stream: one set per stream configuration, so that
  * their number stays bounded (topic names, which are not, stay out unless asked for).
  */
 function streamAttributes(options: MqttOptions, kind: StreamKind): Attributes {
-  const broker = new URL(options.brokers[0]);
+  const { hostname, port } = brokerAddress(options.brokers[0]);
   const attributes: Attributes = {
     "messaging.system": "mqtt",
-    "server.address": broker.hostname.replace(/^\[(.*)\]$/, "$1"),
-    "server.port": Number(broker.port) || PORTS[broker.protocol],
+    "server.address": hostname,
+    "server.port": port,
     "mqtt_streams.qos": options.qos,
   };
   if (kind === "sink") {
@@ -125,8 +123,12 @@ export class Telemetry {
   readonly #tracer?: Tracer;
   /** The duration histogram (source: arrival → ack; sink: write → ack), when metrics are on. */
   readonly #duration?: Histogram;
-  /** The histogram's attributes of a success, made once (unless topics are asked for). */
+  /**
+   * The stream's attributes with its operation (process or send): a success's histogram
+   * attributes, made once (unless topics are asked for), and the base of its spans'.
+   */
   readonly #done: Attributes;
+  readonly #meters?: StreamMeters;
   #unobserve?: () => void;
 
   constructor(
@@ -145,8 +147,6 @@ export class Telemetry {
     this.#meters = meters;
     this.#duration = meters?.duration(kind);
   }
-
-  readonly #meters?: StreamMeters;
 
   /** Starts reporting `series` (the stream's stats) until {@linkcode Telemetry.close}. */
   observe(series: Series[]): void {
@@ -188,9 +188,7 @@ export class Telemetry {
         {
           kind: SpanKind.CONSUMER,
           attributes: {
-            ...this.#attributes,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
+            ...this.#done,
             "messaging.destination.name": packet.topic,
             "messaging.message.body.size": packet.payload.byteLength,
             ...(packet.messageId !== undefined && packet.qos > 0
@@ -230,9 +228,7 @@ export class Telemetry {
         {
           kind: SpanKind.PRODUCER,
           attributes: {
-            ...this.#attributes,
-            "messaging.operation.name": "send",
-            "messaging.operation.type": "send",
+            ...this.#done,
             "messaging.destination.name": publish.topic,
             "mqtt_streams.qos": publish.qos,
           },

@@ -12,7 +12,6 @@ import {
   type Meter,
   type MeterProvider,
   type Observable,
-  type ObservableCounter,
 } from "@opentelemetry/api";
 import type { MqttSinkStats, MqttSourceStats } from "./_stats.ts";
 
@@ -185,35 +184,31 @@ const DURATIONS = {
  */
 export class StreamMeters {
   readonly #meter: Meter;
-  readonly instruments = new Map<InstrumentName, Observable>();
-  readonly streams = new Set<Observed[]>();
+  readonly #instruments = new Map<InstrumentName, Observable>();
+  readonly #streams = new Set<Observed[]>();
   /** The last values of the counters of the streams that ended, by key. */
-  readonly retired = new Map<string, { observed: Observed; value: number }>();
+  readonly #retired: Sums = new Map();
   readonly #durations = new Map<StreamKind, Histogram>();
 
   constructor(meter: Meter) {
     this.#meter = meter;
     for (const [name, [monotonic, description]] of Object.entries(INSTRUMENTS)) {
       const options = { description, unit: "{message}" };
-      this.instruments.set(
+      this.#instruments.set(
         name as InstrumentName,
         monotonic
-          ? meter.createObservableCounter(name, options) as ObservableCounter
+          ? meter.createObservableCounter(name, options)
           : meter.createObservableUpDownCounter(name, options),
       );
     }
-    meter.addBatchObservableCallback(this.#collect, [...this.instruments.values()]);
+    meter.addBatchObservableCallback(this.#collect, [...this.#instruments.values()]);
   }
 
   #collect = (result: BatchObservableResult): void => {
-    const sums = new Map<string, { observed: Observed; value: number }>();
-    for (const [key, { observed, value }] of this.retired) sums.set(key, { observed, value });
-    for (const stream of this.streams) {
-      for (const observed of stream) {
-        const sum = sums.get(observed.key);
-        if (sum) sum.value += observed.read();
-        else sums.set(observed.key, { observed, value: observed.read() });
-      }
+    const sums: Sums = new Map();
+    for (const { observed, value } of this.#retired.values()) add(sums, observed, value);
+    for (const stream of this.#streams) {
+      for (const observed of stream) add(sums, observed, observed.read());
     }
     for (const { observed, value } of sums.values()) {
       result.observe(observed.instrument, value, observed.attributes);
@@ -243,28 +238,35 @@ export class StreamMeters {
     const stream: Observed[] = series.map(({ instrument, attributes: own, read }) => {
       const all = { ...attributes, ...own };
       return {
-        instrument: this.instruments.get(instrument)!,
+        instrument: this.#instruments.get(instrument)!,
         attributes: all,
         key: `${instrument} ${JSON.stringify(all)}`,
         monotonic: INSTRUMENTS[instrument][0],
         read,
       };
     });
-    this.streams.add(stream);
+    this.#streams.add(stream);
     return () => {
-      if (this.streams.delete(stream)) this.#retire(stream);
+      if (this.#streams.delete(stream)) this.#retire(stream);
     };
   }
 
   /** Keeps the last values of an ending stream's counters. */
   #retire(stream: Observed[]): void {
     for (const observed of stream) {
-      if (!observed.monotonic) continue;
-      const kept = this.retired.get(observed.key);
-      if (kept) kept.value += observed.read();
-      else this.retired.set(observed.key, { observed, value: observed.read() });
+      if (observed.monotonic) add(this.#retired, observed, observed.read());
     }
   }
+}
+
+/** Values summed by series (an instrument's name and attributes, as one key). */
+type Sums = Map<string, { observed: Observed; value: number }>;
+
+/** Adds `value` to the sum of `observed`'s series. */
+function add(sums: Sums, observed: Observed, value: number): void {
+  const sum = sums.get(observed.key);
+  if (sum) sum.value += value;
+  else sums.set(observed.key, { observed, value });
 }
 
 const NOOP_METER = createNoopMeter();

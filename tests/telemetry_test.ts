@@ -62,6 +62,15 @@ function meters() {
   };
 }
 
+/** A TracerProvider whose spans go to an in-memory exporter, shut down with the scope. */
+function tracers() {
+  const spans = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(spans)],
+  });
+  return { spans, tracerProvider, [Symbol.asyncDispose]: () => tracerProvider.shutdown() };
+}
+
 /** The one value of a metric (its one series), or the series that match `attributes`. */
 function valueOf(
   exported: Map<string, DataPoint<unknown>[]>,
@@ -238,10 +247,8 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
 
   test("a trace crosses mosquitto: the consumer span is the child of the producer span and links to it, and the message carries its context", async () => {
     await using broker = await startMosquitto({ lines: LOSSLESS });
-    const spans = new InMemorySpanExporter();
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(spans)],
-    });
+    await using tracing = tracers();
+    const { spans, tracerProvider } = tracing;
     const v5 = "&mqttVersion=5&qos=1";
     await using source = new MqttSource(`${broker.url}?topic=traced/%23${v5}`, {
       tracerProvider,
@@ -278,16 +285,13 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
         `00-${producer.spanContext().traceId}-${producer.spanContext().spanId}-01`,
       );
     }
-    await tracerProvider.shutdown();
   });
 
   test("a bridge (source → sink) carries one trace id from the first publisher to the last consumer", async () => {
     await using edge = await startMosquitto({ lines: LOSSLESS });
     await using cloud = await startMosquitto({ lines: LOSSLESS });
-    const spans = new InMemorySpanExporter();
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(spans)],
-    });
+    await using tracing = tracers();
+    const { spans, tracerProvider } = tracing;
     const v5 = "mqttVersion=5&qos=1";
     await using consumer = new MqttSource(`${cloud.url}?topic=cloud/%23&${v5}`, {
       tracerProvider,
@@ -354,15 +358,12 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
         },
       );
     }
-    await tracerProvider.shutdown();
   });
 
   test("on MQTT 3.1.1 nothing is injected: the consumer span starts a trace of its own", async () => {
     await using broker = await startMosquitto({ lines: LOSSLESS });
-    const spans = new InMemorySpanExporter();
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(spans)],
-    });
+    await using tracing = tracers();
+    const { spans, tracerProvider } = tracing;
     await using source = new MqttSource(`${broker.url}?topic=old&qos=1`, { tracerProvider });
     await source.ready;
     await texts(1).pipeTo(
@@ -377,7 +378,6 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
     assert.notEqual(consumer.spanContext().traceId, producer.spanContext().traceId);
     assert.equal(consumer.parentSpanContext, undefined);
     assert.deepEqual(consumer.links, []);
-    await tracerProvider.shutdown();
   });
 
   test("without an SDK the pipeline works and nothing reaches a provider; with telemetry=false not even a given one", async () => {
@@ -385,10 +385,8 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
     // A provider that is neither registered nor passed, and one passed with telemetry off.
     await using bystander = meters();
     await using refused = meters();
-    const spans = new InMemorySpanExporter();
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(spans)],
-    });
+    await using tracing = tracers();
+    const { spans, tracerProvider } = tracing;
     assert.equal(metrics.getMeterProvider().constructor.name, "NoopMeterProvider");
     const off = { telemetry: false, meterProvider: refused.meterProvider, tracerProvider };
     await using source = new MqttSource(`${broker.url}?topic=quiet&mqttVersion=5`, off);
@@ -408,16 +406,13 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
     assert.equal((await bystander.collect()).size, 0);
     assert.equal((await refused.collect()).size, 0);
     assert.equal(spans.getFinishedSpans().length, 0);
-    await tracerProvider.shutdown();
   });
 
   test("streams report to the global providers an SDK registered", async () => {
     await using broker = await startMosquitto({ lines: LOSSLESS });
     await using telemetry = meters();
-    const spans = new InMemorySpanExporter();
-    const tracerProvider = new BasicTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(spans)],
-    });
+    await using tracing = tracers();
+    const { spans, tracerProvider } = tracing;
     metrics.setGlobalMeterProvider(telemetry.meterProvider);
     trace.setGlobalTracerProvider(tracerProvider);
     try {
@@ -436,7 +431,6 @@ describe("OpenTelemetry", { skip: skipWithoutMosquitto(), timeout: 120_000 }, ()
       // Bun runs every test file in one process: leave no global behind.
       metrics.disable();
       trace.disable();
-      await tracerProvider.shutdown();
     }
   });
 

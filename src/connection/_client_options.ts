@@ -2,6 +2,7 @@
 import type { IClientOptions } from "mqtt";
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
+import { brokerAddress } from "../_brokers.ts";
 import { tlsOptions } from "./_tls.ts";
 
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */
@@ -12,18 +13,14 @@ export function randomClientId(): string {
   return `mqttstreams_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-/** The port each scheme listens on unless a broker's URL names one (mqtt.js's defaults). */
-const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
-
 /**
  * Points mqtt.js's client options (the object its transport builders read, and fill in)
  * at `broker`, one of several, before an attempt: host, port and the TLS server name.
  */
 export function aimAt(clientOptions: IClientOptions, broker: string): void {
-  const url = new URL(broker);
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const { hostname, port } = brokerAddress(broker);
   clientOptions.hostname = clientOptions.host = hostname;
-  clientOptions.port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol.slice(0, -1)];
+  clientOptions.port = port;
   // mqtt.js sets the TLS server name (SNI) from the host at the first attempt, and keeps it.
   delete (clientOptions as { servername?: string }).servername;
 }

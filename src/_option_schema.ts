@@ -297,6 +297,14 @@ export const OPTIONS_SCHEMA = v.object({
     ),
     1000,
   ),
+  redirect: v.optional(
+    option(
+      choice(["list", "any", "off"] as const),
+      "Where an MQTT 5 redirection (CONNACK or DISCONNECT 0x9C / 0x9D with a Server Reference) may send the client, with its credentials: list, only to a broker named in the connection string; any, to whatever host the broker names; off, never (a redirection is a failed attempt on that broker).",
+      { allowed: "list, any or off" },
+    ),
+    "list",
+  ),
   connectionCacheTimeout: v.optional(
     option(
       integer(0, 2_147_483_647),

@@ -117,6 +117,11 @@ export interface MqttOptions {
   connectAttempts: number;
   /** First delay between connection attempts (ms). @default {1000} */
   connectBackoff: number;
+  /**
+   * Where an MQTT 5 redirection may send the client (and its credentials): only to a broker
+   * of `brokers` (list), anywhere (any), or nowhere (off). @default {"list"}
+   */
+  redirect: "list" | "any" | "off";
   /** Idle time (ms) before a shared connection closes. @default {600000} */
   connectionCacheTimeout: number;
   /** Publish attempts; -1 for ever. @default {3} */

@@ -88,7 +88,7 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     // They quote the argument at fault, which may be a connection string that starts with
     // a '-' by mistake, newlines and all: redacted before the first line is taken.
     const message = (error as Error).message
-      .replace(/'([^']*)'/g, (_, arg) => `'${redactUrl(arg)}'`)
+      .replace(/'([^']*)'/g, (_, quoted) => `'${showArgument(quoted, rest)}'`)
       .split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${name}: ${message}`);
   }
@@ -122,6 +122,21 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     maps: (values.map as string[] | undefined) ?? [],
     progress,
   };
+}
+
+/**
+ * What node:util quoted of an argument, as it may be shown. An option's name (`--count`,
+ * `--count <value>`, `-m`) as it is; anything else may be part of a connection string
+ * (`--mqtt://user:pa@ss=x@host` is quoted up to its first '='), so the whole argument it
+ * comes from is redacted: its user info is hidden up to the argument's last '@', not the
+ * quoted part's.
+ */
+function showArgument(quoted: string, args: readonly string[]): string {
+  if (/^(?:-{1,2}[\w-]+(?: <value>)?|\w)$/.test(quoted)) return quoted;
+  const arg = args.find((a) => a.includes(quoted));
+  if (arg === undefined) return "…";
+  const dashes = /^-*/.exec(arg)![0];
+  return dashes + redactUrl(arg.slice(dashes.length));
 }
 
 function positive(

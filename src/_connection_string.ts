@@ -14,6 +14,7 @@ import {
   splitBrokers,
   whichBroker,
 } from "./_brokers.ts";
+import { BAHIR_ALIASES, type OptionKeys, optionKeys } from "./_option_keys.ts";
 import type { OptionMeta, OptionName } from "./_option_schema.ts";
 
 /** One option as given, before validation. */
@@ -22,6 +23,13 @@ export interface RawOption {
   /** The key as the caller spelled it. */
   spelled: string;
   from: "environment" | "url" | "object";
+  /**
+   * Set when the option came from a part of a connection string that may be part of a
+   * password (before the string's last '@', past where a URL parser ends the user info):
+   * the connection string as it may be shown. An error about it shows that, and neither
+   * the option's name nor its value ({@linkcode hiddenParameterError}).
+   */
+  hidden?: string;
 }
 
 type Describe = (name: OptionName) => { meta: OptionMeta };
@@ -45,45 +53,21 @@ export function collectOptions(
   names: readonly OptionName[],
   describe: Describe,
 ): Map<OptionName, RawOption> {
-  const byLowerCase = new Map(names.map((n) => [n.toLowerCase(), n]));
-  const raw = new Map<OptionName, RawOption>();
-  for (const name of names) {
-    const env = describe(name).meta.env;
-    const value = env === undefined ? undefined : readEnv(env);
-    if (value !== undefined && value !== "") {
-      raw.set(name, { value, spelled: env!, from: "environment" });
-    }
-  }
-  // A name that is not an option's may be a password parameter that lost its '='
-  // (`passwordhunter2`): redacted like any value and, unless it is a typo of an option's
-  // name or of plain characters, shown only as far as it matches one.
-  const showKey = (key: string, typo = false) =>
-    typo || /^[\w.-]*$/.test(key)
-      ? redactText(key)
-      : `${redactText(key.slice(0, commonPrefix(key.toLowerCase(), [...byLowerCase.keys()])))}…`;
-  const canonical = (key: string): OptionName => {
-    const name = byLowerCase.get(key.toLowerCase());
-    if (name) return name;
-    const near = nearest(key.toLowerCase(), [...byLowerCase.keys()]);
-    // A typo has about the length of the name it misspells; more may be a glued value.
-    const shown = showKey(key, near !== undefined && key.length <= near.length + 2);
-    throw new MqttOptionsError(
-      shown,
-      `Cannot configure MQTT as '${shown}' is not an option${
-        near ? ` (did you mean '${byLowerCase.get(near)}'?)` : ""
-      }`,
-    );
-  };
+  const keys = optionKeys(names);
+  const raw = readEnvironment(names, describe);
   const addObject = (init: GivenOptions) => {
     const { brokerUrl, ...rest } = init;
-    if (Array.isArray(brokerUrl)) addUrlList(raw, brokerUrl, canonical, describe, showKey);
-    else if (brokerUrl !== undefined) addUrl(raw, brokerUrl, canonical, describe, showKey);
+    if (Array.isArray(brokerUrl)) addUrlList(raw, brokerUrl, keys, describe);
+    else if (brokerUrl !== undefined) addUrl(raw, brokerUrl, keys, describe);
+    // A key given twice (`qos` and `QoS`, or an option and its alias): the later one wins.
     for (const [key, value] of Object.entries(rest)) {
-      if (value !== undefined) raw.set(canonical(key), { value, spelled: key, from: "object" });
+      if (value !== undefined) {
+        raw.set(keys.canonical(key), { value, spelled: key, from: "object" });
+      }
     }
   };
   if (typeof connection === "string" || connection instanceof URL) {
-    addUrl(raw, connection, canonical, describe, showKey);
+    addUrl(raw, connection, keys, describe);
   } else addObject(connection);
   if (overrides) addObject(overrides);
   if (!raw.has("brokerUrl")) {
@@ -95,17 +79,60 @@ export function collectOptions(
   return raw;
 }
 
+/**
+ * The options set by environment variables: each option's own (`MQTT_CONNECT_ATTEMPTS`) and
+ * the Bahir connector's key (`spark.mqtt.client.connect.attempts`), read under that exact
+ * name where the runtime can hold it (a POSIX shell cannot export a name with dots; `env`
+ * can set one). Both set to different values is an error, as an option twice in a URL is.
+ */
+function readEnvironment(
+  names: readonly OptionName[],
+  describe: Describe,
+): Map<OptionName, RawOption> {
+  const raw = new Map<OptionName, RawOption>();
+  const read = (name: OptionName, variable: string) => {
+    const value = readEnv(variable);
+    if (value === undefined || value === "") return;
+    const earlier = raw.get(name);
+    if (earlier?.value === value) return;
+    if (earlier) {
+      throw new MqttOptionsError(
+        variable,
+        `Cannot configure MQTT as environment variables ${earlier.spelled} and ${variable} both set '${name}', to different values: current values are ${
+          redactText(String(earlier.value))
+        } and ${redactText(value)} (set one of them)`,
+      );
+    }
+    raw.set(name, { value, spelled: variable, from: "environment" });
+  };
+  for (const name of names) {
+    const env = describe(name).meta.env;
+    if (env !== undefined) read(name, env);
+  }
+  for (const [alias, name] of Object.entries(BAHIR_ALIASES)) {
+    if (names.includes(name)) read(name, alias);
+  }
+  return raw;
+}
+
 /** Adds the broker, the user info and every query parameter of a connection string. */
 function addUrl(
   raw: Map<OptionName, RawOption>,
   connection: unknown,
-  canonical: (key: string) => OptionName,
+  keys: OptionKeys,
   describe: Describe,
-  showKey: (key: string) => string,
 ): void {
   const text = connection instanceof URL ? connection.href : connection;
   if (typeof text !== "string") throw badUrl(`<${typeof text}>`, "not a string");
   const bad = (why: string) => badUrl(redactUrl(text), why);
+  // A raw '/', '?' or '#' in a password ends the authority early for a URL parser, so an
+  // '@' past it (in what looks like the path, the query or the fragment) may still end the
+  // user info: then nothing before that '@' (hosts, ports, parameters) is echoed, as any of
+  // it may be part of the password.
+  const lastAt = text.lastIndexOf("@");
+  const inDoubt = lastAt >= (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(text)?.[0].length ?? 0);
+  /** An error whose reason would echo hosts or ports of the string. */
+  const badHosts = (why: string) => bad(inDoubt ? MISPLACED_AT : why);
   // The query is split by hand: URLSearchParams would turn '+' into a space and a URL
   // parser would take an unencoded '#' for a fragment, and both are topic wildcards.
   const q = text.indexOf("?");
@@ -116,13 +143,13 @@ function addUrl(
   const others = hosts.slice(1).map((host, i) => {
     const checked = checkHost(base.slice(0, base.indexOf(":")), host);
     if ("problem" in checked) {
-      throw bad(`${whichBroker(host, i + 1, hosts.length)}: ${checked.problem}`);
+      throw badHosts(`${whichBroker(host, i + 1, hosts.length)}: ${checked.problem}`);
     }
     return checked.host;
   });
   const port = portProblem(base);
   const first = hosts.length > 1 ? `${whichBroker(hosts[0], 0, hosts.length)}: ` : "";
-  if (port) throw bad(first + port);
+  if (port) throw badHosts(first + port);
   // A URL parser takes ws:/host and ws:host for ws://host, and so what follows for a path.
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]/.test(base)) throw bad("no scheme:// before the host");
   let url: URL;
@@ -130,14 +157,15 @@ function addUrl(
     url = new URL(base);
   } catch {
     // Not the parser's TypeError as a cause: its message holds the input.
-    throw bad("it cannot be parsed");
+    throw badHosts("it cannot be parsed");
   }
   const scheme = SCHEMES[url.protocol.slice(0, -1).toLowerCase()];
   if (!scheme) throw bad(`unknown scheme ${redactText(url.protocol)}`);
-  if (!url.hostname) throw bad(`${first}no host`);
+  if (!url.hostname) throw badHosts(`${first}no host`);
   // What a URL parser leaves in a host name of mqtt:// (percent signs, '!', ...) is no host
   // a resolver knows, and may be user info whose ':' and '@' were lost: not echoed.
   if (!/^(?:[\w.-]+|\[[\da-f:.]+\])$/i.test(url.hostname)) {
+    if (inDoubt) throw bad(MISPLACED_AT);
     throw badUrl(
       `${url.protocol}//…`,
       "its host name may only hold letters, digits, '.', '-' and '_' (write an internationalized name in its xn-- form)",
@@ -158,11 +186,13 @@ function addUrl(
   }
   const all = [url.host, ...others];
   const twice = all.find((host, i) => all.indexOf(host) !== i);
-  if (twice !== undefined) throw bad(`it names the broker ${twice} twice`);
+  if (twice !== undefined) throw badHosts(`it names the broker ${twice} twice`);
   raw.set("brokerUrl", {
     value: `${scheme}://${all.join(",")}${path}`,
     spelled: "brokerUrl",
     from: "url",
+    // Its hosts come from before the last '@': shown only as the string is.
+    hidden: inDoubt ? redactUrl(text) : undefined,
   });
   // The user info is never echoed, the user name included: a malformed string can move
   // part of the password into it.
@@ -181,32 +211,68 @@ function addUrl(
     });
   }
   const seen = new Set<OptionName>();
+  let at = q + 1;
   for (const pair of q < 0 ? [] : text.slice(q + 1).split("&")) {
+    // A parameter before the last '@' may be part of a password holding a raw '?' or '&':
+    // an error about it, here or once its value is checked, names neither it nor its value.
+    const hidden = at < lastAt ? redactUrl(text) : undefined;
+    at += pair.length + 1;
     if (pair === "") continue;
-    const eq = pair.indexOf("=");
-    const rawKey = eq < 0 ? pair : pair.slice(0, eq);
-    if (rawKey.includes("@")) throw bad(MISPLACED_AT);
-    const key = percentDecode(rawKey, "a parameter name", showKey);
-    const name = canonical(key);
-    const value = percentDecode(
-      eq < 0 ? "" : pair.slice(eq + 1),
-      key,
-      describe(name).meta.secret ? () => "***" : redactText,
-    );
-    if (name === "brokerUrl") throw bad("brokerUrl cannot be a parameter of itself");
-    if (describe(name).meta.repeat) {
-      const previous = seen.has(name) ? raw.get(name)!.value as string[] : [];
-      raw.set(name, { value: [...previous, value], spelled: key, from: "url" });
-    } else if (seen.has(name)) {
-      throw new MqttOptionsError(
-        key,
-        `Cannot configure MQTT as '${key}' appears twice in the URL; only topic may repeat`,
-      );
-    } else {
-      raw.set(name, { value, spelled: key, from: "url" });
+    try {
+      addParameter(raw, seen, pair, { keys, describe, bad, hidden });
+    } catch (error) {
+      throw hidden === undefined ? error : hiddenParameterError(hidden);
     }
-    seen.add(name);
   }
+}
+
+/** Adds one `key=value` of a connection string's query, `hidden` if it may be part of a password. */
+function addParameter(
+  raw: Map<OptionName, RawOption>,
+  seen: Set<OptionName>,
+  pair: string,
+  { keys, describe, bad, hidden }: {
+    keys: OptionKeys;
+    describe: Describe;
+    /** The error about the connection string, for `why`. */
+    bad: (why: string) => MqttOptionsError;
+    hidden: string | undefined;
+  },
+): void {
+  const eq = pair.indexOf("=");
+  const rawKey = eq < 0 ? pair : pair.slice(0, eq);
+  if (rawKey.includes("@")) throw bad(MISPLACED_AT);
+  const key = percentDecode(rawKey, "a parameter name", keys.show);
+  const name = keys.canonical(key);
+  const value = percentDecode(
+    eq < 0 ? "" : pair.slice(eq + 1),
+    key,
+    describe(name).meta.secret ? () => "***" : redactText,
+  );
+  if (name === "brokerUrl") throw bad("brokerUrl cannot be a parameter of itself");
+  const earlier = seen.has(name) ? raw.get(name)! : undefined;
+  if (describe(name).meta.repeat) {
+    const previous = earlier ? earlier.value as string[] : [];
+    raw.set(name, {
+      value: [...previous, value],
+      spelled: key,
+      from: "url",
+      hidden: earlier?.hidden ?? hidden,
+    });
+  } else if (earlier) {
+    if (earlier.hidden !== undefined) throw hiddenParameterError(earlier.hidden);
+    // The same option under another name (an alias) says so: the two need not look alike.
+    const also = earlier.spelled.toLowerCase() === key.toLowerCase()
+      ? ""
+      : ` (first as '${earlier.spelled}')`;
+    throw new MqttOptionsError(
+      key,
+      `Cannot configure MQTT as '${key}' appears twice in the URL${also}; only topic may repeat`,
+    );
+  } else {
+    raw.set(name, { value, spelled: key, from: "url", hidden });
+  }
+  seen.add(name);
 }
 
 /**
@@ -217,20 +283,23 @@ function addUrl(
 function addUrlList(
   raw: Map<OptionName, RawOption>,
   list: readonly unknown[],
-  canonical: (key: string) => OptionName,
+  keys: OptionKeys,
   describe: Describe,
-  showKey: (key: string) => string,
 ): void {
   if (list.length === 0) throw badUrl("[]", "an empty list names no broker");
   const merged = new Map<OptionName, RawOption & { element: number }>();
   const urls: string[] = [];
+  // Each element as an error may show it: its broker, or the string if that may hide a password.
+  const shown: string[] = [];
   for (const [i, one] of list.entries()) {
     const part = new Map<OptionName, RawOption>();
-    addUrl(part, one, canonical, describe, showKey);
-    const url = part.get("brokerUrl")!.value as string;
+    addUrl(part, one, keys, describe);
+    const broker = part.get("brokerUrl")!;
+    const url = broker.value as string;
+    shown.push(broker.hidden ?? redactUrl(url));
     if (brokerList(url).length > 1) {
       throw badUrl(
-        redactUrl(url),
+        shown[i],
         `element ${
           i + 1
         } of the list names several brokers; give one broker a string, or all of them in one string`,
@@ -238,7 +307,7 @@ function addUrlList(
     }
     if (urls.length > 0 && !sameSchemeAndPath(urls[0], url)) {
       throw badUrl(
-        `${redactUrl(urls[0])} and ${redactUrl(url)}`,
+        `${shown[0]} and ${shown[i]}`,
         "the brokers of one connection share one scheme and one path",
       );
     }
@@ -247,6 +316,8 @@ function addUrlList(
       if (name === "brokerUrl") continue;
       const earlier = merged.get(name);
       if (earlier && !sameValue(earlier.value, option.value)) {
+        const hidden = earlier.hidden ?? option.hidden;
+        if (hidden !== undefined) throw hiddenParameterError(hidden);
         throw new MqttOptionsError(
           "brokerUrl",
           `Cannot configure MQTT as the brokers of 'brokerUrl' must share one set of options: elements ${
@@ -258,12 +329,15 @@ function addUrlList(
     }
   }
   const joined = joinBrokers(urls);
-  const twice = urls.find((url, i) => urls.indexOf(url) !== i);
-  if (twice !== undefined) {
-    throw badUrl(redactUrl(joined), `it names the broker ${redactUrl(twice)} twice`);
+  const twice = urls.findIndex((url, i) => urls.indexOf(url) !== i);
+  const hidden = shown.some((text, i) => text !== redactUrl(urls[i]))
+    ? shown.join(", ")
+    : undefined;
+  if (twice >= 0) {
+    throw badUrl(hidden ?? redactUrl(joined), `it names the broker ${shown[twice]} twice`);
   }
-  raw.set("brokerUrl", { value: joined, spelled: "brokerUrl", from: "object" });
-  for (const [name, { value, spelled, from }] of merged) raw.set(name, { value, spelled, from });
+  raw.set("brokerUrl", { value: joined, spelled: "brokerUrl", from: "object", hidden });
+  for (const [name, { element: _, ...option }] of merged) raw.set(name, option);
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
@@ -279,6 +353,17 @@ const MISPLACED_USER_INFO =
 
 const MISPLACED_QUERY =
   "an '=' or '&' in the path, as if the '?' before the query were missing; write them as %3D and %26 if they belong to the path";
+
+/**
+ * The error about a parameter that may be part of a password (`mqtt://user:pa?ss=x@host`):
+ * it names the URL as `shown` (redacted), and neither the parameter nor its value.
+ */
+export function hiddenParameterError(shown: string): MqttOptionsError {
+  return badUrl(
+    shown,
+    "a parameter before the last '@' is not valid, and is not shown, as it may be part of a password: in a user name or password write '/' as %2F, '?' as %3F, '&' as %26, '#' as %23 and '@' as %40, and in a parameter's value write '@' as %40",
+  );
+}
 
 function badUrl(shown: string, why: string): MqttOptionsError {
   return new MqttOptionsError(
@@ -299,38 +384,4 @@ function percentDecode(text: string, what: string, show: (text: string) => strin
       }`,
     );
   }
-}
-
-/** The length of the longest start `word` shares with a candidate. */
-function commonPrefix(word: string, candidates: string[]): number {
-  let longest = 0;
-  for (const candidate of candidates) {
-    let n = 0;
-    while (n < word.length && word[n] === candidate[n]) n++;
-    longest = Math.max(longest, n);
-  }
-  return longest;
-}
-
-/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
-function nearest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const candidate of candidates) {
-    const d = editDistance(word, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length];
 }

@@ -15,7 +15,10 @@ export const attempts = () =>
     toNumber,
     v.number(),
     v.integer(),
-    v.check((n) => n === -1 || (n >= 1 && n <= 1_000_000)),
+    v.check(
+      (n) => n === -1 || (n >= 1 && n <= 1_000_000),
+      (issue) => issue.input === 0 ? "0 attempts would never try; -1 tries for ever" : "",
+    ),
   );
 const BOOLEANS: Record<string, boolean> = {
   true: true,

@@ -35,21 +35,21 @@ export function redactText(text: string): string {
 
 /**
  * A connection string, as it may be echoed. Only what is recognizably safe is shown: the
- * scheme, `***@` for any user info (up to the last '@'), a host and port that look like
- * one, and a path of plain characters. Anything else is `***` or `/…`, and the query is
- * left out (`?…`): without the structure a URL parser relies on, nothing tells where a
- * password ends (a '?' or '/' in it, a lost '@' that glues it to the host name).
+ * scheme, `***@` for everything up to the last '@' of the whole string, a host and port that
+ * look like one, and a path of plain characters. Anything else is `***` or `/…`, and the
+ * query is left out (`?…`). The last '@' of the whole string, not of what looks like the
+ * authority: a raw '?', '/' or '#' in a password ends the authority early for a URL
+ * parser, so an '@' in what looks like the query or the path may end the user info.
  */
 export function redactUrl(text: string): string {
-  const q = text.indexOf("?");
-  const base = q < 0 ? text : text.slice(0, q);
-  const scheme = SCHEME_SLASHES.exec(base)?.[0] ?? "";
-  let rest = base.slice(scheme.length);
-  const at = rest.lastIndexOf("@");
-  rest = rest.slice(at + 1);
-  const slash = rest.indexOf("/");
-  const authority = slash < 0 ? rest : rest.slice(0, slash);
-  const path = slash < 0 ? "" : rest.slice(slash);
+  const scheme = SCHEME_SLASHES.exec(text)?.[0] ?? "";
+  const at = text.lastIndexOf("@");
+  const rest = text.slice(Math.max(scheme.length, at + 1));
+  const q = rest.indexOf("?");
+  const base = q < 0 ? rest : rest.slice(0, q);
+  const slash = base.indexOf("/");
+  const authority = slash < 0 ? base : base.slice(0, slash);
+  const path = slash < 0 ? "" : base.slice(slash);
   return cut(escape(
     scheme + (at < 0 ? "" : `${HIDDEN}@`) + showAuthority(authority) +
       (/^[\w.~/-]*$/.test(path) ? path : "/…") + (q < 0 ? "" : "?…"),

@@ -15,7 +15,7 @@ import {
   type OptionName,
   OPTIONS_SCHEMA,
 } from "./_option_schema.ts";
-import { collectOptions, type RawOption } from "./_connection_string.ts";
+import { collectOptions, hiddenParameterError, type RawOption } from "./_connection_string.ts";
 import { brokerList } from "./_brokers.ts";
 import { MqttOptionsError } from "./errors.ts";
 import { redactText, showPath, showValue } from "./_redact.ts";
@@ -149,7 +149,9 @@ export interface MqttOptions {
 /**
  * Options as a caller writes them: any option of {@linkcode MqttOptions}, numbers and
  * booleans also as strings, `topic` as one string or several, secrets as plain strings.
- * Keys match case-insensitively at run time (`QoS` is `qos`).
+ * Keys match case-insensitively at run time (`QoS` is `qos`), and the Bahir connector's
+ * `spark.mqtt.*` keys name five options too (`spark.mqtt.client.connect.attempts` is
+ * `connectAttempts`).
  *
  * @example An options object
  * ```ts
@@ -173,6 +175,18 @@ export type MqttOptionsInit =
      * (one scheme, and one set of options: those they give must agree).
      */
     brokerUrl?: string | URL | readonly (string | URL)[];
+  }
+  & {
+    /** The Bahir connector's name of `connectAttempts`. */
+    "spark.mqtt.client.connect.attempts"?: number | string;
+    /** The Bahir connector's name of `connectBackoff`. */
+    "spark.mqtt.client.connect.backoff"?: number | string;
+    /** The Bahir connector's name of `connectionCacheTimeout`. */
+    "spark.mqtt.connection.cache.timeout"?: number | string;
+    /** The Bahir connector's name of `publishAttempts`. */
+    "spark.mqtt.client.publish.attempts"?: number | string;
+    /** The Bahir connector's name of `publishBackoff`. */
+    "spark.mqtt.client.publish.backoff"?: number | string;
   };
 
 /**
@@ -203,8 +217,10 @@ const PEM_EXTENSION = /\.(pem|crt|cer|key)$/i;
  *
  * Precedence, lowest first: defaults, environment variables (`MQTT_CONNECT_ATTEMPTS`,
  * `MQTT_CONNECT_BACKOFF`, `MQTT_CONNECTION_CACHE_TIMEOUT`, `MQTT_PUBLISH_ATTEMPTS`,
- * `MQTT_PUBLISH_BACKOFF`, where the runtime lets them be read), the URL's user info and
- * query, the options object's keys, then `overrides`.
+ * `MQTT_PUBLISH_BACKOFF`, or the Bahir connector's `spark.mqtt.client.connect.attempts`,
+ * ... under their exact names, where the runtime lets them be read), the URL's user info
+ * and query, the options object's keys, then `overrides`. The Bahir connector's
+ * `spark.mqtt.*` keys are aliases in the URL and the options object too.
  *
  * @param connection A connection string such as `mqtt://user:pass@host:1883?topic=a/%23&qos=1`, a `URL`, or an options object with `brokerUrl`.
  * @param overrides Options that take precedence over `connection`.
@@ -225,6 +241,12 @@ export function parseConnectionString(
   overrides?: MqttOptionsInit,
 ): MqttOptions {
   const raw = collectOptions(connection, overrides, OPTION_NAMES, describeOption);
+  // Before the values are checked: with a plain scheme, the scheme is what is wrong, not
+  // the value of whichever ssl.* option (ssl.key.store.provider=SunJSSE is a fine value).
+  const broker = raw.get("brokerUrl")!;
+  const scheme = String(broker.value).slice(0, String(broker.value).indexOf(":"));
+  const ssl = OPTION_NAMES.find((n) => n.startsWith("ssl.") && raw.has(n));
+  if (ssl && !TLS_SCHEMES.has(scheme)) throw needsTls(raw.get(ssl)!, ssl, broker);
   const input: Record<string, unknown> = {};
   for (const [name, { value }] of raw) input[name] = value;
   const result = v.safeParse(OPTIONS_SCHEMA, input);
@@ -242,18 +264,7 @@ export function parseConnectionString(
 type Parsed = v.InferOutput<typeof OPTIONS_SCHEMA>;
 
 function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
-  const scheme = o.brokerUrl.slice(0, o.brokerUrl.indexOf(":"));
   const given = (name: OptionName) => raw.has(name);
-  if (!TLS_SCHEMES.has(scheme)) {
-    const ssl = OPTION_NAMES.find((n) => n.startsWith("ssl.") && given(n));
-    if (ssl) {
-      throw invalid(
-        raw.get(ssl),
-        ssl,
-        `ssl.* options need an mqtts://, ssl:// or wss:// broker URL, not ${scheme}://`,
-      );
-    }
-  }
   if (given("ssl.cert") !== given("ssl.key")) {
     const name = given("ssl.cert") ? "ssl.cert" : "ssl.key";
     throw invalid(raw.get(name), name, "ssl.cert and ssl.key go together");
@@ -263,6 +274,8 @@ function finish(o: Parsed, raw: Map<string, RawOption>): MqttOptions {
     throw invalid(raw.get(will), will, "will.* options need will.topic");
   }
   if (o.persistence === "file" && o.clientId === undefined) {
+    const hidden = raw.get("persistence")?.hidden;
+    if (hidden !== undefined) throw hiddenParameterError(hidden);
     // The value is allowed; what is missing is another option, so the message names that.
     throw new MqttOptionsError(
       raw.get("persistence")?.spelled ?? "persistence",
@@ -313,6 +326,32 @@ function jksHint(value: unknown): string | undefined {
     : undefined;
 }
 
+/**
+ * The error for an ssl.* option given with a broker URL whose scheme has no TLS: it leads
+ * with the scheme, and names the option, its value and the schemes that fit.
+ */
+function needsTls(raw: RawOption, name: OptionName, broker: RawOption): MqttOptionsError {
+  if (raw.hidden !== undefined) return hiddenParameterError(raw.hidden);
+  const brokerUrl = String(broker.value);
+  const scheme = brokerUrl.slice(0, brokerUrl.indexOf(":") + 3);
+  return new MqttOptionsError(
+    raw.spelled,
+    `Cannot configure MQTT as '${raw.spelled}' is a TLS option, and ssl.* options need an mqtts://, ssl:// or wss:// broker URL: current brokerUrl is ${
+      broker.hidden ?? brokerUrl
+    }, with '${raw.spelled}' set to ${
+      shownValue(name, raw.value)
+    } (connect over TLS with mqtts:// or wss:// in place of ${scheme}, or leave the ssl.* options out)`,
+  );
+}
+
+/** An option's value as an error shows it. */
+function shownValue(name: OptionName, value: unknown): string {
+  // A key or trust store, a certificate: a path, or text that is never shown (it may hold a key).
+  return FILE_OPTIONS.has(name) && typeof value === "string" && value !== ""
+    ? showPath(value) ?? `<${value.length} characters, not shown>`
+    : showValue(value, describeOption(name).meta.secret);
+}
+
 /** Builds the error for an option whose value is not allowed. */
 function invalid(
   raw: RawOption | undefined,
@@ -320,13 +359,12 @@ function invalid(
   detail?: string,
   value: unknown = raw?.value,
 ): MqttOptionsError {
+  // From a part of a connection string that may be part of a password: not named, not shown.
+  if (raw?.hidden !== undefined) return hiddenParameterError(raw.hidden);
   const { meta } = describeOption(name);
   const spelled = raw?.spelled ?? name;
-  const where = raw?.from === "environment" ? `environment variable ${meta.env}` : `'${spelled}'`;
-  // A key or trust store, a certificate: a path, or text that is never shown (it may hold a key).
-  const shown = FILE_OPTIONS.has(name) && typeof value === "string"
-    ? showPath(value) ?? `<${value.length} characters, not shown>`
-    : showValue(value, meta.secret);
+  const where = raw?.from === "environment" ? `environment variable ${spelled}` : `'${spelled}'`;
+  const shown = shownValue(name, value);
   const hint = detail ?? HINTS[name]?.(value);
   return new MqttOptionsError(
     spelled,

@@ -89,6 +89,12 @@ test("cli prints one line naming the problem and exits 2 for bad arguments", asy
     ],
     // The URL as far as it is safe to show (cli/_args.ts decides how much: the host at least).
     [["bridge", "mqtt://a?topic=x"], /bridge: expected <from> and <to>, got 'mqtt:\/\/a/],
+    // A password with a raw '?' (and ','): nothing up to the string's last '@' is shown.
+    [
+      ["sub", "mqtt://u:,hunter2?@h1:1883,h2?topic=a", "extra"],
+      /^mqtt-streams: sub: expected <url>, got 'mqtt:\/\/\*\*\*@h1:1883,h2\?…' 'extra' \(see --help\)\n$/,
+    ],
+    [["sub", "mqtt://u:?hunter2=x@h1"], /current value is mqtt:\/\/\*\*\*@h1 \(a parameter before/],
   ];
   const results = await Promise.all(cases.map(([args]) => run(args)));
   results.forEach(({ code, stdout, stderr }, i) => {

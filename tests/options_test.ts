@@ -255,11 +255,36 @@ describe("parseConnectionString: each option, good and bad", () => {
     rejects(() => withParam("ssl.protocol", "SSLv3"), /SSL is broken/);
   });
 
-  test("ssl.* options on a plain mqtt:// URL are refused", () => {
+  test("ssl.key.store.provider=SunJSSE on mqtt:// is refused for the scheme, not the value", () => {
     rejects(
-      () => parseConnectionString("mqtt://h?ssl.ca=/ca.pem"),
-      /'ssl\.ca'/,
-      /mqtts:\/\/, ssl:\/\/ or wss:\/\//,
+      () => parseConnectionString("mqtt://h?ssl.key.store.provider=SunJSSE"),
+      /^Cannot configure MQTT as 'ssl\.key\.store\.provider' is a TLS option, and ssl\.\* options need an mqtts:\/\/, ssl:\/\/ or wss:\/\/ broker URL: current brokerUrl is mqtt:\/\/h, with 'ssl\.key\.store\.provider' set to SunJSSE \(connect over TLS with mqtts:\/\/ or wss:\/\/ in place of mqtt:\/\/, or leave the ssl\.\* options out\)$/,
+    );
+  });
+
+  test("every ssl.* option on a plain URL is refused for the scheme first, whatever its value", () => {
+    const ssl = OPTION_NAMES.filter((name) => name.startsWith("ssl."));
+    // [value, what the message shows of it]: a fine value and one the option refuses.
+    const values: [string, RegExp][] = [["/etc/x.pem", /\/etc\/x\.pem|\*\*\*/], ["", /""|\*\*\*/]];
+    for (const base of ["mqtt://h:1883", "tcp://h", "ws://h/mqtt", "mqtt://h1,h2"]) {
+      for (const name of ssl) {
+        for (const [value, shown] of values) {
+          const error = rejects(
+            () => parseConnectionString(`${base}?${name}=${encodeURIComponent(value)}`),
+            new RegExp(
+              `^Cannot configure MQTT as '${name.replaceAll(".", "\\.")}' is a TLS option`,
+            ),
+            /ssl\.\* options need an mqtts:\/\/, ssl:\/\/ or wss:\/\/ broker URL: current brokerUrl is (mqtt|ws):\/\//,
+            shown,
+          );
+          assert.doesNotMatch(error.message, /must be/, `${name}=${value} on ${base}`);
+          assert.equal(error.option, name);
+        }
+      }
+    }
+    rejects(
+      () => parseConnectionString({ brokerUrl: "ws://h", "ssl.key.store.type": "JKS" }),
+      /'ssl\.key\.store\.type' is a TLS option, .*current brokerUrl is ws:\/\/h, with 'ssl\.key\.store\.type' set to JKS/,
     );
   });
 

@@ -4,8 +4,8 @@
 // A seeded fuzz (issue 29, item 3), so every run tries the same passwords.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { inspect } from "node:util";
+import { shown, stderrOf, thrown } from "./_shown.ts";
 import { MqttSink, MqttSource, MqttStreamError, parseConnectionString } from "../mod.ts";
 import { main } from "../cli.ts";
 
@@ -70,47 +70,6 @@ function* cases(count: number): Generator<{ password: string; url: string; hosts
     yield { password: pw, url: SINGLE[n % SINGLE.length](pw), hosts: "single" };
     yield { password: pw, url: MULTI[n % MULTI.length](pw), hosts: "multi" };
   }
-}
-
-/** Every way a failure can be shown: message, String(), stack, inspection, JSON, and its causes'. */
-function shown(error: unknown): string[] {
-  const texts: string[] = [inspect(error, { depth: 20 })];
-  const seen = new Set<unknown>();
-  for (let e = error; e !== undefined && e !== null && !seen.has(e); e = (e as Error).cause) {
-    seen.add(e);
-    texts.push(String(e));
-    if (e instanceof Error) texts.push(e.message, e.stack ?? "");
-    try {
-      texts.push(JSON.stringify(e) ?? "");
-    } catch { /* a cycle: inspection covers it */ }
-  }
-  return texts;
-}
-
-/** The error `run` throws, if any. */
-function thrown(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
-/** What the CLI printed on stderr while `run` ran. */
-async function stderrOf(run: () => Promise<unknown>): Promise<string> {
-  const write = process.stderr.write;
-  let text = "";
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    text += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    await run();
-  } finally {
-    process.stderr.write = write;
-  }
-  return text;
 }
 
 /** The errors the source and the sink constructors throw for `url` (never connecting). */

@@ -1,5 +1,6 @@
-// The Deno permissions the README documents are enough, and --allow-env is not optional:
-// each case runs tests/_permissions_child.ts under Deno with exactly those flags.
+// The Deno permissions docs/runtimes.md lists are enough, and --allow-env and (with
+// persistence=file) --allow-sys=hostname are not optional: each case runs
+// tests/_permissions_child.ts under Deno with exactly those flags.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,6 +46,30 @@ describe("Deno permissions", () => {
       );
       assert.equal(code, 0, output);
       assert.match(output, /received with the documented permissions/);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  test("persistence=file without --allow-sys=hostname fails with STORE_FAILED naming the flags it needs", async () => {
+    await using broker = await startAedes();
+    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-permissions-"));
+    try {
+      const { code, output } = await runWith(
+        [
+          `--allow-net=127.0.0.1:${broker.port}`,
+          "--allow-env",
+          `--allow-read=${folder}`,
+          `--allow-write=${folder}`,
+        ],
+        [broker.url, `&clientId=permissions&persistence=file&localStorage=${folder}`],
+      );
+      assert.notEqual(code, 0);
+      assert.match(output, /MqttStreamError: Cannot lock the file store/);
+      assert.match(
+        output,
+        /persistence=file needs --allow-read=<localStorage> --allow-write=<localStorage> --allow-sys=hostname/,
+      );
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }

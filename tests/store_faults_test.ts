@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync } from "node:fs";
-import { readFileSync, rmSync, writeSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -15,6 +15,7 @@ import { checkKeyStorePassword } from "../src/connection/_pkcs12.ts";
 import { openFileStores } from "../src/stores/file_store.ts";
 import { makeCertificates, skipUnless, skipWithoutMosquitto } from "./_broker.ts";
 import { startAedes, startMosquitto } from "./_broker.ts";
+import { startHostile } from "./_hostile.ts";
 import { LOSSLESS, sleep, waitFor, within } from "./_helpers.ts";
 
 /** Runs `mount` or `umount` with `args`; its error output, or undefined when it worked. */
@@ -88,8 +89,10 @@ function storeFailed(error: unknown, path: string, code: string): boolean {
 }
 
 /**
- * A sink with persistence=file on a 256 KiB tmpfs writes until the disk is full; then the
- * same clientId and folder, with room again, sends what the first one stored.
+ * A sink with persistence=file on a 256 KiB tmpfs writes until the disk is full. Every write
+ * that resolved reaches a subscriber from this very process, before the stream errors (a
+ * one-shot or serverless process never restarts); the next process with the same clientId
+ * and folder, with room again, finds nothing left to send, so nothing arrives twice.
  */
 async function fullDiskSink(
   broker: { url: string },
@@ -97,8 +100,11 @@ async function fullDiskSink(
   maxInflight: number,
 ): Promise<void> {
   const subscriber = await mqtt.connectAsync(broker.url);
-  const arrived = new Set<string>();
-  subscriber.on("message", (_topic, payload) => arrived.add(payload.toString()));
+  const arrived = new Map<string, number>();
+  subscriber.on("message", (_topic, payload) => {
+    const text = payload.toString();
+    arrived.set(text, (arrived.get(text) ?? 0) + 1);
+  });
   await subscriber.subscribeAsync("full/out", { qos });
   try {
     await withTmpfs("size=256k", async (dir) => {
@@ -111,8 +117,11 @@ async function fullDiskSink(
       const resolved: number[] = [];
       const rejected: number[] = [];
       let lastResolvedAt = performance.now();
-      let failure: { error: unknown; at: number } | undefined;
-      writer.closed.catch((error) => (failure ??= { error, at: performance.now() }));
+      let failure: { error: unknown; at: number; acked: number } | undefined;
+      const arrivedOf = (numbers: number[]) => numbers.filter((n) => arrived.has(payload(n)));
+      writer.closed.catch((error) =>
+        failure ??= { error, at: performance.now(), acked: sink.stats.acked }
+      );
       let written = 0;
       // 256 KiB holds about 750 of these records: 5,000 is a bound, never reached.
       while (written < 5000 && failure === undefined) {
@@ -137,11 +146,20 @@ async function fullDiskSink(
         `STORE_FAILED naming the log and ENOSPC: ${error}`,
       );
       const ms = at - lastResolvedAt;
+      // No restart: what resolved was promised, and this process is the one to deliver it.
+      await waitFor(() => arrivedOf(resolved).length === resolved.length, "", 3000).catch(
+        () => {},
+      );
+      const stranded = resolved.length - arrivedOf(resolved).length;
       console.log(
         `${resolved.length} writes resolved, ${rejected.length} rejected; the stream errored ${
           ms.toFixed(0)
-        } ms after the last resolved: ${(error as Error).message}`,
+        } ms after the last resolved, when the broker had acknowledged ${failure.acked}; ${stranded} never arrived without a restart: ${
+          (error as Error).message
+        }`,
       );
+      assert.equal(stranded, 0, `${stranded} resolved writes never reached the broker`);
+      assert.equal(failure.acked, resolved.length, "the stream errored once all were acknowledged");
       assert.ok(ms < 1000, `errored ${ms} ms after the last write that resolved`);
       assert.equal(resolved.length + rejected.length, written, "every write settled");
       assert.ok(rejected.length > 0, "the write not stored rejected");
@@ -156,7 +174,8 @@ async function fullDiskSink(
       );
       await waitFor(() => !existsSync(join(folder, "lock")), "the store's lock released", 5000);
 
-      // Room again: the next process with this clientId and folder sends what was stored.
+      // Room again: the next process with this clientId and folder finds every publish
+      // acknowledged (the drained log was emptied), so it sends nothing twice.
       remount(dir, "size=4m");
       const next = new MqttSink(url);
       // mqtt.js sends what the store recovered before anything written after it: once this
@@ -164,10 +183,13 @@ async function fullDiskSink(
       const nextWriter = next.getWriter();
       await within(nextWriter.write("after the restart"), 10_000, "the next sink's write");
       await within(nextWriter.close(), 10_000, "the next sink's close()");
-      const missing = () => resolved.filter((n) => !arrived.has(payload(n)));
-      await waitFor(() => missing().length === 0, "every resolved write to arrive", 10_000)
-        .catch(() => assert.fail(`${missing().length} resolved writes never arrived`));
-      console.log(`the next sink sent ${next.stats.recovered} recovered publishes again`);
+      await waitFor(() => arrived.has("after the restart"), "the next sink's write to arrive");
+      const twice = resolved.filter((n) => (arrived.get(payload(n)) ?? 0) > 1);
+      console.log(
+        `the next sink sent ${next.stats.recovered} recovered publishes again; ${twice.length} arrived twice`,
+      );
+      assert.equal(next.stats.recovered, 0, "nothing was left to send again");
+      assert.deepEqual(twice, [], "nothing arrived twice");
       assert.equal(next.stats.failed, 0);
     });
   } finally {
@@ -177,7 +199,7 @@ async function fullDiskSink(
 
 describe("a full disk under persistence=file", { timeout: 120_000 }, () => {
   const sinkTitle = (what: string) =>
-    `MqttSink ${what}: a full disk errors the stream with STORE_FAILED naming the log and ENOSPC within 1 s; the write not stored rejects; every write that resolved arrives after a restart`;
+    `MqttSink ${what}: a full disk errors the stream with STORE_FAILED naming the log and ENOSPC within 1 s; the write not stored rejects; every write that resolved reaches the broker first, without a restart, and never twice`;
 
   test(sinkTitle("QoS 1 (aedes)"), { skip: skipWithoutMount() }, async () => {
     await using broker = await startAedes();
@@ -192,6 +214,61 @@ describe("a full disk under persistence=file", { timeout: 120_000 }, () => {
       // flight than max_inflight_messages (20).
       await using broker = await startMosquitto({ lines: LOSSLESS });
       await fullDiskSink(broker, 2, 10);
+    },
+  );
+
+  test(
+    "MqttSink: a broker that never acknowledges holds a failed store's drain for connectionTimeout only; every resolved write was sent, and the stream then errors with STORE_FAILED",
+    { skip: skipWithoutMount() },
+    async () => {
+      // A raw server that takes every PUBLISH and acknowledges none.
+      const received = new Set<string>();
+      await using silent = await startHostile(async (conn) => {
+        conn.connack();
+        for await (const packet of conn.packets(60_000)) {
+          if (packet.cmd === "publish") received.add(new TextDecoder().decode(packet.payload));
+        }
+      });
+      await withTmpfs("size=64k", async (dir) => {
+        const folder = join(dir, "store");
+        const sink = new MqttSink(
+          `${silent.url}?topic=full/silent&qos=1&clientId=silent-sink&persistence=file` +
+            `&localStorage=${folder}&connectionTimeout=1&maxInflight=100`,
+        );
+        const writer = sink.getWriter();
+        const payload = (n: number) => `${n} `.padEnd(4096, ".");
+        const resolved: number[] = [];
+        let lastResolvedAt = performance.now();
+        let failure: { error: unknown; at: number } | undefined;
+        writer.closed.catch((error) => (failure ??= { error, at: performance.now() }));
+        // 64 KiB holds about 15 of these records: 100 is a bound, never reached.
+        for (let n = 0; n < 100 && failure === undefined; n++) {
+          const written = writer.write(payload(n)).then(() => {
+            resolved.push(n);
+            lastResolvedAt = performance.now();
+          });
+          if (await within(written.then(() => true, () => false), 5000, `write ${n}`)) continue;
+          break;
+        }
+        await waitFor(() => failure !== undefined, "the stream to error", 5000);
+        const { error, at } = failure!;
+        const ms = at - lastResolvedAt;
+        const unsent = resolved.filter((n) => !received.has(payload(n)));
+        console.log(
+          `${resolved.length} writes resolved, all sent but ${unsent.length}; none acknowledged; the stream errored ${
+            ms.toFixed(0)
+          } ms after the last resolved (connectionTimeout=1)`,
+        );
+        assert.ok(
+          storeFailed(error, join(folder, "outgoing.log"), "ENOSPC"),
+          `STORE_FAILED naming the log and ENOSPC: ${error}`,
+        );
+        assert.ok(resolved.length > 0, "some writes resolved before the disk was full");
+        assert.deepEqual(unsent, [], "every resolved write was sent");
+        assert.equal(sink.stats.acked, 0);
+        assert.ok(ms >= 900 && ms < 3000, `errored ${ms} ms after the last resolved write`);
+        await waitFor(() => !existsSync(join(folder, "lock")), "the store's lock released", 5000);
+      });
     },
   );
 
@@ -315,6 +392,65 @@ describe("the file store on a full disk", () => {
         );
         await within(stores.close(), 1000, "close()");
         assert.equal(existsSync(join(folder, "lock")), false, "the lock is released");
+      });
+    },
+  );
+});
+
+describe("a failed file store finishing what it took", () => {
+  test(
+    "it still takes the PUBREL of a publish it holds (in memory), holds nothing it could not store, and once it holds nothing its log is emptied: the next process sends nothing again",
+    { skip: skipWithoutMount() },
+    async () => {
+      await withTmpfs("size=64k", async (dir) => {
+        const folder = join(dir, "store");
+        const stores = openFileStores(folder, "batch");
+        const packet = (id: number) => ({
+          cmd: "publish",
+          topic: "t",
+          qos: 2,
+          messageId: id,
+          payload: new Uint8Array(4096),
+        });
+        const stored: number[] = [];
+        let unstored = -1;
+        // 64 KiB holds fewer than 16 of these: 100 is a bound, never reached.
+        for (let id = 1; id <= 100 && unstored === -1; id++) {
+          let called = false;
+          stores.outgoing.put(packet(id), () => (called = true));
+          if (called) stored.push(id);
+          else unstored = id;
+        }
+        await within(stores.failure, 1000, "the failure");
+        assert.deepEqual(stores.outgoing.ids(), stored, "the put not stored is not held");
+        let drained = false;
+        stores.drained().then(() => (drained = true));
+        // PUBREC came for the first: its PUBREL replaces it, in memory, and is called back.
+        let released = false;
+        stores.outgoing.put({ cmd: "pubrel", messageId: stored[0] }, () => (released = true));
+        assert.ok(released, "the PUBREL of a publish it holds is called back");
+        let answered = false;
+        stores.outgoing.put({ cmd: "pubrel", messageId: 9999 }, () => (answered = true));
+        assert.ok(!answered, "a PUBREL of a publish it does not hold is not");
+        assert.equal(
+          (await new Promise<{ cmd?: string }>((resolve) =>
+            stores.outgoing.get({ messageId: stored[0] }, (_, p) => resolve(p!))
+          )).cmd,
+          "pubrel",
+        );
+        const log = join(folder, "outgoing.log");
+        assert.ok(statSync(log).size > 0);
+        for (const id of stored.slice(0, -1)) stores.outgoing.del({ messageId: id });
+        await sleep(10);
+        assert.ok(!drained && statSync(log).size > 0, "not drained while one is held");
+        stores.outgoing.del({ messageId: stored.at(-1) });
+        await sleep(10);
+        assert.ok(drained, "drained() resolves once it holds nothing");
+        assert.equal(statSync(log).size, 0, "the log is emptied");
+        await within(stores.close(), 1000, "close()");
+        const next = openFileStores(folder, "batch");
+        assert.equal(next.recovery.outgoing, 0, "nothing to send again");
+        await next.close();
       });
     },
   );

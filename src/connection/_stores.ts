@@ -44,18 +44,31 @@ export class Persisted {
    */
   discarded = 0;
 
+  /** The store's STORE_FAILED, once it failed: what the connection ends with. */
+  failure?: MqttStreamError;
+
   /**
    * Installs itself on `client`; made after the connection's Inbound, if it has one.
    * `onFailure` ends the connection when the store cannot write (a full disk): mqtt.js
-   * drops a store's errors (see file_store.ts), so nothing else would.
+   * drops a store's errors (see _log_store.ts), so nothing else would. It is called once
+   * the publishes the store did take are acknowledged, or `connectionTimeout` seconds
+   * later (0: no bound), or when the stores close first: their writes resolved, so they
+   * were promised, and a process that ends after the stream's error (a one-shot job, a
+   * serverless handler) would otherwise strand them in the log until some later process
+   * opens it. Meanwhile the connection stays up (and reconnects, sending them again), and
+   * a write the store could not take waits, to reject with the stream's error.
    */
   constructor(
     readonly stores: FileStores,
     client: MqttClient,
+    connectionTimeout: number,
     onFailure: (error: MqttStreamError) => void,
   ) {
-    // The connection ends on it, which closes the files and releases the folder's lock.
-    stores.failure.then(onFailure);
+    stores.failure.then((error) => {
+      this.failure = error;
+      // The connection ends on it, which closes the files and releases the folder's lock.
+      return drained(stores, connectionTimeout).then(() => onFailure(error));
+    });
     // mqtt.js sends the recovered publishes again on CONNACK and calls back whoever
     // registered their packet identifier; no one has in this process, so a refusal would
     // go unseen.
@@ -79,4 +92,17 @@ export class Persisted {
   connack(resumed: boolean): void {
     if (!resumed) this.discarded += this.stores.discardIncoming();
   }
+}
+
+/**
+ * Resolves once the outgoing store holds nothing, `seconds` have passed (0: no bound), or
+ * the stores closed (the connection ended otherwise); no timer is left running.
+ */
+function drained(stores: FileStores, seconds: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waits = [stores.drained(), stores.closed];
+  if (seconds > 0) {
+    waits.push(new Promise((resolve) => (timer = setTimeout(resolve, seconds * 1000))));
+  }
+  return Promise.race(waits).finally(() => clearTimeout(timer));
 }

@@ -9,6 +9,12 @@
 // (topic, qos, maxInflight, publish attempts). Without a fixed clientId the shared client
 // has a random one, so sinks in different processes never take over each other's session.
 //
+// A connection with a file store (persistence=file) is not kept once its last sink let go:
+// the store and its folder's lock belong to the clientId's session, which this process
+// holds while the connection is open, so close() ends the connection and frees the folder
+// (for another process, or a source of this one). An idle connection would hold the lock
+// for connectionCacheTimeout, or past the end of a process that exits without waiting.
+//
 // The broker's window (MQTT 5 §4.9 Receive Maximum, from CONNACK) is per connection
 // (`connection.outbound.window`): every sink on a connection draws its in-flight QoS 1/2
 // publishes from it.
@@ -34,8 +40,9 @@ const PER_SINK: ReadonlySet<string> = new Set<keyof MqttOptions>([
 export interface Lease {
   readonly connection: Connection;
   /**
-   * Lets go (idempotent). The connection closes `connectionCacheTimeout` ms after its last
-   * lease is released, or at once with `now` (abort): then without DISCONNECT.
+   * Lets go (idempotent: a second call returns the first one's promise). The connection
+   * closes `connectionCacheTimeout` ms after its last lease is released, or at once with
+   * `now` (abort: then without DISCONNECT) or a file store; the promise resolves once it has.
    */
   release(now?: boolean): Promise<void>;
 }
@@ -88,20 +95,23 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
   clearTimeout(entry.timer);
   entry.connection?.setIdle(false);
   const held = entry;
-  let released = false;
-  const release = (now = false): Promise<void> => {
-    if (released) return Promise.resolve();
-    released = true;
+  let released: Promise<void> | undefined;
+  const letGo = (now: boolean): Promise<void> => {
     if (--held.refs > 0) return Promise.resolve();
     const connection = held.connection;
     const timeout = options.connectionCacheTimeout;
     // A WebSocket cannot be unref'd: kept open, it would hold the process for `timeout`.
-    if (now || timeout === 0 || !connection?.canIdle) return evict(held, now);
+    // A file store is not kept (see the header).
+    if (now || timeout === 0 || !connection?.canIdle || options.persistence === "file") {
+      return evict(held, now);
+    }
     connection.setIdle(true);
     held.timer = setTimeout(() => evict(held, false), timeout);
     unrefTimer(held.timer);
     return Promise.resolve();
   };
+  // The stream's abort releases twice (its signal, then abort()): both wait for the end.
+  const release = (now = false): Promise<void> => (released ??= letGo(now));
   try {
     const connection = await abortable(held.opening, signal);
     return { connection, release };

@@ -27,7 +27,7 @@ export function syncFolder(folder: string): void {
 
 /**
  * A STORE_FAILED error saying what could not be done (naming the file or folder), the OS
- * code (ENOSPC, EROFS, EIO, ...), and what to check.
+ * code (ENOSPC, EROFS, EIO, ...) or the Deno permission denied, and what to check.
  */
 export function storeError(what: string, cause: unknown): MqttStreamError {
   if (cause instanceof MqttStreamError) return cause;
@@ -37,9 +37,13 @@ export function storeError(what: string, cause: unknown): MqttStreamError {
   const reason = typeof code === "string" && !message.includes(code)
     ? `${code}: ${message}`
     : message;
+  // Deno without a permission the store needs: the flags, not the disk, are to check.
+  const advice = (cause as Error | undefined)?.name === "NotCapable"
+    ? "under Deno, persistence=file needs --allow-read=<localStorage> --allow-write=<localStorage> --allow-sys=hostname"
+    : "check the folder's permissions and free space, or set localStorage to another folder";
   return new MqttStreamError(
     "STORE_FAILED",
-    `Cannot ${what} for persistence=file: ${reason} (check the folder's permissions and free space, or set localStorage to another folder)`,
+    `Cannot ${what} for persistence=file: ${reason} (${advice})`,
     { cause },
   );
 }

@@ -1,6 +1,12 @@
 // One process at a time per store folder. The lock is a file created exclusively
 // (O_EXCL), holding the holder's pid and host. A lock whose process is gone (killed, or
 // the machine restarted) is stale and taken over; a live holder is named in the error.
+//
+// A process that ends with a lock held (process.exit(), Deno.exit(), or the end of its
+// work with a store still open) deletes it on the way out: under Deno without --allow-run
+// the next process could not tell that it is gone, and would refuse the folder. Only a
+// kill (SIGKILL, a signal with no handler) or, under Deno, an uncaught error (no "unload"
+// then) leaves it, for the liveness check.
 import {
   closeSync,
   linkSync,
@@ -63,10 +69,11 @@ function takeLock(path: string, what: string): Lock {
       closeSync(fd);
     }
     let released = false;
-    return {
+    const lock = {
       release() {
         if (released) return;
         released = true;
+        held.delete(lock);
         try {
           // Only our own lock: never one a later process took over.
           if (readHolder(path)?.text === JSON.stringify(me)) unlinkSync(path);
@@ -76,11 +83,35 @@ function takeLock(path: string, what: string): Lock {
         }
       },
     };
+    releaseAtExit(lock);
+    return lock;
   }
   throw new MqttStreamError(
     "STORE_LOCKED",
     `Cannot open ${what} as its lock ${path} changed hands ${TAKEOVER_ROUNDS} times while taking it over: another process is starting with the same folder`,
   );
+}
+
+/** The locks this process holds; released when it exits, if they are still held then. */
+const held = new Set<Lock>();
+let hooked = false;
+
+/**
+ * Adds `lock` to those released when the process exits. The hooks, installed once: Node's
+ * and Bun's process "exit" event (process.exit() and the end of the event loop) and the
+ * global "unload" event, which Deno dispatches for both and for Deno.exit() (its "exit"
+ * event misses Deno.exit()). Both run synchronously, as release() does.
+ */
+function releaseAtExit(lock: Lock): void {
+  held.add(lock);
+  if (hooked) return;
+  hooked = true;
+  const releaseAll = () => {
+    for (const each of held) each.release();
+  };
+  process.once("exit", releaseAll);
+  (globalThis as { addEventListener?(type: string, listener: () => void): void })
+    .addEventListener?.("unload", releaseAll);
 }
 
 /** The lock's text and holder, or undefined when there is no lock file. */

@@ -11,7 +11,8 @@
 //
 // The checksum covers the length, so a flipped length is caught like a flipped payload,
 // and the magic lets the scan find the next intact record behind a damaged one. Only
-// runtime-specific code (file_store.ts) imports this file, so node:buffer is fine here.
+// runtime-specific code (_log_store.ts, loaded with file_store.ts) imports this file, so
+// node:buffer is fine here.
 import { Buffer } from "node:buffer";
 import * as zlib from "node:zlib";
 import type { Damage, StoredPacket } from "./store.ts";

@@ -51,6 +51,14 @@ export interface FileStores {
    */
   readonly failure: Promise<MqttStreamError>;
   /**
+   * Resolves once the outgoing store holds nothing: every publish it took (and its PUBREL)
+   * acknowledged. After a failure, what it still holds was stored, so promised, and is
+   * still sent and acknowledged (see _log_store.ts).
+   */
+  drained(): Promise<void>;
+  /** Resolves once both stores are closed and the lock released, whoever closed them. */
+  readonly closed: Promise<void>;
+  /**
    * Deletes every packet of the incoming store and says how many there were: called when
    * the broker has no session, so that no PUBREL will release them.
    */

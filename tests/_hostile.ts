@@ -4,7 +4,9 @@
 // real broker can be made to do. Anything that claims end-to-end behaviour uses a real broker.
 // The bytes come from the hand-written codec of tests/_mqtt_codec.ts, re-exported here so a test
 // imports the server and the codec from one place.
-import { createServer, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
+import type { Buffer } from "node:buffer";
 import {
   type ConnectInfo,
   encode,
@@ -158,7 +160,7 @@ export class HostileConnection {
 /** A running hostile server; `await using` closes it and destroys every socket. */
 export interface HostileServer extends AsyncDisposable {
   port: number;
-  /** mqtt://127.0.0.1:port */
+  /** mqtt://127.0.0.1:port (mqtts:// with the `tls` option) */
   url: string;
   /** TCP connections accepted so far, whether or not a CONNECT followed. */
   readonly connections: number;
@@ -179,6 +181,11 @@ export interface HostileOptions {
   connectTimeout?: number;
   /** Destroy a connection holding more unread packets than this. @default 10000 */
   maxQueued?: number;
+  /**
+   * Serve MQTT over TLS (`mqtts://`) with this certificate and key (PEM); `connections` then
+   * counts TCP connections, whether or not the handshake succeeded.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 /**
@@ -189,15 +196,14 @@ export interface HostileOptions {
  */
 export async function startHostile(
   onConnection?: (conn: HostileConnection) => void | Promise<void>,
-  { pingResponder = true, connectTimeout = 5_000, maxQueued = 10_000 }: HostileOptions = {},
+  { pingResponder = true, connectTimeout = 5_000, maxQueued = 10_000, tls }: HostileOptions = {},
 ): Promise<HostileServer> {
   const sockets = new Set<Socket>();
   const accepted: HostileConnection[] = [];
   const acceptors = new Set<() => void>();
   const errors: unknown[] = [];
   let connections = 0, taken = 0;
-  const server = createServer((socket) => {
-    connections++;
+  const serve = (socket: Socket) => {
     sockets.add(socket);
     socket.on("error", () => {}); // resets are what these tests provoke
     const decoder = new PacketDecoder();
@@ -229,7 +235,24 @@ export async function startHostile(
         socket.destroy();
       }
     });
-  });
+  };
+  let server: Server;
+  if (tls) {
+    server = createTlsServer(tls, serve);
+    // Every TCP connection, the handshake done or not; destroyed by closeAll like the rest.
+    server.on("connection", (socket: Socket) => {
+      connections++;
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.on("error", () => {});
+    });
+    server.on("tlsClientError", () => {}); // a refused certificate is what a TLS test provokes
+  } else {
+    server = createServer((socket) => {
+      connections++;
+      serve(socket);
+    });
+  }
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   const closeAll = () => {
@@ -241,7 +264,7 @@ export async function startHostile(
   };
   return {
     port,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`,
     get connections() {
       return connections;
     },

@@ -13,6 +13,7 @@ import {
 import type { MqttConnection } from "../mod.ts";
 import { freePort, startAedes } from "./_broker.ts";
 import { type HostileConnection, startHostile } from "./_hostile.ts";
+import { Attempts } from "../src/connection/_attempts.ts";
 import { failureOf, within } from "./_helpers.ts";
 
 const PASSWORD = "s3cr,et:p@ss";
@@ -199,5 +200,63 @@ describe("connecting to several brokers", () => {
     assert.match(error.message, new RegExp(`${b.url}: the broker accepted the connection`));
     assert.equal(a.connections, 3);
     assert.equal(b.connections, 3);
+  });
+
+  test("brokers that accept and never answer cost connectionTimeout a round in all, each broker its share", async () => {
+    // No real broker takes a CONNECT and stays silent on purpose: a raw server does.
+    await using a = await startHostile();
+    await using b = await startHostile();
+    await using c = await startHostile();
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${a.port},127.0.0.1:${b.port},127.0.0.1:${c.port}?topic=t&connectionTimeout=3&connectAttempts=1`,
+    );
+    const started = performance.now();
+    const error = await failureOf(source, 15_000);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(
+      `3 silent brokers, connectionTimeout=3 s, 1 round: failed after ${seconds.toFixed(2)} s`,
+    );
+    assert.ok(error instanceof MqttConnectError, String(error));
+    assert.equal(error.code, "CONNECT_TIMEOUT");
+    assert.deepEqual([a.connections, b.connections, c.connections], [1, 1, 1]);
+    assert.ok(seconds >= 2.9 && seconds < 4.5, `one round took ${seconds} s`);
+    for (const broker of [a, b, c]) {
+      assert.match(
+        error.message,
+        new RegExp(`${broker.url}: no CONNACK within 1 s, its share of connectionTimeout=3 s`),
+      );
+    }
+  });
+});
+
+describe("each broker's share of connectionTimeout", () => {
+  test("an equal share of what is left of the round: a broker that failed fast leaves its time to the next", () => {
+    const attempts = new Attempts(
+      parseConnectionString("mqtt://a,b,c?connectionTimeout=6&connectAttempts=2"),
+    );
+    const shares: (number | undefined)[] = [];
+    for (let i = 0; i < 6; i++) {
+      attempts.aim();
+      shares.push(attempts.connackTimeout);
+      attempts.closed(new Error("refused at once"));
+    }
+    attempts.stop();
+    // Each round: 6 s ÷ 3, then what is left ÷ 2, then what is left (within a few ms).
+    const rounded = shares.map((ms) => Math.round(ms! / 100) / 10);
+    assert.deepEqual(rounded, [2, 3, 6, 2, 3, 6]);
+  });
+
+  test("at least 1 s each (or connectionTimeout, if shorter), the whole of it for one broker, none with 0", () => {
+    const first = (connection: string) => {
+      const attempts = new Attempts(parseConnectionString(connection));
+      attempts.aim();
+      attempts.stop();
+      return attempts.connackTimeout;
+    };
+    const many = Array.from({ length: 12 }, (_, i) => `h${i}`).join(",");
+    assert.equal(first(`mqtt://${many}?connectionTimeout=6`), 1000);
+    assert.equal(first("mqtt://a,b,c?connectionTimeout=1"), 1000);
+    assert.equal(first("mqtt://a?connectionTimeout=6"), 6000);
+    assert.equal(first("mqtt://a,b?connectionTimeout=0"), undefined);
   });
 });

@@ -4,7 +4,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MqttConnectError, MqttSink, MqttSource } from "../mod.ts";
-import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
+import { freePort, skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
+import { startHostile } from "./_hostile.ts";
 import { type NatsCluster, skipWithoutNats, startNatsCluster } from "./_nats.ts";
 import { failureOf, LOSSLESS, sleep, within } from "./_helpers.ts";
 
@@ -247,6 +248,34 @@ describe("failover across independent brokers", { skip: skipWithoutMosquitto() }
       assert.ok(got !== undefined, "nothing arrived on the second broker");
     } finally {
       await reader.cancel();
+    }
+  });
+
+  test("a silent first broker holds the source for its share of connectionTimeout, then the next one serves it", async () => {
+    // Accepts TCP, takes the CONNECT, never answers: a hung node, or a port forwarded to nothing.
+    await using silent = await startHostile();
+    await using broker = await startMosquitto();
+    const down = await freePort();
+    const connectionTimeout = 6;
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${silent.port},127.0.0.1:${broker.port},127.0.0.1:${down}?topic=ha/silent&qos=1&connectionTimeout=${connectionTimeout}`,
+    );
+    const started = performance.now();
+    try {
+      await within(source.ready, 3 * connectionTimeout * 1000, "the source on the second broker");
+      const seconds = (performance.now() - started) / 1000;
+      console.log(
+        `silent first of 3 brokers, connectionTimeout=${connectionTimeout} s: connected after ${
+          seconds.toFixed(2)
+        } s`,
+      );
+      assert.equal(source.stats.broker, broker.url);
+      assert.equal(silent.connections, 1);
+      // Its share: connectionTimeout ÷ 3 brokers = 2 s, not the whole 6 s.
+      assert.ok(seconds >= 1.9, `the silent broker was given only ${seconds} s`);
+      assert.ok(seconds < 4, `the silent broker held the source ${seconds} s`);
+    } finally {
+      await source.cancel();
     }
   });
 });

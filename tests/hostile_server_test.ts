@@ -5,6 +5,10 @@ import assert from "node:assert/strict";
 import mqtt, { type MqttClient, type MqttClientEventCallbacks } from "mqtt";
 import { encode, type Packet, PacketDecoder, startHostile } from "./_hostile.ts";
 import { waitFor, within } from "./_helpers.ts";
+import { makeCertificates } from "./_broker.ts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** The arguments of the client's next `name` event, within 5 s. */
 function event<E extends keyof MqttClientEventCallbacks>(
@@ -261,5 +265,32 @@ test("a server that drops every connection sees each reconnect", async () => {
     assert.deepEqual(server.errors, []);
   } finally {
     client.end(true);
+  }
+});
+
+test("serves MQTT over TLS with the certificate it is given; mqtt.js connects trusting its CA", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-hostile-tls-"));
+  try {
+    const certificates = makeCertificates(dir);
+    await using server = await startHostile((conn) => conn.connack(), {
+      tls: {
+        cert: readFileSync(certificates.serverCert),
+        key: readFileSync(certificates.serverKey),
+      },
+    });
+    assert.match(server.url, /^mqtts:\/\/127\.0\.0\.1:\d+$/);
+    const client = mqtt.connect(server.url, {
+      ca: readFileSync(certificates.ca),
+      reconnectPeriod: 0,
+    });
+    try {
+      await event(client, "connect");
+      assert.equal(server.connections, 1);
+      assert.deepEqual(server.errors, []);
+    } finally {
+      client.end(true);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

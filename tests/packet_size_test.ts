@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { MqttProtocolError, MqttRecordError, MqttSink, MqttSource } from "../mod.ts";
-import { FrameScanner, publishSize } from "../src/connection/_packet_size.ts";
+import { FrameScanner, MQTT_LARGEST_PACKET, publishSize } from "../src/connection/_packet_size.ts";
 import { encode, startHostile } from "./_hostile.ts";
 import { skipWithoutMosquitto, startAedes, startMosquitto } from "./_broker.ts";
 import { LOSSLESS, within } from "./_helpers.ts";
@@ -38,6 +38,25 @@ describe("FrameScanner and publishSize", () => {
       assert.equal(found?.packet, "PUBLISH", `chunks of ${size}`);
       assert.equal(found?.size, 1 + 4 + 200_000_000);
     }
+  });
+
+  test("find a Remaining Length of five bytes malformed, whatever the limit, across chunks", () => {
+    const small = encode.packet({ cmd: "pingresp" });
+    const stream = new Uint8Array([...small, 0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    for (const size of [1, 3, stream.length]) {
+      const scanner = new FrameScanner(MQTT_LARGEST_PACKET);
+      let found;
+      for (let i = 0; i < stream.length && !found; i += size) {
+        found = scanner.scan(stream.subarray(i, i + size));
+      }
+      assert.deepEqual(found && { packet: found.packet, malformed: found.malformed }, {
+        packet: "PUBLISH",
+        malformed: true,
+      }, `chunks of ${size}`);
+    }
+    // Four bytes, the largest: over a small limit, not malformed.
+    const largest = new FrameScanner(1000).scan(Uint8Array.of(0x30, 0xff, 0xff, 0xff, 0x7f));
+    assert.deepEqual(largest, { packet: "PUBLISH", size: 268_435_460, offset: 0 });
   });
 
   test("publishSize is the size mqtt.js writes, MQTT 5 properties included", async () => {
@@ -171,6 +190,33 @@ describe("maxPacketSize bounds what comes in", () => {
       reader.releaseLock();
     },
   );
+});
+
+describe("a malformed Remaining Length is a protocol error, not a large packet", () => {
+  for (const version of [4, 5] as const) {
+    test(`five Remaining Length bytes end the source with MqttProtocolError saying so, with no advice on maxPacketSize (MQTT ${version})`, async () => {
+      let disconnect: Promise<number | undefined> | undefined;
+      await using server = await startHostile(async (connection) => {
+        connection.connack();
+        connection.suback((await connection.next("subscribe")).id, [1]);
+        // A PUBLISH whose Remaining Length has a continuation bit on its fourth byte.
+        connection.send(Uint8Array.of(0x30, 0xff, 0xff, 0xff, 0xff, 0x7f));
+        disconnect = connection.next("disconnect", 2000).then((p) => p.reasonCode, () => undefined);
+      });
+      const source = new MqttSource(`${server.url}?topic=t&qos=1&mqttVersion=${version}`);
+      const error = await readError(source, 3000);
+      console.log(`malformed Remaining Length, MQTT ${version}: ${(error as Error).message}`);
+      assert.ok(error instanceof MqttProtocolError, String(error));
+      const { message } = error as Error;
+      assert.match(message, /Remaining Length/);
+      assert.match(message, /malformed/);
+      assert.match(message, /more than four bytes/);
+      assert.match(message, version === 5 ? /MQTT 5 §1\.5\.5/ : /MQTT 3\.1\.1 §2\.2\.3/);
+      assert.doesNotMatch(message, /maxPacketSize|268435460/);
+      if (version === 5) assert.equal(await disconnect, 0x81, "DISCONNECT: Malformed Packet");
+      assert.equal(server.connections, 1, "not retried: the broker would send it again");
+    });
+  }
 });
 
 describe("a record over the packet limit is refused before anything is sent", () => {

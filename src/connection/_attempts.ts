@@ -10,16 +10,34 @@
 // A usable connection that drops starts the next round at the next broker, at once (the
 // node it was on is likely down, the others likely up), unless it lasted less than
 // connectBackoff: a broker that keeps accepting and dropping is not retried in a tight loop.
+//
+// A round waits for CONNACKs at most connectionTimeout in all: a broker that accepts TCP and
+// never answers (a hung node) would otherwise hold every round for the whole of it before the
+// next broker is tried. Each attempt gets an equal share of what is left of the round's
+// connectionTimeout, so each broker gets at least connectionTimeout ÷ brokers (never under
+// 1 s, unless connectionTimeout itself is), and the time a broker that failed fast (refused,
+// down) did not use goes to the brokers after it. One broker gets the whole of it.
+//
 // A broker that redirects (MQTT 5 §4.11, reason 0x9C / 0x9D with a Server Reference) sends
-// the next attempt, at once, to the broker it names.
-import type { Packet } from "mqtt";
+// the next attempt, at once, to the broker it names, if `redirect` allows (_redirect.ts); a
+// redirection refused is a failed attempt on the broker that sent it.
 import type { MqttOptions } from "../options.ts";
 import { backoffDelay } from "../_backoff.ts";
-import { HOST_PORT } from "../_brokers.ts";
+import { type Redirection, type RedirectRefused, redirectTarget } from "./_redirect.ts";
 import { unrefTimer } from "./_timers.ts";
 
 /** What a close means: the end, or the delay before the next attempt. */
 export type AfterClose = { end: "lost" | "exhausted" } | { retryIn: number };
+
+/** A broker's share of connectionTimeout is never smaller than this, unless connectionTimeout is. */
+const SHORTEST_SHARE_MS = 1000;
+
+/** No CONNACK came within the `ms` an attempt had: its share of connectionTimeout. */
+export class ConnackTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`no CONNACK within ${ms} ms`);
+  }
+}
 
 /** Why an attempt on one broker failed. */
 export interface Failure {
@@ -50,8 +68,23 @@ export class Attempts {
   #next = 0;
   /** Brokers tried in the current round. */
   #tried = 0;
+  /**
+   * Attempts a round holds beyond one a broker: one for each redirection followed from a
+   * refused CONNACK, at most one a broker (a broker that redirects to itself ends the round).
+   */
+  #extra = 0;
   /** Where a broker's redirection sends the next attempt. */
   #redirect?: string;
+  /** A redirection of the current attempt or connection that was not followed. */
+  #refused?: RedirectRefused;
+  /** When the current round's first attempt started (ms since epoch). */
+  #roundStart = 0;
+  /** Milliseconds the current attempt waits for its CONNACK; undefined waits for ever. */
+  #connackTimeout?: number;
+  /** Ends the current attempt when no CONNACK came within #connackTimeout. */
+  #connackTimer?: ReturnType<typeof setTimeout>;
+  /** Told when the current attempt's CONNACK is late: it must close the attempt. */
+  readonly #onConnackTimeout?: (timeout: ConnackTimeout) => void;
   /** The broker of the last connection that was made, and when it was made. */
   #connectedTo?: string;
   #connectedAt = 0;
@@ -60,18 +93,63 @@ export class Attempts {
   /** Connections made to a broker other than the one before. */
   failovers = 0;
 
-  constructor(options: MqttOptions) {
+  /**
+   * @param onConnackTimeout called when an attempt got no CONNACK within its share of
+   * connectionTimeout; it must close the attempt. Without it, no CONNACK timer runs.
+   */
+  constructor(options: MqttOptions, onConnackTimeout?: (timeout: ConnackTimeout) => void) {
     this.#options = options;
     this.#target = options.brokers[0];
+    this.#onConnackTimeout = onConnackTimeout;
   }
 
-  /** The broker the starting attempt goes to: the next in order, or where a redirection points. */
+  /**
+   * The broker the starting attempt goes to: the next in order, or where a redirection
+   * points; {@linkcode connackTimeout} is then how long it waits for its CONNACK.
+   */
   aim(): string {
     const { brokers } = this.#options;
+    const redirected = this.#redirect !== undefined;
+    if (this.#tried === 0) this.#roundStart = Date.now();
+    this.#connackTimeout = this.#share();
     this.#target = this.#redirect ?? brokers[this.#next];
-    if (this.#redirect === undefined) this.#next = (this.#next + 1) % brokers.length;
+    if (!redirected) this.#next = (this.#next + 1) % brokers.length;
     this.#redirect = undefined;
+    this.#refused = undefined;
+    // Our timer, not mqtt.js's (connectTimeout): on a timeout mqtt.js arms its next attempt
+    // with the delay set before, ahead of the close that sets it (see aimAt).
+    clearTimeout(this.#connackTimer);
+    const ms = this.#connackTimeout;
+    const onTimeout = this.#onConnackTimeout;
+    if (ms !== undefined && onTimeout) {
+      this.#connackTimer = setTimeout(() => onTimeout(new ConnackTimeout(ms)), ms);
+    }
     return this.#target;
+  }
+
+  /**
+   * Milliseconds the current attempt waits for its CONNACK (see the top of this file), or
+   * undefined when connectionTimeout is 0 (wait for ever).
+   */
+  get connackTimeout(): number | undefined {
+    return this.#connackTimeout;
+  }
+
+  /** An equal share of what is left of the round's connectionTimeout, at least the shortest. */
+  #share(): number | undefined {
+    const total = this.#options.connectionTimeout * 1000;
+    const brokers = this.#options.brokers.length;
+    if (total === 0) return undefined;
+    if (brokers === 1) return total;
+    // The attempts left in the round, this one included.
+    const left = Math.max(1, brokers + this.#extra - this.#tried);
+    const remaining = total - (Date.now() - this.#roundStart);
+    return Math.max(shortestShare(this.#options), Math.round(remaining / left));
+  }
+
+  /** A redirection of the current attempt or connection that was not followed, if any. */
+  get refused(): RedirectRefused | undefined {
+    return this.#refused;
   }
 
   /** The broker of the last connection made, if one was: where the streams are now. */
@@ -86,19 +164,19 @@ export class Attempts {
 
   /**
    * The broker sent the client elsewhere (CONNACK or DISCONNECT with 0x9C Use another
-   * server or 0x9D Server moved): its Server Reference, `host[:port]` or a list of them
-   * (MQTT 5 §4.11), takes the next attempt there, with this connection's scheme and path.
+   * server or 0x9D Server moved): the next attempt goes where its Server Reference points,
+   * if `redirect` allows it. Returns the refusal when it does not (also kept as `refused`).
    */
-  redirect(reference: string): void {
-    const first = reference.trim().split(/\s+/)[0] ?? "";
-    if (!HOST_PORT.test(first)) return;
-    const current = new URL(this.#target);
-    const path = current.pathname === "/" ? "" : current.pathname;
-    this.#redirect = `${current.protocol}//${first}${path}`;
+  redirect(redirection: Redirection): RedirectRefused | undefined {
+    const target = redirectTarget(redirection, this.#target, this.#options);
+    if (typeof target === "string") this.#redirect = target;
+    else this.#refused = target;
+    return this.#refused;
   }
 
   /** The current attempt got its CONNACK. */
   connack(): void {
+    clearTimeout(this.#connackTimer);
     this.#connacked = true;
   }
 
@@ -160,12 +238,15 @@ export class Attempts {
     }
     // This close ended an attempt, before or after its CONNACK.
     this.failures.delete(this.#target);
-    this.failures.set(this.#target, { error, closedAfterConnack: this.#connacked });
-    // The next broker of the round at once; a redirection too, once more than the round.
-    const redirected = this.#redirect !== undefined;
-    if (++this.#tried < brokers.length + (redirected ? 1 : 0)) return { retryIn: 1 };
+    this.failures.set(this.#target, {
+      error: this.#refused ?? error,
+      closedAfterConnack: this.#connacked,
+    });
+    // The next broker of the round at once; a redirection too, as one more of the round.
+    if (this.#redirect !== undefined) this.#extra = Math.min(brokers.length, this.#extra + 1);
+    if (++this.#tried < brokers.length + this.#extra) return { retryIn: 1 };
     // A round is over: every broker was tried once (one broker: the attempt was its round).
-    this.#tried = 0;
+    this.#tried = this.#extra = 0;
     if (connectAttempts !== -1 && this.count >= connectAttempts) return { end: "exhausted" };
     const retryIn = Math.max(1, backoffDelay(this.count, connectBackoff));
     this.count++;
@@ -177,25 +258,25 @@ export class Attempts {
     return this.#connacked && this.count > 0;
   }
 
-  /** The connection is over: no timer is left running. */
+  /** The connection (or attempt) is over: no timer is left running. */
   stop(): void {
     clearTimeout(this.#usableTimer);
+    clearTimeout(this.#connackTimer);
   }
 
   #usable(): void {
     clearTimeout(this.#usableTimer);
     this.count = 0;
-    this.#tried = 0;
+    this.#tried = this.#extra = 0;
     this.failures.clear();
   }
 }
 
 /**
- * The Server Reference of a CONNACK or DISCONNECT that sends the client elsewhere (MQTT 5
- * §4.11: 0x9C Use another server, 0x9D Server moved), if it is one.
+ * The shortest share of connectionTimeout a broker of several gets: connectionTimeout ÷
+ * brokers, at least {@link SHORTEST_SHARE_MS} (or connectionTimeout, if shorter); ms.
  */
-export function redirection(packet: Packet): string | undefined {
-  if (packet.cmd !== "connack" && packet.cmd !== "disconnect") return undefined;
-  if (packet.reasonCode !== 0x9c && packet.reasonCode !== 0x9d) return undefined;
-  return packet.properties?.serverReference;
+export function shortestShare(options: Pick<MqttOptions, "connectionTimeout" | "brokers">): number {
+  const total = options.connectionTimeout * 1000;
+  return Math.min(total, Math.max(SHORTEST_SHARE_MS, Math.ceil(total / options.brokers.length)));
 }

@@ -9,7 +9,8 @@ import {
 } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import type { Oversized } from "./_packet_size.ts";
-import type { Failure } from "./_attempts.ts";
+import { ConnackTimeout, type Failure, shortestShare } from "./_attempts.ts";
+import { RedirectRefused } from "./_redirect.ts";
 
 /** CONNACK codes that send the client to another broker (MQTT 5 §4.11): tried there. */
 const REDIRECT_TEMPORARY = 0x9c;
@@ -18,6 +19,11 @@ const REDIRECT_MOVED = 0x9d;
 const TRANSIENT_CONNACK = new Set([3, 0x88, 0x89, 0x97, 0x9f, REDIRECT_TEMPORARY, REDIRECT_MOVED]);
 /** CONNACK codes about who the client is: bad credentials, not authorized, banned, bad auth method. */
 const AUTH_CONNACK = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
+/**
+ * CONNACK codes refusing the protocol version: 0x01 (MQTT 3.1.1 §3.2.2.3, which a 3.1.1-only
+ * broker such as aedes 1.x sends to an MQTT 5 CONNECT as well) and 0x84 (MQTT 5 §3.2.2.2).
+ */
+const VERSION_CONNACK = new Set([1, 0x84]);
 
 export interface Classified {
   code: MqttErrorCode;
@@ -27,6 +33,25 @@ export interface Classified {
 
 /** Says what a connection failure was, in words, and whether another attempt could help. */
 export function classify(error: unknown, options: MqttOptions): Classified {
+  if (error instanceof RedirectRefused) {
+    // Another round may find the cluster redirecting elsewhere, or not at all.
+    return { code: "CONNECT_REJECTED", reason: error.message, permanent: false };
+  }
+  if (error instanceof ConnackTimeout && options.brokers.length === 1) {
+    return connackTimeout(options);
+  }
+  if (error instanceof ConnackTimeout) {
+    const seconds = (ms: number) => Number((ms / 1000).toFixed(1));
+    return {
+      code: "CONNECT_TIMEOUT",
+      reason: `no CONNACK within ${
+        seconds(error.ms)
+      } s, its share of connectionTimeout=${options.connectionTimeout} s (the ${options.brokers.length} brokers of a round share it, each at least ${
+        seconds(shortestShare(options))
+      } s: raise connectionTimeout if a broker needs longer)`,
+      permanent: false,
+    };
+  }
   const e = error as { message?: string; code?: string | number } | undefined;
   const handshake = webSocketHandshake(error);
   if (handshake !== undefined) return handshake;
@@ -45,7 +70,9 @@ export function classify(error: unknown, options: MqttOptions): Classified {
     }
     return {
       code: "CONNECT_REJECTED",
-      reason: `the broker refused the connection (${what})`,
+      reason: `the broker refused the connection (${what})${
+        VERSION_CONNACK.has(e.code) ? versionAdvice(options, "it does not support") : ""
+      }`,
       permanent: !TRANSIENT_CONNACK.has(e.code),
     };
   }
@@ -73,13 +100,8 @@ export function classify(error: unknown, options: MqttOptions): Classified {
     // The packet parser's and handlers' errors: a malformed or unexpected packet.
     return { code: "PROTOCOL", reason: `protocol error: ${message}`, permanent: true };
   }
-  if (message === "connack timeout") {
-    return {
-      code: "CONNECT_TIMEOUT",
-      reason: `no CONNACK within connectionTimeout=${options.connectionTimeout} s`,
-      permanent: false,
-    };
-  }
+  // mqtt.js's own timer, which Attempts' replaces (see aimAt).
+  if (message === "connack timeout") return connackTimeout(options);
   const code = typeof e?.code === "string" ? e.code : "";
   if (/CERT|SSL|TLS|certificate|handshake|self.signed|issuer/i.test(`${code} ${message}`)) {
     return {
@@ -100,6 +122,15 @@ export function classify(error: unknown, options: MqttOptions): Classified {
   return {
     code: "CONNECT_CLOSED",
     reason: error === undefined ? "the connection closed" : `${message}${code ? ` (${code})` : ""}`,
+    permanent: false,
+  };
+}
+
+/** No CONNACK within connectionTimeout, from one broker. */
+function connackTimeout(options: MqttOptions): Classified {
+  return {
+    code: "CONNECT_TIMEOUT",
+    reason: `no CONNACK within connectionTimeout=${options.connectionTimeout} s`,
     permanent: false,
   };
 }
@@ -168,8 +199,12 @@ export interface Ending {
 export function endingError(ending: Ending, options: MqttOptions): MqttStreamError {
   const { why, error, closedAfterConnack, broker } = ending;
   const attempts = Math.max(1, ending.attempts);
+  // A connection that was up (lost) did not end before its CONNACK.
   const { code, reason } = error == null
-    ? { code: "CONNECT_CLOSED" as const, reason: silentClose(closedAfterConnack) }
+    ? {
+      code: "CONNECT_CLOSED" as const,
+      reason: silentClose(closedAfterConnack, why !== "lost" && options),
+    }
     : classify(error, options);
   const cause = { cause: error };
   if (code === "PROTOCOL") {
@@ -191,16 +226,39 @@ export function endingError(ending: Ending, options: MqttOptions): MqttStreamErr
 function eachFailure(failures: ReadonlyMap<string, Failure>, options: MqttOptions): string {
   return [...failures].map(([broker, { error, closedAfterConnack }]) =>
     `${broker}: ${
-      error == null ? silentClose(closedAfterConnack) : classify(error, options).reason
+      error == null ? silentClose(closedAfterConnack, options) : classify(error, options).reason
     }`
   ).join("; ");
 }
 
-/** Why the broker closed the connection, when it sent no reason. */
-function silentClose(closedAfterConnack: boolean): string {
-  return closedAfterConnack
-    ? "the broker accepted the connection (CONNACK) and then closed it before it answered anything (no SUBACK, no acknowledgement): it refuses what was sent first, a subscription or a publish of the session sent again (NATS, for one, closes the connection on a QoS 2 publish)"
-    : "the broker closed the connection without a reason";
+/**
+ * Why the broker closed the connection, when it sent no reason. `attempt` (the options) when
+ * the close ended an attempt, which got no CONNACK unless `closedAfterConnack`.
+ */
+function silentClose(closedAfterConnack: boolean, attempt: MqttOptions | false): string {
+  if (closedAfterConnack) {
+    return "the broker accepted the connection (CONNACK) and then closed it before it answered anything (no SUBACK, no acknowledgement): it refuses what was sent first, a subscription or a publish of the session sent again (NATS, for one, closes the connection on a QoS 2 publish)";
+  }
+  // A broker that speaks MQTT 3.1.1 only may close an MQTT 5 CONNECT without a CONNACK
+  // (RabbitMQ 3.10 does; MQTT 3.1.1 §3.1.2.2 would have it answer 0x01 first).
+  if (attempt && attempt.mqttVersion === 5) {
+    return `the broker closed the connection without answering the CONNECT (no CONNACK)${
+      versionAdvice(attempt, "it may not support")
+    }`;
+  }
+  return "the broker closed the connection without a reason";
+}
+
+/** ": it may not support mqttVersion=5 (MQTT 5); set mqttVersion=4 (MQTT 3.1.1) …". */
+function versionAdvice(options: MqttOptions, prefix: string): string {
+  const names: Record<number, string> = { 3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5" };
+  const version = options.mqttVersion;
+  const older = version - 1;
+  return `: ${prefix} mqttVersion=${version} (${names[version]})${
+    names[older]
+      ? `; set mqttVersion=${older} (${names[older]}) to connect to a broker that speaks only that`
+      : ""
+  }`;
 }
 
 /**
@@ -242,11 +300,20 @@ function refusedAt(error: unknown): { index: number; code: number } | undefined 
   return index === -1 ? undefined : { index, code: granted[index] };
 }
 
-/** The error of an incoming packet over maxPacketSize, refused from its header. */
+/**
+ * The error of an incoming packet over maxPacketSize, refused from its header; or of one
+ * whose Remaining Length is malformed, which no limit would let through.
+ */
 export function oversizedError(
-  { packet, size }: Oversized,
+  { packet, size, malformed }: Oversized,
   options: MqttOptions,
 ): MqttProtocolError {
+  if (malformed) {
+    const section = options.mqttVersion === 5 ? "MQTT 5 §1.5.5" : "MQTT 3.1.1 §2.2.3";
+    return new MqttProtocolError(
+      `Cannot receive from ${options.brokerUrl} as the broker sent a ${packet} whose Remaining Length is malformed: it runs to more than four bytes, the most ${section} allows. No option of this client can accept it: the broker, or something between that does not speak MQTT (a proxy, another protocol on that port), corrupts the stream`,
+    );
+  }
   const limit = options.maxPacketSize;
   return new MqttProtocolError(
     `Cannot receive from ${options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,

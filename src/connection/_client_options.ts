@@ -15,7 +15,9 @@ export function randomClientId(): string {
 
 /**
  * Points mqtt.js's client options (the object its transport builders read, and fill in)
- * at `broker`, one of several, before an attempt: host, port and the TLS server name.
+ * at `broker`, one of several, before an attempt: host, port and the TLS server name. The
+ * CONNACK timer of the attempt is Attempts' (a broker's share of connectionTimeout), so
+ * mqtt.js's own is put out of the way.
  */
 export function aimAt(clientOptions: IClientOptions, broker: string): void {
   const { hostname, port } = brokerAddress(broker);
@@ -23,6 +25,11 @@ export function aimAt(clientOptions: IClientOptions, broker: string): void {
   clientOptions.port = port;
   // mqtt.js sets the TLS server name (SNI) from the host at the first attempt, and keeps it.
   delete (clientOptions as { servername?: string }).servername;
+  // mqtt.js 5.16 reads connectTimeout in connect(), attempt by attempt, after building the
+  // transport (through the streamBuilder that calls this). Its timeout arms the next attempt
+  // before the close where Attempts sets that attempt's delay (a silent first broker of
+  // several cost connectBackoff more), so Attempts runs the timer and closes the attempt.
+  clientOptions.connectTimeout = MAX_TIMER_MS;
 }
 
 /** Maps validated options onto mqtt.js's client options, reading TLS files where named. */
@@ -39,6 +46,7 @@ export async function toClientOptions(options: MqttOptions): Promise<IClientOpti
     clean: options.cleanSession,
     keepalive: options.keepAlive,
     protocolVersion: options.mqttVersion,
+    // What mqtt.js would wait; each attempt's aimAt hands the CONNACK timer to Attempts.
     connectTimeout: options.connectionTimeout === 0
       ? MAX_TIMER_MS
       : options.connectionTimeout * 1000,

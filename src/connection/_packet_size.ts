@@ -92,12 +92,17 @@ const PACKET_NAMES = [
   "AUTH",
 ];
 
-/** An incoming packet over the limit, known from its header. */
+/** An incoming packet over the limit, known from its header, or one whose header is malformed. */
 export interface Oversized {
   /** The packet type, e.g. "PUBLISH". */
   packet: string;
-  /** Its declared size on the wire, in bytes. */
+  /** Its declared size on the wire, in bytes (0 when malformed). */
   size: number;
+  /**
+   * Its Remaining Length runs to more than four bytes (MQTT 5 §1.5.5, 3.1.1 §2.2.3): no size
+   * can be known, and no limit would let it through.
+   */
+  malformed?: true;
   /** Where it starts in the chunk scanned (0 when it began in an earlier one). */
   offset: number;
 }
@@ -142,11 +147,14 @@ export class FrameScanner {
         continue;
       }
       this.#length += (byte & 0x7f) * 128 ** this.#lengthBytes++;
-      // A fifth length byte is malformed: the packet parser refuses it, not this.
       if (byte & 0x80 && this.#lengthBytes < 4) continue;
       const size = 1 + this.#lengthBytes + this.#length;
       const type = this.#type >> 4;
       this.#type = -1;
+      // A continuation bit on the fourth byte announces a fifth: malformed, whatever the limit.
+      if (byte & 0x80) {
+        return { packet: PACKET_NAMES[type], size: 0, offset: this.#start, malformed: true };
+      }
       if (size > this.#limit) return { packet: PACKET_NAMES[type], size, offset: this.#start };
       this.#skip = this.#length;
     }

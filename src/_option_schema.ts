@@ -105,9 +105,13 @@ export const OPTIONS_SCHEMA = v.object({
     ),
   ),
   connectionTimeout: v.optional(
-    option(integer(0, 2_147_483), "Seconds to wait for the broker's CONNACK; 0 waits for ever.", {
-      allowed: "an integer from 0 to 2147483",
-    }),
+    option(
+      integer(0, 2_147_483),
+      "Seconds to wait for the broker's CONNACK (and for a SUBACK); 0 waits for ever. With several brokers it bounds a whole round: each attempt gets an equal share of what is left of it (at least connectionTimeout ÷ brokers, and 1 s), so a silent broker does not hold the others back.",
+      {
+        allowed: "an integer from 0 to 2147483",
+      },
+    ),
     30,
   ),
   keepAlive: v.optional(
@@ -308,7 +312,7 @@ export const OPTIONS_SCHEMA = v.object({
   connectionCacheTimeout: v.optional(
     option(
       integer(0, 2_147_483_647),
-      "Milliseconds a shared sink connection stays open after its last sink closed, for the next sink with the same identity; an idle one does not keep the process alive. Over ws:// and wss:// it closes at once, as a WebSocket cannot be left open without holding the process.",
+      "Milliseconds a shared sink connection stays open after its last sink closed, for the next sink with the same identity; an idle one does not keep the process alive. Over ws:// and wss:// it closes at once, as a WebSocket cannot be left open without holding the process; with persistence=file it closes at once too, so that close() frees the store's folder.",
       {
         allowed: "an integer from 0 to 2147483647",
         env: "MQTT_CONNECTION_CACHE_TIMEOUT",

@@ -9,6 +9,7 @@ import { type MqttSourceStats, sourceStats } from "./_stats.ts";
 import { openTelemetry, type Telemetry } from "./_telemetry.ts";
 import type { MqttTelemetryInit } from "./telemetry.ts";
 import { sourceSeries } from "./_telemetry_metrics.ts";
+import { matches, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
 
 /** A message in the stream's queue, with its acknowledgement. */
 interface Unread {
@@ -26,7 +27,9 @@ interface Held extends Unread {
 export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   readonly stats: MqttSourceStats;
   readonly options: MqttOptions;
-  #counts = { received: 0, dropped: 0, redelivered: 0 };
+  #counts = { received: 0, dropped: 0, redelivered: 0, duplicates: 0, overlapping: 0 };
+  /** How the filters are subscribed, and which copies of a message are delivered. */
+  #plan: SubscriptionPlan;
   readonly #signal?: AbortSignal;
   /** Aborts connecting when the stream is cancelled before the connection is up. */
   readonly #starting = new AbortController();
@@ -52,6 +55,9 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sourceStats(this.#counts, this.#unread, this.#held, () => this.#connection);
+    // Provisional, until the broker's CONNACK says whether it takes identifiers: a resumed
+    // session's backlog may come before the first SUBSCRIBE.
+    this.#plan = subscriptionPlan(options.topic, options.qos, options.mqttVersion === 5);
     this.#telemetry = openTelemetry(options, "source", providers);
     this.#telemetry?.observe(sourceSeries(this.stats, () => this.#counts.dropped));
   }
@@ -110,7 +116,11 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   #subscribe(): void {
     if (this.#subscribed || this.#done) return;
     const { qos, topic } = this.options;
-    this.#connection!.subscribe(topic, qos).then(() => {
+    const connection = this.#connection!;
+    const plan = subscriptionPlan(topic, qos, connection.subscriptionIdentifiers);
+    this.#plan = plan;
+    connection.subscribe(plan.subscriptions, qos).then((granted) => {
+      plan.subscriptions.forEach(({ filter }, i) => plan.granted(filter, granted[i]));
       this.#subscribed = true;
       this.#resolveSubscribed();
     }, (error) => {
@@ -123,6 +133,15 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     if (this.#done) return;
     this.#counts.received++;
     if (packet.dup) this.#counts.redelivered++;
+    const ids = (packet.properties as { subscriptionIdentifier?: number | number[] } | undefined)
+      ?.subscriptionIdentifier;
+    if (this.#plan.isCopy(packet.topic, ids)) {
+      // Another matching subscription's copy is the one delivered: acknowledged unread (in
+      // arrival order, behind what is still unread), so the broker's window stays free.
+      this.#counts.duplicates++;
+      return ack?.release();
+    }
+    if (this.#plan.mayRepeat(packet.topic)) this.#counts.overlapping++;
     if (packet.qos === 0 && this.options.qos0Overflow === "drop" && !this.#hasRoom(0, 0)) {
       this.#counts.dropped++;
       return;
@@ -136,6 +155,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
         this.#admit();
       }),
       arrival?.context,
+      () => this.options.topic.filter((filter) => matches(unshared(filter), packet.topic)),
     );
     const unread: Unread = { message, ack: acknowledgement, read: arrival?.read };
     if (this.#held.length === 0 && this.#hasRoom(packet.qos, ack ? 1 : 0)) {
@@ -244,9 +264,16 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     if (connection) {
       // A persistent session keeps its subscriptions for the next run; a clean one ends
       // with them (it may outlive the connection: MQTT 5 sessionExpiryInterval).
-      if (this.options.cleanSession) connection.unsubscribe(this.options.topic);
+      if (this.options.cleanSession) {
+        connection.unsubscribe(this.#plan.subscriptions.map(({ filter }) => filter));
+      }
       await connection.end();
     }
     this.#telemetry?.close();
   }
+}
+
+/** The filter of a shared subscription (`$share/{group}/{filter}`), or `filter` itself. */
+function unshared(filter: string): string {
+  return filter.startsWith("$share/") ? filter.slice(filter.indexOf("/", 7) + 1) : filter;
 }

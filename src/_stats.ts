@@ -16,6 +16,20 @@ export interface MqttSourceStats {
   readonly dropped: number;
   /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
   readonly redelivered: number;
+  /**
+   * Copies not delivered, over MQTT 5: the broker sent a message once per matching
+   * subscription (§3.3.4) and another copy of it was the one delivered (see docs/delivery.md,
+   * overlapping filters). Acknowledged unread; counted in `received` too.
+   */
+  readonly duplicates: number;
+  /**
+   * Messages delivered, over MQTT 3.1.1, whose topic matches two or more of the filters
+   * subscribed (a partial overlap, such as `a/+/c` and `a/b/+`): a broker that sends a copy
+   * per matching subscription (mosquitto with `allow_duplicate_messages true`, the default
+   * from 2.1) delivers each such publish that many times, and the copies cannot be told
+   * apart. 0 with disjoint filters, or over MQTT 5.
+   */
+  readonly overlapping: number;
   /** Reconnects after the first connect. */
   readonly reconnects: number;
   /**
@@ -56,6 +70,8 @@ export interface SourceCounts {
   received: number;
   dropped: number;
   redelivered: number;
+  duplicates: number;
+  overlapping: number;
 }
 
 /** The live stats of a source: its `counts`, queue (`unread`), `held` messages and connection. */
@@ -74,6 +90,12 @@ export function sourceStats(
     },
     get redelivered() {
       return counts.redelivered;
+    },
+    get duplicates() {
+      return counts.duplicates;
+    },
+    get overlapping() {
+      return counts.overlapping;
     },
     get acked() {
       return connection()?.inbound?.acked ?? 0;

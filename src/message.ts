@@ -67,6 +67,7 @@ export class MqttMessage {
    */
   readonly context: Context | undefined;
   readonly #ack: (() => void) | undefined;
+  #filters: readonly string[] | (() => readonly string[]) | undefined;
 
   /**
    * Creates a message. Sources create them; this is public for tests and transforms.
@@ -87,6 +88,7 @@ export class MqttMessage {
       properties?: MqttMessageProperties;
       context?: Context;
       ack?: () => void;
+      filters?: readonly string[] | (() => readonly string[]);
     } = {},
   ) {
     this.topic = topic;
@@ -99,6 +101,25 @@ export class MqttMessage {
     this.properties = init.properties;
     this.context = init.context;
     this.#ack = init.ack;
+    this.#filters = init.filters;
+  }
+
+  /**
+   * The filters of its source that match its topic, in the order the source names them:
+   * several when filters overlap (the message is still delivered once). Undefined for a
+   * message no source made.
+   *
+   * @example Which filters a message matched
+   * ```ts
+   * import { MqttMessage } from "@mqtt-streams/core";
+   *
+   * const message = new MqttMessage("a/b", new Uint8Array(), { filters: ["a/+", "a/#"] });
+   * console.log(message.filters); // [ "a/+", "a/#" ]
+   * ```
+   */
+  get filters(): readonly string[] | undefined {
+    if (typeof this.#filters === "function") this.#filters = this.#filters();
+    return this.#filters;
   }
 
   /**
@@ -160,6 +181,7 @@ export function receivedMessage(
   publish: IncomingPublish,
   ack: (() => void) | undefined,
   context?: Context,
+  filters?: () => readonly string[],
 ): MqttMessage {
   const { payload } = publish;
   return new MqttMessage(
@@ -173,6 +195,7 @@ export function receivedMessage(
       properties: publish.properties as MqttMessageProperties | undefined,
       context,
       ack,
+      filters,
     },
   );
 }

@@ -41,7 +41,7 @@ async function roundTrip(
   properties?: { userProperties: Record<string, string> },
 ): Promise<IncomingPublish> {
   try {
-    await connection.subscribe(["check/round-trip"], 1);
+    await connection.subscribe([{ filter: "check/round-trip" }], 1);
     const received = new Promise<IncomingPublish>((resolve) =>
       inboxes.get(connection)!.push(resolve)
     );

@@ -263,6 +263,11 @@ export class Inbound {
       }
       return proceed();
     }
+    // Its PUBREC left, and the connection dropped before the broker's PUBREL: the broker
+    // sends the PUBLISH again (DUP), which must be answered with PUBREC and not delivered
+    // again (MQTT 5 §4.3.3). mqtt.js tracks the id from PUBREC to PUBCOMP, across
+    // reconnects of a resumed session.
+    if (this.#client._incomingQoS2Ids.has(messageId)) return proceed();
     const ack = new PendingAck(2, messageId, this.#epoch, this);
     this.#queue.push(ack);
     if (this.unacked > this.#options.maxInflight) this.beyondWindow++;

@@ -17,9 +17,17 @@ export interface SubscribeContext {
   abandon: (why: Error) => void;
 }
 
+/** One filter to subscribe to, with its MQTT 5 Subscription Identifier (§3.8.2.1.2) if any. */
+export interface Subscription {
+  readonly filter: string;
+  readonly id?: number;
+}
+
 /**
- * Subscribes to `filters` at `qos`. A SUBACK that does not come within connectionTimeout
- * of the broker's last word ends the connection, to be tried again.
+ * Subscribes to `subscriptions` at `qos`: in one SUBSCRIBE, or one a filter when they carry
+ * Subscription Identifiers (an identifier is a property of the whole packet). A SUBACK that
+ * does not come within connectionTimeout of the broker's last word ends the connection, to
+ * be tried again. Returns the QoS granted to each, in order.
  *
  * @throws {MqttSubscribeError} When the broker refused a filter (SUBACK 0x80 or more).
  * @throws {Error} When the connection closed first (the caller subscribes again on the
@@ -27,10 +35,10 @@ export interface SubscribeContext {
  */
 export async function subscribe(
   client: MqttClient,
-  filters: readonly string[],
+  subscriptions: readonly Subscription[],
   qos: 0 | 1 | 2,
   { options, broker, answered, paused, abandon }: SubscribeContext,
-): Promise<void> {
+): Promise<number[]> {
   const seconds = options.connectionTimeout;
   // The broker's silence is what is bounded: a resumed session's backlog comes before the
   // SUBACK, and a reader that stalls holds the SUBACK unread (reading is paused). A packet
@@ -49,10 +57,13 @@ export async function subscribe(
   const hear = () => void (heard = Date.now());
   if (bound > 0) timer = setTimeout(silent, bound);
   client.on("packetreceive", hear);
+  let granted: number[];
   try {
-    await client.subscribeAsync(Object.fromEntries(filters.map((filter) => [filter, { qos }])));
+    granted = await sendSubscribe(client, subscriptions, qos);
   } catch (error) {
     answered(false);
+    const filters = (error as { filters?: string[] }).filters ??
+      subscriptions.map(({ filter }) => filter);
     const refusal = subackRefusal(error, filters, options, broker);
     if (refusal && refusedWithoutReason(error) && options.brokers.length > 1) {
       // SUBACK 0x80 says only that this node failed it: a cluster node does while it
@@ -67,4 +78,31 @@ export async function subscribe(
     client.removeListener("packetreceive", hear);
   }
   answered(true);
+  return granted;
+}
+
+/** The SUBSCRIBE(s), and the QoS granted to each subscription, in order. */
+async function sendSubscribe(
+  client: MqttClient,
+  subscriptions: readonly Subscription[],
+  qos: 0 | 1 | 2,
+): Promise<number[]> {
+  if (subscriptions.every(({ id }) => id === undefined)) {
+    const grants = await client.subscribeAsync(
+      Object.fromEntries(subscriptions.map(({ filter }) => [filter, { qos }])),
+    );
+    return subscriptions.map(({ filter }) => grants.find((g) => g.topic === filter)?.qos ?? qos);
+  }
+  return await Promise.all(subscriptions.map(async ({ filter, id }) => {
+    try {
+      const [grant] = await client.subscribeAsync({ [filter]: { qos } }, {
+        properties: { subscriptionIdentifier: id },
+      });
+      return grant?.qos ?? qos;
+    } catch (error) {
+      // The SUBACK answers this filter alone: a refusal names it.
+      if (error && typeof error === "object") Object.assign(error, { filters: [filter] });
+      throw error;
+    }
+  }));
 }

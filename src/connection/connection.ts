@@ -10,9 +10,10 @@ import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
-import { subscribe } from "./_subscribe.ts";
+import { subscribe, type Subscription } from "./_subscribe.ts";
 import { Idling } from "./_timers.ts";
-import { Attempts, redirection } from "./_attempts.ts";
+import { Attempts } from "./_attempts.ts";
+import { redirection } from "./_redirect.ts";
 import { type Deliver, Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
@@ -23,6 +24,7 @@ import type { FileStores } from "../stores/store.ts";
 
 export type { Ack, Deliver } from "./_inbound.ts";
 export type { Unsettled } from "./_outbound.ts";
+export type { Subscription } from "./_subscribe.ts";
 
 /** The parts of mqtt.js's client that Connection and its sides rely on; see CONNECTION_INTERNALS. */
 interface MqttInternals {
@@ -77,11 +79,10 @@ export class Connection implements AsyncDisposable {
   readonly #attempts: Attempts;
   #lastError: unknown;
   #over = false;
-  /** The current attempt already ended, at its refused CONNACK: its close is not counted again. */
-  #endedEarly = false;
   readonly #idling: Idling;
   #onConnect: ((resumed: boolean) => void)[] = [];
   #onClose: (() => void)[] = [];
+  #identifiers = false;
 
   private constructor(
     client: MqttClient,
@@ -92,12 +93,17 @@ export class Connection implements AsyncDisposable {
     this.#client = client;
     quietLog(client);
     this.options = options;
-    this.#attempts = new Attempts(options);
+    this.#attempts = new Attempts(options, (timeout) => {
+      // No CONNACK within the attempt's share of connectionTimeout: its close ends it.
+      this.#lastError = timeout;
+      (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    });
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     if (deliver) this.inbound = new Inbound(client, deliver, options);
     if (stores) {
-      // A store that cannot write (a full disk) ends the connection with its STORE_FAILED.
-      this.persisted = new Persisted(stores, client, (error) => {
+      // A store that cannot write (a full disk) ends the connection with its STORE_FAILED,
+      // once what it took is acknowledged (bounded by connectionTimeout).
+      this.persisted = new Persisted(stores, client, options.connectionTimeout, (error) => {
         this.#lastError = error;
         this.#fail("refused");
       });
@@ -107,28 +113,26 @@ export class Connection implements AsyncDisposable {
     // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
     // error and ends the connection on a permanent one, so none is lost or hidden.
     client.on("error", (error) => {
-      this.#lastError = error;
+      // A redirection not followed says more than the CONNACK 0x9C / 0x9D it came with.
+      this.#lastError = this.#attempts.refused ?? error;
       if (this.#over) return;
       const { permanent, code } = classify(error, options);
       if (permanent) return this.#fail("refused");
-      // A refused CONNACK: mqtt.js arms the next attempt as this event returns, before
-      // the socket's close, so the attempt ends here, and its delay is set in time.
-      if (code === "CONNECT_REJECTED") {
-        this.#closedNow();
-        this.#endedEarly = true;
-      }
+      // A refused CONNACK: mqtt.js arms the next attempt as this event returns, before the
+      // socket's close, where the next attempt's delay is set: it arms none now (a period of
+      // 0), and the close arms it, so no attempt starts before the last one closed.
+      if (code === "CONNECT_REJECTED") this.#client.options.reconnectPeriod = 0;
     });
     // Prepended so it runs before mqtt.js's own 'close' handler, which arms the next
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
-    client.prependListener("close", () => {
-      if (this.#endedEarly) this.#endedEarly = false;
-      else this.#closedNow();
-    });
+    client.prependListener("close", () => this.#closedNow());
     client.on("packetreceive", (packet) => {
-      const reference = redirection(packet);
-      if (reference !== undefined) this.#attempts.redirect(reference);
+      const redirected = redirection(packet);
+      if (redirected) this.#lastError = this.#attempts.redirect(redirected) ?? this.#lastError;
       if (packet.cmd === "connack") {
         this.#attempts.connack();
+        this.#identifiers = options.mqttVersion === 5 &&
+          packet.properties?.subscriptionIdentifiersAvailable !== false;
         // The sides, in this order: what the inbound side delivered, what the store holds,
         // then the outbound side's repair, all before mqtt.js replays its store.
         const resumed = sessionResumed(options, packet);
@@ -158,7 +162,6 @@ export class Connection implements AsyncDisposable {
       // Each attempt: the broker it goes to, and its own errors only.
       aimAt(c.options, this.#attempts.aim());
       this.#lastError = undefined;
-      this.#endedEarly = false;
       return guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
     };
   }
@@ -216,6 +219,14 @@ export class Connection implements AsyncDisposable {
     return this.#client.connected;
   }
 
+  /**
+   * Whether SUBSCRIBEs may carry Subscription Identifiers on the current connection: MQTT 5,
+   * and the broker's CONNACK did not say it has none (§3.2.2.3.12).
+   */
+  get subscriptionIdentifiers(): boolean {
+    return this.#identifiers;
+  }
+
   /** Successful reconnects after the first connect. */
   get reconnects(): number {
     return this.#reconnects;
@@ -253,7 +264,9 @@ export class Connection implements AsyncDisposable {
   #refuse(oversized: Oversized): void {
     this.#lastError = oversizedError(oversized, this.options);
     // DISCONNECT with reason 0x95; MQTT 3.1.1 has no reason, the close says it.
-    this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, 0x95] : undefined);
+    // 0x81 Malformed Packet for a Remaining Length of more than four bytes.
+    const reason = oversized.malformed ? 0x81 : 0x95;
+    this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, reason] : undefined);
   }
 
   /** mqtt.js's end(true), which throws when connect() failed before making a stream. */
@@ -293,7 +306,8 @@ export class Connection implements AsyncDisposable {
       failures: this.#attempts.failures,
     }, this.options);
     this.#close(farewell);
-    this.#settle(error);
+    // A store that failed comes first: a drop while it drained is its consequence.
+    this.#settle(this.persisted?.failure ?? error);
   }
 
   /** Closes at once, on a failure; after writing `farewell` (a DISCONNECT), if given. */
@@ -329,7 +343,8 @@ export class Connection implements AsyncDisposable {
   }
 
   /**
-   * Subscribes to `filters` at `qos` on the current connection. Until the SUBACK comes,
+   * Subscribes at `qos` on the current connection, and returns the QoS granted to each
+   * subscription (a filter, with its MQTT 5 Subscription Identifier). Until the SUBACK comes,
    * the connection is not usable: a drop before it is a failed attempt, and a SUBACK that
    * does not come within connectionTimeout ends the connection, to be tried again.
    *
@@ -337,8 +352,8 @@ export class Connection implements AsyncDisposable {
    * @throws {Error} When the connection closed first (the caller subscribes again on the
    * next one).
    */
-  async subscribe(filters: readonly string[], qos: 0 | 1 | 2): Promise<void> {
-    await subscribe(this.#client, filters, qos, {
+  subscribe(subscriptions: readonly Subscription[], qos: 0 | 1 | 2): Promise<number[]> {
+    return subscribe(this.#client, subscriptions, qos, {
       options: this.options,
       broker: this.broker,
       answered: this.#attempts.subscribing(),

@@ -36,6 +36,14 @@ const INSTRUMENTS = {
     true,
     "Messages that arrived with DUP set (stats.redelivered).",
   ],
+  "mqtt_streams.source.duplicates": [
+    true,
+    "Copies of a message that overlapping filters brought and a source acknowledged unread, another copy being delivered (MQTT 5; stats.duplicates).",
+  ],
+  "mqtt_streams.source.overlapping": [
+    true,
+    "Messages delivered over MQTT 3.1.1 whose topic matches two or more subscribed filters, which a broker may send once per filter (stats.overlapping).",
+  ],
   "mqtt_streams.source.beyond_window": [
     true,
     "QoS 1/2 messages the broker sent past the window of maxInflight (stats.beyondWindow).",
@@ -108,6 +116,8 @@ export function sourceSeries(stats: MqttSourceStats, overflowDropped: () => numb
       read: () => stats.dropped - overflowDropped(),
     },
     { instrument: "mqtt_streams.source.redelivered", read: () => stats.redelivered },
+    { instrument: "mqtt_streams.source.duplicates", read: () => stats.duplicates },
+    { instrument: "mqtt_streams.source.overlapping", read: () => stats.overlapping },
     { instrument: "mqtt_streams.source.beyond_window", read: () => stats.beyondWindow },
     { instrument: "mqtt_streams.source.reconnects", read: () => stats.reconnects },
     { instrument: "mqtt_streams.source.failovers", read: () => stats.failovers },

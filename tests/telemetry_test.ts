@@ -89,6 +89,8 @@ const SOURCE_METRICS: Record<string, keyof MqttSourceStats> = {
   "messaging.client.consumed.messages": "received",
   "mqtt_streams.source.acked": "acked",
   "mqtt_streams.source.redelivered": "redelivered",
+  "mqtt_streams.source.duplicates": "duplicates",
+  "mqtt_streams.source.overlapping": "overlapping",
   "mqtt_streams.source.beyond_window": "beyondWindow",
   "mqtt_streams.source.reconnects": "reconnects",
   "mqtt_streams.source.failovers": "failovers",

@@ -34,8 +34,8 @@ export interface SubscriptionPlan {
   isCopy(topic: string, ids: number | readonly number[] | undefined): boolean;
   /** Whether a message on `topic` may come once per matching filter (MQTT 3.1.1 partial overlap). */
   mayRepeat(topic: string): boolean;
-  /** Records the QoS the broker granted `filter` (from its SUBACK). */
-  granted(filter: string, qos: number): void;
+  /** Records the QoS the broker granted each subscription, in their order (from the SUBACK). */
+  granted(qos: readonly number[]): void;
 }
 
 /** A plan that does nothing per message: the filters cannot overlap. */
@@ -57,7 +57,7 @@ class Disjoint implements SubscriptionPlan {
 class ByIdentifier implements SubscriptionPlan {
   readonly subscriptions;
   /** Granted QoS by identifier; the requested QoS until the SUBACK says. */
-  readonly #qos: number[];
+  #qos: number[];
   readonly #filters: readonly string[];
   readonly #shared: boolean[];
 
@@ -81,9 +81,8 @@ class ByIdentifier implements SubscriptionPlan {
     return false;
   }
 
-  granted(filter: string, qos: number): void {
-    const index = this.#filters.indexOf(filter);
-    if (index !== -1) this.#qos[index] = qos;
+  granted(qos: readonly number[]): void {
+    this.#qos = [...qos];
   }
 
   /** The identifier of the subscription whose copy of a message on `topic` is delivered. */
@@ -107,8 +106,7 @@ class Covering implements SubscriptionPlan {
     const kept = coveringSet(filters);
     this.subscriptions = kept.map((filter) => ({ filter }));
     const unshared = kept.filter((filter) => !isShared(filter));
-    const overlap = unshared.some((a, i) => unshared.some((b, j) => i < j && intersect(a, b)));
-    this.#overlapping = overlap ? unshared : [];
+    this.#overlapping = overlap(unshared) ? unshared : [];
   }
 
   isCopy(): boolean {
@@ -140,10 +138,23 @@ export function subscriptionPlan(
   identifiers: boolean,
 ): SubscriptionPlan {
   const unique = [...new Set(filters)];
-  const unshared = unique.filter((filter) => !isShared(filter));
-  const overlap = unshared.some((a, i) => unshared.some((b, j) => i < j && intersect(a, b)));
-  if (!overlap) return new Disjoint(unique);
+  if (!overlap(unique.filter((filter) => !isShared(filter)))) return new Disjoint(unique);
   return identifiers ? new ByIdentifier(unique, qos) : new Covering(unique);
+}
+
+/** Whether some topic name matches two of `filters`. */
+function overlap(filters: readonly string[]): boolean {
+  return filters.some((a, i) => filters.some((b, j) => i < j && intersect(a, b)));
+}
+
+/**
+ * The filters of `filters` that `topic` matches, in their order; a shared subscription by
+ * the filter after its group.
+ */
+export function matchingFilters(filters: readonly string[], topic: string): string[] {
+  return filters.filter((filter) =>
+    matches(isShared(filter) ? filter.slice(filter.indexOf("/", 7) + 1) : filter, topic)
+  );
 }
 
 /** Whether `filter` is a shared subscription, `$share/{group}/{filter}`. */

@@ -9,7 +9,7 @@ import { type MqttSourceStats, sourceStats } from "./_stats.ts";
 import { openTelemetry, type Telemetry } from "./_telemetry.ts";
 import type { MqttTelemetryInit } from "./telemetry.ts";
 import { sourceSeries } from "./_telemetry_metrics.ts";
-import { matches, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
+import { matchingFilters, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
 
 /** A message in the stream's queue, with its acknowledgement. */
 interface Unread {
@@ -120,7 +120,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     const plan = subscriptionPlan(topic, qos, connection.subscriptionIdentifiers);
     this.#plan = plan;
     connection.subscribe(plan.subscriptions, qos).then((granted) => {
-      plan.subscriptions.forEach(({ filter }, i) => plan.granted(filter, granted[i]));
+      plan.granted(granted);
       this.#subscribed = true;
       this.#resolveSubscribed();
     }, (error) => {
@@ -155,7 +155,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
         this.#admit();
       }),
       arrival?.context,
-      () => this.options.topic.filter((filter) => matches(unshared(filter), packet.topic)),
+      () => matchingFilters(this.options.topic, packet.topic),
     );
     const unread: Unread = { message, ack: acknowledgement, read: arrival?.read };
     if (this.#held.length === 0 && this.#hasRoom(packet.qos, ack ? 1 : 0)) {
@@ -271,9 +271,4 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     }
     this.#telemetry?.close();
   }
-}
-
-/** The filter of a shared subscription (`$share/{group}/{filter}`), or `filter` itself. */
-function unshared(filter: string): string {
-  return filter.startsWith("$share/") ? filter.slice(filter.indexOf("/", 7) + 1) : filter;
 }

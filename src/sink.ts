@@ -52,8 +52,9 @@ export type MqttSinkInit = MqttOptionsInit & MqttTelemetryInit & {
  * Sinks with the same connection identity share one connection, which stays open
  * `connectionCacheTimeout` ms after the last of them closed, without keeping the process
  * alive; with `persistence=file` it ends with the last of them instead, so that `close()`
- * and `abort()` resolve once the store's folder is free for the next process. `abort(reason)` (or `writer.abort(reason)`, or aborting `signal`) disconnects at
- * once, unless another sink shares the connection, in every state (connecting, a full
+ * and `abort()` resolve once the store's folder is free for the next process.
+ * `abort(reason)` (or `writer.abort(reason)`, or aborting `signal`) disconnects at once,
+ * unless another sink shares the connection, in every state (connecting, a full
  * window, reconnecting): a write that waits rejects with `reason`, and unsettled publishes
  * are counted in `stats.failed`. Writing an `MqttMessage` from a source with `ack: "manual"` acknowledges it to
  * its broker only once this sink's broker confirmed it: `source.pipeTo(sink)` is an

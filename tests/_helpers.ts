@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { MqttOptionsError, MqttStreamError } from "../mod.ts";
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
@@ -180,4 +181,32 @@ export function runDeno(args: string[]): { status: number | null; stdout: string
     stdout: result.stdout,
     output: `${result.stdout}${result.stderr}`,
   };
+}
+
+/** mulberry32: a small seeded PRNG, so that a fuzz tries the same inputs every run. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Asserts `parse` fails with an MqttOptionsError (code INVALID_OPTION) whose message
+ * matches every pattern; returns it.
+ */
+export function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOptionsError {
+  let error: unknown;
+  try {
+    parse();
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof MqttOptionsError, `expected MqttOptionsError, got ${error}`);
+  assert.ok(error instanceof MqttStreamError);
+  assert.equal(error.code, "INVALID_OPTION");
+  for (const pattern of patterns) assert.match(error.message, pattern);
+  return error;
 }

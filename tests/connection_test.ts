@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FileStore } from "../src/stores/file_store.ts";
+import type { FileStore } from "../src/stores/_log_store.ts";
 import { inspect } from "node:util";
 import { backoffDelay } from "../src/_backoff.ts";
 import { Connection, type Unsettled } from "../src/connection/connection.ts";

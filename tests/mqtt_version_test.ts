@@ -12,6 +12,14 @@ import { failureOf, within } from "./_helpers.ts";
 
 const HINT = /may not support mqttVersion=5.*mqttVersion=4/;
 
+/** How a source over MQTT 5 to `url` fails, after two attempts. */
+function mqtt5Failure(url: string): Promise<unknown> {
+  return failureOf(
+    new MqttSource(`${url}?topic=t&mqttVersion=5&connectAttempts=2&connectBackoff=20`),
+    10_000,
+  );
+}
+
 describe("MQTT 5 against a broker that speaks MQTT 3.1.1 only", () => {
   test(
     "RabbitMQ 3.10 closes an MQTT 5 CONNECT without a CONNACK: the error says the broker may not support mqttVersion=5; mqttVersion=4 connects",
@@ -21,10 +29,7 @@ describe("MQTT 5 against a broker that speaks MQTT 3.1.1 only", () => {
     },
     async () => {
       await using rabbit = await startRabbitMQ();
-      const error = await failureOf(
-        new MqttSource(`${rabbit.url}?topic=t&mqttVersion=5&connectAttempts=2&connectBackoff=20`),
-        10_000,
-      );
+      const error = await mqtt5Failure(rabbit.url);
       console.log(`RabbitMQ, mqttVersion=5: ${(error as Error).message}`);
       assert.ok(error instanceof MqttConnectError, String(error));
       assert.equal(error.code, "CONNECT_CLOSED");
@@ -40,10 +45,7 @@ describe("MQTT 5 against a broker that speaks MQTT 3.1.1 only", () => {
 
   test("a server that closes on an MQTT 5 CONNECT (as RabbitMQ 3.10 does): the error says the broker may not support mqttVersion=5", async () => {
     await using server = await startHostile((conn) => conn.destroy());
-    const error = await failureOf(
-      new MqttSource(`${server.url}?topic=t&mqttVersion=5&connectAttempts=2&connectBackoff=20`),
-      10_000,
-    );
+    const error = await mqtt5Failure(server.url);
     assert.ok(error instanceof MqttConnectError, String(error));
     assert.equal(server.connections, 2);
     assert.match(error.message, HINT);
@@ -66,10 +68,7 @@ describe("MQTT 5 against a broker that speaks MQTT 3.1.1 only", () => {
 
   test("aedes 1.x answers CONNACK 0x01 (unacceptable protocol level): the error says it does not support mqttVersion=5", async () => {
     await using broker = await startAedes();
-    const error = await failureOf(
-      new MqttSource(`${broker.url}?topic=t&mqttVersion=5&connectAttempts=2&connectBackoff=20`),
-      10_000,
-    );
+    const error = await mqtt5Failure(broker.url);
     console.log(`aedes, mqttVersion=5: ${(error as Error).message}`);
     assert.ok(error instanceof MqttConnectError, String(error));
     assert.equal(error.code, "CONNECT_REJECTED");

@@ -4,22 +4,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { MqttOptionsError, parseConnectionString } from "../mod.ts";
+import { parseConnectionString } from "../mod.ts";
 import type { MqttOptions, MqttOptionsInit } from "../mod.ts";
 import { BAHIR_ALIASES } from "../src/_option_keys.ts";
-
-/** Asserts `parse` fails with an MqttOptionsError whose message matches every pattern. */
-function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOptionsError {
-  let error: unknown;
-  try {
-    parse();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error instanceof MqttOptionsError, `expected MqttOptionsError, got ${error}`);
-  for (const pattern of patterns) assert.match(error.message, pattern);
-  return error;
-}
+import { rejects } from "./_helpers.ts";
 
 /** Runs `run` with the environment variables `vars` set, then unsets them. */
 function withEnv(vars: Record<string, string>, run: () => void): void {

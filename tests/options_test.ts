@@ -3,38 +3,18 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { inspect } from "node:util";
 import type * as v from "valibot";
-import {
-  MqttOptionsError,
-  MqttRecordError,
-  MqttStreamError,
-  parseConnectionString,
-  Secret,
-} from "../mod.ts";
+import { MqttRecordError, parseConnectionString, Secret } from "../mod.ts";
 import type { MqttOptions, MqttOptionsInit } from "../mod.ts";
 import { OPTION_NAMES, type OPTIONS_SCHEMA } from "../src/options.ts";
 import { topicFilterProblem, topicNameProblem } from "../src/_topic.ts";
 import { RecordReader } from "../src/record.ts";
+import { rejects } from "./_helpers.ts";
 
 const BASE = "mqtts://broker.example:8883";
 
 /** Parses BASE with one query parameter. */
 const withParam = (key: string, value: string) =>
   parseConnectionString(`${BASE}?${key}=${encodeURIComponent(value)}`);
-
-/** Asserts parsing fails with an MqttOptionsError whose message matches every pattern. */
-function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOptionsError {
-  let error: unknown;
-  try {
-    parse();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error instanceof MqttOptionsError, `expected MqttOptionsError, got ${error}`);
-  assert.ok(error instanceof MqttStreamError);
-  assert.equal(error.code, "INVALID_OPTION");
-  for (const pattern of patterns) assert.match(error.message, pattern);
-  return error;
-}
 
 // Compile-time: the hand-written MqttOptions (explicit, for JSR) names exactly the schema's
 // options, and `brokers`, which parsing derives from brokerUrl.

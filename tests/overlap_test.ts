@@ -93,8 +93,7 @@ describe("topic filters, as MQTT 5 §4.7 defines them", () => {
     // a/b/c matches only a/#.
     assert.ok(!plan.isCopy("a/b/c", 2));
     // Granted QoS decides first: a/# granted 2, the others 1.
-    plan.granted("a/+", 1);
-    plan.granted("a/b", 1);
+    plan.granted([1, 2, 1]);
     assert.ok(plan.isCopy("a/b", 1));
     assert.ok(!plan.isCopy("a/b", 2));
     // Disjoint filters: no identifiers, no work per message.

@@ -17,6 +17,28 @@ function runWith(flags: string[], args: string[]) {
   return runToEnd(denoExecutable(), ["run", ...flags, child, ...args]);
 }
 
+/**
+ * Runs the child with persistence=file in a new folder, with the flags of the broker's port,
+ * the environment and the folder, and `more`; the folder is removed afterwards.
+ */
+async function runWithStore(port: number, url: string, more: string[]) {
+  const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-permissions-"));
+  try {
+    return await runWith(
+      [
+        `--allow-net=127.0.0.1:${port}`,
+        "--allow-env",
+        `--allow-read=${folder}`,
+        `--allow-write=${folder}`,
+        ...more,
+      ],
+      [url, `&clientId=permissions&persistence=file&localStorage=${folder}`],
+    );
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
 describe("Deno permissions", () => {
   for (const transport of ["tcp", "ws"] as const) {
     test(`${transport}: --allow-net=<host:port> --allow-env is enough`, async () => {
@@ -32,47 +54,20 @@ describe("Deno permissions", () => {
 
   test("persistence=file adds --allow-read/--allow-write of the folder and --allow-sys=hostname", async () => {
     await using broker = await startAedes();
-    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-permissions-"));
-    try {
-      const { code, output } = await runWith(
-        [
-          `--allow-net=127.0.0.1:${broker.port}`,
-          "--allow-env",
-          `--allow-read=${folder}`,
-          `--allow-write=${folder}`,
-          "--allow-sys=hostname",
-        ],
-        [broker.url, `&clientId=permissions&persistence=file&localStorage=${folder}`],
-      );
-      assert.equal(code, 0, output);
-      assert.match(output, /received with the documented permissions/);
-    } finally {
-      rmSync(folder, { recursive: true, force: true });
-    }
+    const { code, output } = await runWithStore(broker.port, broker.url, ["--allow-sys=hostname"]);
+    assert.equal(code, 0, output);
+    assert.match(output, /received with the documented permissions/);
   });
 
   test("persistence=file without --allow-sys=hostname fails with STORE_FAILED naming the flags it needs", async () => {
     await using broker = await startAedes();
-    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-permissions-"));
-    try {
-      const { code, output } = await runWith(
-        [
-          `--allow-net=127.0.0.1:${broker.port}`,
-          "--allow-env",
-          `--allow-read=${folder}`,
-          `--allow-write=${folder}`,
-        ],
-        [broker.url, `&clientId=permissions&persistence=file&localStorage=${folder}`],
-      );
-      assert.notEqual(code, 0);
-      assert.match(output, /MqttStreamError: Cannot lock the file store/);
-      assert.match(
-        output,
-        /persistence=file needs --allow-read=<localStorage> --allow-write=<localStorage> --allow-sys=hostname/,
-      );
-    } finally {
-      rmSync(folder, { recursive: true, force: true });
-    }
+    const { code, output } = await runWithStore(broker.port, broker.url, []);
+    assert.notEqual(code, 0);
+    assert.match(output, /MqttStreamError: Cannot lock the file store/);
+    assert.match(
+      output,
+      /persistence=file needs --allow-read=<localStorage> --allow-write=<localStorage> --allow-sys=hostname/,
+    );
   });
 
   test("without --allow-env, loading fails with a short MqttStreamError naming the flag", async () => {

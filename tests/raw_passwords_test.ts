@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { shown, stderrOf, thrown } from "./_shown.ts";
+import { prng } from "./_helpers.ts";
 import { MqttSink, MqttSource, MqttStreamError, parseConnectionString } from "../mod.ts";
 import { main } from "../cli.ts";
 
@@ -14,16 +15,6 @@ const MARKER = "S3CRET";
 const SPECIALS = [",", "?", ":", "@", "/", "#", "&", "=", "[", "]", "%"];
 /** Fillers: mixed-case trigrams that no message of the library holds by chance. */
 const FILLERS = ["Zq7", "Kx9", "Vw4", "Jy2", "Qh8"];
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A password around the marker: the marker whole, or split in two by raw special characters,

@@ -3,6 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { shown, stderrOf, thrown } from "./_shown.ts";
+import { prng } from "./_helpers.ts";
 import {
   MqttOptionsError,
   MqttSink,
@@ -33,16 +34,6 @@ function constructorErrors(connection: string): unknown[] {
 }
 
 // --- a deterministic generator of mutated connection strings -----------------------------
-
-/** mulberry32: a small seeded PRNG, so every run tries the same strings. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PASSWORD = "Zq7-Kx9!vL";
 const IN_URL = "Zq7-Kx9%21vL";

@@ -96,7 +96,7 @@ export class Connection implements AsyncDisposable {
     this.#attempts = new Attempts(options, (timeout) => {
       // No CONNACK within the attempt's share of connectionTimeout: its close ends it.
       this.#lastError = timeout;
-      (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+      this.#destroyStream();
     });
     this.closed = new Promise((resolve) => (this.#settle = resolve));
     if (deliver) this.inbound = new Inbound(client, deliver, options);
@@ -321,6 +321,11 @@ export class Connection implements AsyncDisposable {
     this.persisted?.stores.close();
   }
 
+  /** Destroys the transport stream at once, if there is one: its close ends the attempt. */
+  #destroyStream(): void {
+    (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+  }
+
   /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
   #streamError(): unknown {
     return (this.#client.stream as unknown as { errored?: unknown } | undefined)?.errored;
@@ -360,7 +365,7 @@ export class Connection implements AsyncDisposable {
       paused: () => this.inbound?.paused ?? false,
       abandon: (why) => {
         this.#lastError = why;
-        (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+        this.#destroyStream();
       },
     });
   }
@@ -393,7 +398,7 @@ export class Connection implements AsyncDisposable {
     if (!force) internals._flushVolatile();
     const ending = client.endAsync(force || Object.keys(internals.outgoing).length > 0);
     const timer = setTimeout(
-      () => (client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.(),
+      () => this.#destroyStream(),
       END_GRACE_MS,
     );
     try {

@@ -11,8 +11,6 @@ import { acquireLock } from "./_lock.ts";
 import { storeError } from "./_durable.ts";
 import { FileStore } from "./_log_store.ts";
 
-export { FileStore };
-
 /**
  * Opens (creating it if need be) the store folder `folder` for this process.
  *

@@ -247,8 +247,11 @@ export async function startMosquitto(
 export interface BrokerProcess {
   /** What it printed (stdout and stderr). */
   log(): string;
-  /** Stops it (SIGTERM, so it saves its state), waits `downMs`, starts it again. */
-  restart(downMs?: number): Promise<void>;
+  /**
+   * Stops it (SIGTERM, so it saves its state; or `signal`, SIGKILL for a crash), waits
+   * `downMs`, starts it again.
+   */
+  restart(downMs?: number, signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Stops it and removes `dir`. */
   close(): Promise<void>;
 }
@@ -273,8 +276,8 @@ export async function brokerProcess(
     exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     await waitForPort(port, () => child.exitCode !== null, 10_000);
   };
-  const stop = async () => {
-    if (child.exitCode === null) child.kill("SIGTERM");
+  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+    if (child.exitCode === null) child.kill(signal);
     await exited;
   };
   let closed = false;
@@ -284,8 +287,8 @@ export async function brokerProcess(
     await stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  const restart = async (downMs = 0) => {
-    await stop();
+  const restart = async (downMs = 0, signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+    await stop(signal);
     await new Promise((resolve) => setTimeout(resolve, downMs));
     await launch();
   };

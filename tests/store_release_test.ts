@@ -14,6 +14,7 @@ import * as esbuild from "esbuild";
 import { MqttSink, MqttSource } from "../mod.ts";
 import { startAedes, type TestBroker } from "./_broker.ts";
 import { denoExecutable, runToEnd, within } from "./_helpers.ts";
+import { startHostile } from "./_hostile.ts";
 
 const child = fileURLToPath(new URL("./_store_release_child.ts", import.meta.url));
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -149,5 +150,34 @@ describe("a clean end frees the store", { timeout: 180_000 }, () => {
     assert.ok(existsSync(lock(join(dir, "cancel"))));
     await within(source.cancel(), 10_000, "cancel()");
     assert.equal(existsSync(lock(join(dir, "cancel"))), false, "released when cancel() resolved");
+  });
+
+  test("MqttSource: cancel() while it still connects releases the lock by the time it resolves", async () => {
+    // A broker that never answers CONNECT (no real broker is that silent on purpose), so the
+    // cancel lands while the connection, its store open, waits for its CONNACK.
+    await using silent = await startHostile();
+    // Each step of opening (options, the store's files, the socket) is a few turns of the
+    // event loop: cancelling after 0 to 11 of them, and after 50 ms, lands in every one.
+    for (const turns of [...Array(12).keys(), 50]) {
+      const source = new MqttSource(silent.url, {
+        topic: "release/connecting",
+        ...options("connecting"),
+      });
+      if (turns === 50) await new Promise((resolve) => setTimeout(resolve, 50));
+      else for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+      await within(source.cancel(), 10_000, "cancel()");
+      assert.equal(
+        existsSync(lock(join(dir, "connecting"))),
+        false,
+        `released when cancel() resolved (cancelled after ${turns} turns)`,
+      );
+    }
+    // The next source on the same folder opens at once.
+    const again = new MqttSource(broker.url, {
+      topic: "release/connecting",
+      ...options("connecting"),
+    });
+    await within(again.ready, 10_000, "the next source subscribing");
+    await again.cancel();
   });
 });

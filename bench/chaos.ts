@@ -38,7 +38,7 @@ import { mountDisk } from "./chaos/_disk.ts";
 import { openJournal } from "./chaos/_journal.ts";
 import { type FaultProxy, type PacketType, startFaultProxy } from "./chaos/_proxy.ts";
 import { describe, type Fault, schedule, type Targets } from "./chaos/_schedule.ts";
-import { takenBy } from "./chaos/_wire.ts";
+import { wireTap } from "./chaos/_wire.ts";
 import type {
   BridgeSpec,
   Command,
@@ -110,10 +110,13 @@ cleanups.push(() => nats.close());
 
 const wire = openJournal(join(out, "journal", "wire.jsonl"));
 cleanups.push(() => wire.close());
+/** What the orchestrator saw hang: a worker that did not exit, a reader that never caught up. */
+const orchestrator = openJournal(join(out, "journal", "orchestrator.jsonl"));
+cleanups.push(() => orchestrator.close());
 const proxies = new Map<string, FaultProxy>();
 for (const proc of ["pub", "sub", "bridge", "shared"]) {
-  // What mosquitto acknowledged, to tell its losses in a SIGKILL from the library's.
-  const proxy = await startFaultProxy(mosquitto.port, { tap: takenBy("mosquitto", wire) });
+  // What mosquitto acknowledged and completed, to tell its doings in a SIGKILL from the library's.
+  const proxy = await startFaultProxy(mosquitto.port, { tap: wireTap("mosquitto", wire) });
   proxies.set(`proxy-${proc}`, proxy);
   cleanups.push(() => proxy.close());
 }
@@ -531,28 +534,27 @@ try {
     workers.get(proc)!.send({ cmd: "finish", role: "producers" });
   }
   if (!(await workers.get("pub")!.ended(HANG_MS))) {
-    appendFileSync(
-      join(out, "journal", "orchestrator.jsonl"),
-      JSON.stringify({ k: "hang", wl: "pub", op: "exit", ms: HANG_MS, t: Date.now() }) + "\n",
-    );
+    orchestrator.record({ k: "hang", wl: "pub", op: "exit", ms: HANG_MS });
   }
   console.log("producers done: draining");
   const drainEnd = Date.now() + DRAIN_MS;
-  // Done when nothing is missing, or nothing new arrived for a while (what is missing then is lost).
+  // Done when nothing is missing; what is still missing at the end was never read.
   while (Date.now() < drainEnd) {
     const left = [...missing(out).values()].reduce((sum, n) => sum + n, 0);
     if (left === 0) break;
     await sleep(2_000);
+  }
+  // A reader still missing messages has not read them within DRAIN_MS of the last fault
+  // healing: its read hung, whatever else the checker finds.
+  for (const [wl, left] of missing(out)) {
+    if (left > 0) orchestrator.record({ k: "hang", wl, op: "read", ms: DRAIN_MS, missing: left });
   }
   for (const proc of ["sub", "bridge", "shared"]) {
     workers.get(proc)!.send({ cmd: "finish", role: "all" });
   }
   for (const proc of ["sub", "bridge", "shared"]) {
     if (!(await workers.get(proc)!.ended(HANG_MS))) {
-      appendFileSync(
-        join(out, "journal", "orchestrator.jsonl"),
-        JSON.stringify({ k: "hang", wl: proc, op: "exit", ms: HANG_MS, t: Date.now() }) + "\n",
-      );
+      orchestrator.record({ k: "hang", wl: proc, op: "exit", ms: HANG_MS });
     }
   }
   const report = check(out);

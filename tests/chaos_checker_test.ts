@@ -178,6 +178,38 @@ test("QoS 2 duplicates within one incarnation and across incarnations are counte
   });
 });
 
+test("a loss or QoS 2 duplicate the broker's SIGKILL explains (wire records) is reported apart; others are not excused", () => {
+  const kill = { kind: "broker-kill", start: 1_000, end: 2_000, affects: ["mq-q2"] };
+  withRun({
+    workloads: [Q2],
+    journal: {
+      "pub.1.jsonl": range(6).map((seq) => sent(Q2, 1, seq, 500 + seq)),
+      "sub.1.jsonl": [
+        ...[0, 1, 3, 4, 5].map((seq) => read(Q2, 1, 1, seq, 600 + seq)),
+        read(Q2, 1, 1, 0, 2_500), // completed 400 ms before the kill, sent again after it
+        read(Q2, 1, 1, 1, 2_501), // completed 3 s before the kill: not the broker's doing
+        read(Q2, 1, 1, 4, 900), // read again before the kill: not the broker's doing
+      ],
+      "wire.jsonl": [
+        { k: "taken", id: id(Q2.wl, 1, 2), broker: "mosquitto", t: 950 }, // then never read
+        { k: "taken", id: id(Q2.wl, 1, 5), broker: "mosquitto", t: 505 },
+        { k: "completed", id: id(Q2.wl, 1, 0), broker: "mosquitto", t: 600 },
+        { k: "completed", id: id(Q2.wl, 1, 1), broker: "mosquitto", t: -2_000 },
+        { k: "completed", id: id(Q2.wl, 1, 4), broker: "mosquitto", t: 700 },
+      ],
+    },
+    faults: [kill],
+  }, (dir) => {
+    const w = check(dir).workloads[0];
+    assert.deepEqual(w.brokerLost, [id(Q2.wl, 1, 2)]);
+    assert.deepEqual(w.lost, []);
+    assert.deepEqual([w.duplicates, w.brokerDuplicates, w.duplicatesWithin], [3, 1, 2]);
+    assert.deepEqual(check(dir).verdict.problems, [
+      "mq-q2: 2 QoS 2 duplicates (2 within an incarnation, 0 across incarnations)",
+    ]);
+  });
+});
+
 test("QoS 1 duplicates are counted but do not fail the run", () => {
   const journal = clean(Q1, 5);
   journal["mq-q1-consumer-2.jsonl"] = [read(Q1, 2, 1, 3, 200), read(Q1, 2, 1, 4, 201)];
@@ -331,15 +363,18 @@ test("formatReport shows the tables and the verdict", () => {
     const markdown = formatReport(check(dir));
     for (
       const header of [
-        "| workload | broker | QoS | sent | read | lost | dup QoS 2 (within/across) | dup QoS 1 | " +
+        "| workload | broker | QoS | sent | read | lost | lost by a broker crash | " +
+        "dup QoS 2 (within/across) | QoS 2 sent again by a restarted broker | dup QoS 1 | " +
         "order violations | hangs | non-MqttStreamError | longest recovery s |",
         "| fault | count |",
         "| process | incarnations | peak RSS MiB | peak heap MiB | bound MiB |",
       ]
     ) assert.ok(markdown.includes(header), `${header} in\n${markdown}`);
-    assert.ok(markdown.includes("| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | – | 0 | 0 | 0 | 0 | 0.1 |"));
     assert.ok(
-      markdown.includes("| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 (0/0) | – | 0 | 0 | 0 | – |"),
+      markdown.includes("| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | 0 | – | – | 0 | 0 | 0 | 0 | 0.1 |"),
+    );
+    assert.ok(
+      markdown.includes("| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 | 0 (0/0) | 0 | – | 0 | 0 | 0 | – |"),
     );
     assert.ok(markdown.includes("| cut | 1 |"));
     assert.ok(markdown.includes("| w-mq | 1 | 64.0 | 16.0 | 3.8 |"));

@@ -69,6 +69,7 @@ const config = JSON.parse(process.argv.at(-1)!) as WorkerConfig;
 const journal = openJournal(config.journal);
 journal.record({ k: "start", proc: config.proc, inc: config.inc });
 
+const PADDING = "x".repeat(2_048);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Operations in progress, for the watchdog. */
@@ -196,7 +197,9 @@ async function produce(spec: ProducerSpec): Promise<void> {
       const seq = seqs.get(topic)!;
       seqs.set(topic, seq + 1);
       const id = `${topic}:${config.inc}:${seq}`;
-      const payload = JSON.stringify({ id, wl: spec.wl, topic, seq, inc: config.inc });
+      // Up to 2 KiB of padding, so that what a stream buffers weighs something.
+      const pad = PADDING.slice(0, Math.floor(Math.random() * PADDING.length));
+      const payload = JSON.stringify({ id, wl: spec.wl, topic, seq, inc: config.inc, pad });
       watch(spec.wl, "write", writer.write({ topic, payload, qos: spec.qos })).then(
         () =>
           journal.record({

@@ -1,6 +1,6 @@
 // Reads what a chaos run's processes journaled and says, per workload, what was lost, duplicated,
-// reordered or hung. It runs after the run (check, formatReport) and during the drain phase
-// (missing), so it must tolerate journals still being written: a half-written last line is skipped.
+// reordered or hung. It runs after the run (check, formatReport) and during the drain phase, so it
+// must tolerate journals still being written: a half-written last line is skipped.
 // Only `node:` imports, so the same file runs under Deno and Bun.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -193,11 +193,8 @@ function readWorkloads(dir: string): WorkloadSpec[] {
   }));
 }
 
-/**
- * Reads every journal. With `onlyTraffic`, records other than sent and read are not kept (the
- * drain phase asks often and needs nothing else).
- */
-function parseJournals(dir: string, onlyTraffic: boolean): Parsed {
+/** Reads every journal. */
+function parseJournals(dir: string): Parsed {
   const parsed: Parsed = { sent: [], reads: [], others: [], badLines: 0 };
   for (const file of journalFiles(dir)) {
     // Read records are merged across files by t, but a file's own order is the order its reader
@@ -216,7 +213,7 @@ function parseJournals(dir: string, onlyTraffic: boolean): Parsed {
           } else parsed.badLines++;
           break;
         default:
-          if (!onlyTraffic) parsed.others.push(rec);
+          parsed.others.push(rec);
       }
     }, () => parsed.badLines++);
   }
@@ -225,31 +222,13 @@ function parseJournals(dir: string, onlyTraffic: boolean): Parsed {
   return parsed;
 }
 
-/** Ids sent but not yet read, per workload — used during the drain phase to stop early. */
-export function missing(dir: string): Map<string, number> {
-  const { sent, reads } = parseJournals(dir, true);
-  const result = new Map<string, number>();
-  for (const w of readWorkloads(dir)) result.set(w.wl, 0);
-  const read = new Set<string>();
-  for (const { rec } of reads) read.add(`${rec.wl}\n${rec.id}`);
-  const counted = new Set<string>();
-  for (const rec of sent) {
-    const key = `${rec.wl}\n${rec.id}`;
-    if (!result.has(rec.wl as string)) result.set(rec.wl as string, 0);
-    if (read.has(key) || counted.has(key)) continue;
-    counted.add(key);
-    result.set(rec.wl as string, result.get(rec.wl as string)! + 1);
-  }
-  return result;
-}
-
-/** A workload's running tally while the records are walked. */
 /** What the proxies saw: message id → when the broker took it, when its QoS 2 exchange completed. */
 interface Wire {
   taken: Map<string, number[]>;
   completed: Map<string, number[]>;
 }
 
+/** A workload's running tally while the records are walked. */
 class Tally {
   sent = new Set<string>();
   /** id → the reader incarnation(s) that read it: a string while read once, the usual case. */
@@ -457,7 +436,7 @@ function problemsOf(w: WorkloadReport): string[] {
 /** Reads the run folder `dir` and reports per workload, per fault kind and per process. */
 export function check(dir: string): ChaosReport {
   const specs = readWorkloads(dir);
-  const { sent, reads, others, badLines } = parseJournals(dir, false);
+  const { sent, reads, others, badLines } = parseJournals(dir);
   const tallies = new Map<string, Tally>();
   for (const spec of specs) tallies.set(spec.wl, new Tally(spec));
   // A workload the journals name but workloads.json does not is still reported, not dropped.

@@ -2,6 +2,7 @@
 // reads what every side recorded and proves that nothing was lost.
 //
 //   deno task chaos [--seed N] [--minutes M] [--out DIR]
+//   deno task chaos --check DIR     (the report of a kept run folder, read again)
 //   npx --yes bun@1 bench/chaos.ts [--seed N] [--minutes M] [--out DIR]
 //
 // Brokers: mosquitto (persistence on, a lossless configuration) and a 3-node NATS cluster
@@ -54,8 +55,14 @@ const { values: args } = parseArgs({
     seed: { type: "string" },
     minutes: { type: "string", default: "10" },
     out: { type: "string" },
+    check: { type: "string" },
   },
 });
+if (args.check !== undefined) {
+  // --check DIR: the report of a run folder kept with --out, read again (by a newer checker).
+  console.log(formatReport(check(args.check)));
+  process.exit(0);
+}
 const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
 const minutes = Number(args.minutes);
 if (!Number.isInteger(seed) || !(minutes > 0)) {
@@ -225,7 +232,7 @@ const plans: Record<string, Plan> = {
   shared: {
     // Memory persistence: a SIGKILL would lose what it holds, so it is never killed.
     killable: false,
-    inflight: 60 + 60,
+    inflight: 3 * 60 + 60,
     // Three sinks with one connection string share one connection (the connection cache).
     producers: ["a", "b", "c"].map((topic) => ({
       wl: "sh",

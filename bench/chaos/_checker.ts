@@ -78,6 +78,11 @@ export interface ChaosReport {
     incarnations: number;
     peakRss: number;
     peakHeap: number;
+    /**
+     * The largest heap growth of one incarnation over its first sample (a second after it
+     * started, its streams open): what the messages it held weighed, to compare with `bound`.
+     */
+    heapGrowth: number;
     bound: number;
   }[];
   /** Journal lines that were not a JSON object, or lacked the fields their kind needs. */
@@ -454,12 +459,30 @@ export function check(dir: string): ChaosReport {
 
   const procs = new Map<
     string,
-    { incs: Set<unknown>; peakRss: number; peakHeap: number; bound: number }
+    {
+      incs: Set<unknown>;
+      peakRss: number;
+      peakHeap: number;
+      bound: number;
+      /** Incarnation → its first heap sample. */
+      firstHeap: Map<unknown, number>;
+      heapGrowth: number;
+    }
   >();
   const proc = (rec: Rec) => {
     const name = isString(rec.proc) ? rec.proc : "?";
     let p = procs.get(name);
-    if (!p) procs.set(name, p = { incs: new Set(), peakRss: 0, peakHeap: 0, bound: 0 });
+    if (!p) {
+      p = {
+        incs: new Set(),
+        peakRss: 0,
+        peakHeap: 0,
+        bound: 0,
+        firstHeap: new Map(),
+        heapGrowth: 0,
+      };
+      procs.set(name, p);
+    }
     return p;
   };
   for (const rec of others) {
@@ -477,7 +500,12 @@ export function check(dir: string): ChaosReport {
         const p = proc(rec);
         p.incs.add(rec.inc);
         if (isNumber(rec.rss)) p.peakRss = Math.max(p.peakRss, rec.rss);
-        if (isNumber(rec.heap)) p.peakHeap = Math.max(p.peakHeap, rec.heap);
+        if (isNumber(rec.heap)) {
+          p.peakHeap = Math.max(p.peakHeap, rec.heap);
+          const first = p.firstHeap.get(rec.inc);
+          if (first === undefined) p.firstHeap.set(rec.inc, rec.heap);
+          else p.heapGrowth = Math.max(p.heapGrowth, rec.heap - first);
+        }
         if (isNumber(rec.bound)) p.bound = Math.max(p.bound, rec.bound);
         break;
       }
@@ -512,6 +540,7 @@ export function check(dir: string): ChaosReport {
       incarnations: p.incs.size,
       peakRss: p.peakRss,
       peakHeap: p.peakHeap,
+      heapGrowth: p.heapGrowth,
       bound: p.bound,
     })),
     badLines,
@@ -612,12 +641,13 @@ export function formatReport(report: ChaosReport): string {
 
   out.push("", "## Processes", "");
   out.push(table(
-    ["process", "incarnations", "peak RSS MiB", "peak heap MiB", "bound MiB"],
+    ["process", "incarnations", "peak RSS MiB", "peak heap MiB", "heap growth MiB", "bound MiB"],
     report.processes.map((p) => [
       p.proc,
       p.incarnations,
       mib(p.peakRss),
       mib(p.peakHeap),
+      mib(p.heapGrowth),
       mib(p.bound),
     ]),
   ));

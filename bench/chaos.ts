@@ -167,6 +167,7 @@ const plans: Record<string, Plan> = {
       topics: ["chaos/q1/a", "chaos/q1/b"],
       qos: 1,
       rate: 60,
+      durable: true,
     }, {
       wl: "mq-q2",
       url: `${via("pub")}?qos=2&clientId=chaos-pub-q2&mqttVersion=5&${common}&${
@@ -175,18 +176,21 @@ const plans: Record<string, Plan> = {
       topics: ["chaos/q2/a", "chaos/q2/b"],
       qos: 2,
       rate: 60,
+      durable: true,
     }, {
       wl: "br",
       url: `${via("pub")}?qos=1&clientId=chaos-pub-br&${common}&${fileStore("pub", "br")}`,
       topics: ["chaos/br/in/a"],
       qos: 1,
       rate: 30,
+      durable: true,
     }, {
       wl: "nats",
       url: `${natsUrl}?qos=1&clientId=chaos-pub-nats&${common}&${fileStore("pub", "nats")}`,
       topics: ["chaos/nats/a", "chaos/nats/b"],
       qos: 1,
       rate: 40,
+      durable: true,
     }],
   },
   sub: {
@@ -240,6 +244,7 @@ const plans: Record<string, Plan> = {
       topics: [`chaos/sh/${topic}`],
       qos: 1 as const,
       rate: 20,
+      durable: false,
     })),
     consumers: [{
       wl: "sh",
@@ -291,8 +296,10 @@ const WORKER = new URL("./chaos/_worker.ts", import.meta.url);
 class Worker {
   child?: ChildProcess;
   inc = 0;
-  /** Resolves when the current incarnation is up (spawned). */
+  /** Whether the current incarnation runs (spawned, and neither killed nor finished). */
   up = false;
+  /** Told to finish: it exits on its own now. */
+  #finishing = false;
   constructor(readonly proc: string, readonly plan: Plan) {}
 
   start(): void {
@@ -320,6 +327,27 @@ class Worker {
     child.stdin!.on("error", () => {}); // a killed child's pipe: the command is lost with it
     this.child = child;
     this.up = true;
+    exited(child).then(({ code, signal }) => {
+      if (this.child !== child || !this.up || this.#finishing) return;
+      // Nobody killed it and it was not told to finish: it crashed (an uncaught error, an
+      // unhandled rejection). A defect, whatever its cause: recorded, and started again.
+      orchestrator.record({
+        k: "error",
+        wl: this.proc,
+        name: "WorkerExit",
+        mqtt: false,
+        message: `${this.proc} exited by itself (code ${code}, signal ${signal}): see ${log}`,
+      });
+      this.up = false;
+      setTimeout(() => this.start(), 500);
+    });
+  }
+
+  /** Tells it to finish its producers, or everything; a worker with nothing else exits then. */
+  finish(role: "producers" | "all"): void {
+    const readers = this.plan.consumers.length + this.plan.bridges.length;
+    if (role === "all" || readers === 0) this.#finishing = true;
+    this.send({ cmd: "finish", role });
   }
 
   send(command: Command): boolean {
@@ -538,7 +566,7 @@ try {
   // Room for every stream to reconnect before it is asked to finish.
   await sleep(5_000);
   for (const proc of ["pub", "shared"]) {
-    workers.get(proc)!.send({ cmd: "finish", role: "producers" });
+    workers.get(proc)!.finish("producers");
   }
   if (!(await workers.get("pub")!.ended(HANG_MS))) {
     orchestrator.record({ k: "hang", wl: "pub", op: "exit", ms: HANG_MS });
@@ -561,7 +589,7 @@ try {
     orchestrator.record({ k: "hang", wl, op: "read", ms: DRAIN_MS, missing: lost });
   }
   for (const proc of ["sub", "bridge", "shared"]) {
-    workers.get(proc)!.send({ cmd: "finish", role: "all" });
+    workers.get(proc)!.finish("all");
   }
   for (const proc of ["sub", "bridge", "shared"]) {
     if (!(await workers.get(proc)!.ended(HANG_MS))) {

@@ -218,6 +218,27 @@ test("a loss or QoS 2 duplicate the broker's SIGKILL explains (wire records) is 
   });
 });
 
+test("what an aborted sink without a store gave up is excused up to its stats.failed, and no more", () => {
+  const sinkOf = (seq: number) => (seq < 3 ? "1/a#0" : "1/a#1");
+  withRun({
+    workloads: [Q1],
+    journal: {
+      "shared.1.jsonl": [
+        ...range(6).map((seq) => ({ ...sent(Q1, 1, seq), sink: sinkOf(seq) })),
+        ...[0, 3].map((seq) => read(Q1, 1, 1, seq)),
+        // The first sink gave up 2 (seq 1 and 2 were never read): excused.
+        { k: "abandoned", wl: Q1.wl, sink: "1/a#0", failed: 2, t: 50 },
+        // The second said 1, but 2 of its messages are missing (seq 4 and 5): both lost.
+        { k: "abandoned", wl: Q1.wl, sink: "1/a#1", failed: 1, t: 60 },
+      ],
+    },
+  }, (dir) => {
+    const w = check(dir).workloads[0];
+    assert.equal(w.givenUp, 2);
+    assert.deepEqual(w.lost, [id(Q1.wl, 1, 4), id(Q1.wl, 1, 5)]);
+  });
+});
+
 test("QoS 1 duplicates are counted but do not fail the run", () => {
   const journal = clean(Q1, 5);
   journal["mq-q1-consumer-2.jsonl"] = [read(Q1, 2, 1, 3, 200), read(Q1, 2, 1, 4, 201)];
@@ -372,6 +393,7 @@ test("formatReport shows the tables and the verdict", () => {
     for (
       const header of [
         "| workload | broker | QoS | sent | read | lost | lost by a broker crash | " +
+        "given up (stats.failed) | " +
         "dup QoS 2 (within/across) | QoS 2 sent again by a restarted broker | dup QoS 1 | " +
         "order violations | hangs | non-MqttStreamError | longest recovery s |",
         "| fault | count |",
@@ -379,11 +401,13 @@ test("formatReport shows the tables and the verdict", () => {
       ]
     ) assert.ok(markdown.includes(header), `${header} in\n${markdown}`);
     assert.ok(
-      markdown.includes("| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | 0 | – | – | 0 | 0 | 0 | 0 | 0.1 |"),
+      markdown.includes(
+        "| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | 0 | 0 | – | – | 0 | 0 | 0 | 0 | 0.1 |",
+      ),
     );
     assert.ok(
       markdown.includes(
-        "| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 | 0 (0/0) | 0 | – | 0 | 0 | 0 | – |",
+        "| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 | 0 | 0 (0/0) | 0 | – | 0 | 0 | 0 | – |",
       ),
     );
     assert.ok(markdown.includes("| cut | 1 |"));

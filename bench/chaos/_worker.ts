@@ -25,6 +25,12 @@ export interface ProducerSpec {
   qos: 0 | 1 | 2;
   /** Messages a second, over all topics. */
   rate: number;
+  /**
+   * Whether its sink keeps unacknowledged publishes for the next one (persistence=file). A sink
+   * without a store that is aborted or fails gives its unacknowledged publishes up, counting
+   * them in `stats.failed` (docs/streams.md): recorded, so the checker can tell them from a loss.
+   */
+  durable: boolean;
 }
 
 /** Reads a workload's messages and records each before acknowledging it. */
@@ -174,9 +180,12 @@ async function produce(spec: ProducerSpec): Promise<void> {
   const seqs = new Map(spec.topics.map((topic) => [topic, 0]));
   const gap = 1_000 / spec.rate;
   let turn = 0;
+  /** Names each sink of this producer in this incarnation. */
+  let sinks = 0;
   await readersReady;
   while (!finishingProducers) {
     const sink = new MqttSink(spec.url);
+    const name = `${config.inc}/${spec.topics.join(",")}#${sinks++}`;
     const writer = sink.getWriter();
     let broken = false;
     let aborted = false;
@@ -184,9 +193,10 @@ async function produce(spec: ProducerSpec): Promise<void> {
       broken = true;
       if (!aborted) failed(spec.wl, error);
     });
-    const stop = async () => {
+    let aborting: Promise<void> | undefined;
+    const stop = () => {
       aborted = true;
-      await watch(spec.wl, "abort", writer.abort(new Error("chaos: abort")));
+      return aborting = watch(spec.wl, "abort", writer.abort(new Error("chaos: abort")));
     };
     control(`w:${spec.wl}`).interrupts.add(stop);
     let next = Date.now();
@@ -210,6 +220,7 @@ async function produce(spec: ProducerSpec): Promise<void> {
             seq,
             inc: config.inc,
             qos: spec.qos,
+            sink: name,
           }),
         () => {}, // the stream's error reaches `closed`, recorded once there
       );
@@ -222,6 +233,11 @@ async function produce(spec: ProducerSpec): Promise<void> {
     if (finishingProducers && !broken && !aborted) {
       await watch(spec.wl, "close", writer.close()).catch((error) => failed(spec.wl, error));
       return;
+    }
+    await aborting?.catch(() => {}); // its failure is recorded where it was awaited
+    await closed;
+    if (!spec.durable) {
+      journal.record({ k: "abandoned", wl: spec.wl, sink: name, failed: sink.stats.failed });
     }
     writer.releaseLock();
     await sleep(broken ? 500 : 0);

@@ -443,6 +443,9 @@ function ownerOf(fault: Fault): Worker {
   return workers.get(list.find((r) => r.wl === fault.target)!.proc)!;
 }
 
+/** Settles once the NATS node killed last serves again. */
+let natsDown = Promise.resolve();
+
 /** Carries out one fault; a note on what happened. */
 async function inject(fault: Fault): Promise<string> {
   switch (fault.kind) {
@@ -466,11 +469,23 @@ async function inject(fault: Fault): Promise<string> {
       await mosquitto.restart(fault.ms, "SIGKILL");
       return "";
     case "nats-kill": {
+      // One node down at a time, whatever a restart took (up to 30 s: it waits until the node
+      // serves again): with two of three down the cluster has no quorum, and stops.
+      const previous = natsDown;
+      let up!: () => void;
+      natsDown = new Promise<void>((resolve) => (up = resolve));
+      const waited = Date.now();
+      await previous;
+      const queued = Date.now() - waited;
       const node = nats.nodes.find((n) => n.name === fault.target)!;
-      await node.kill();
-      await sleep(fault.ms);
-      await node.restart();
-      return "";
+      try {
+        await node.kill();
+        await sleep(fault.ms);
+        await node.restart();
+      } finally {
+        up();
+      }
+      return queued > 100 ? `waited ${queued} ms for the previous node to serve again` : "";
     }
     case "client-kill":
       await workers.get(fault.target)!.crash(fault.ms);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { check, formatReport } from "../bench/chaos/_checker.ts";
+import { type ChaosReport, check, formatReport } from "../bench/chaos/_checker.ts";
 
 interface Workload {
   wl: string;
@@ -81,89 +81,102 @@ function read(w: Workload, inc: number, pinc: number, seq: number, t = 100 + seq
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** The journal of producer incarnation `inc` of `w`: seq 0 to `n` - 1, each sent at `t0` + seq. */
+function producer(w: Workload, inc: number, n: number, t0 = 0): Record<string, object[]> {
+  return { [`${w.wl}-producer-${inc}.jsonl`]: range(n).map((seq) => sent(w, inc, seq, t0 + seq)) };
+}
+
 /** Producer and consumer journals of `n` messages of `w`, each read once in order. */
 function clean(w: Workload, n: number): Record<string, object[]> {
   return {
-    [`${w.wl}-producer-1.jsonl`]: range(n).map((seq) => sent(w, 1, seq)),
+    ...producer(w, 1, n),
     [`${w.wl}-consumer-1.jsonl`]: range(n).map((seq) => read(w, 1, 1, seq)),
   };
 }
 
-const workload = (dir: string, wl: string) => check(dir).workloads.find((w) => w.wl === wl)!;
+const workload = (report: ChaosReport, wl: string) => report.workloads.find((w) => w.wl === wl)!;
 
-test("a clean run is ok", () => {
-  withRun({
-    workloads: [Q1, Q2],
-    journal: {
-      ...clean(Q1, 20),
-      ...clean(Q2, 20),
-      "w-mq-1.jsonl": [
-        { k: "start", proc: "w-mq", inc: 1, t: 0 },
-        { k: "mem", proc: "w-mq", inc: 1, rss: 50 << 20, heap: 10 << 20, bound: 3932160, t: 1 },
-        { k: "mem", proc: "w-mq", inc: 1, rss: 60 << 20, heap: 8 << 20, bound: 3932160, t: 2 },
-        { k: "mem", proc: "w-mq", inc: 2, rss: 40 << 20, heap: 4 << 20, bound: 3932160, t: 4 },
-        { k: "mem", proc: "w-mq", inc: 2, rss: 50 << 20, heap: 7 << 20, bound: 3932160, t: 5 },
-        { k: "start", proc: "w-mq", inc: 2, t: 3 },
-        { k: "future-kind", whatever: true },
-      ],
+/**
+ * A test of the checker on the run folder `run` describes, built when the test runs (so a slip in
+ * it fails that test alone); `fn` gets the checker's report while the folder still exists.
+ */
+function scenario(name: string, run: () => Run, fn: (report: ChaosReport) => void) {
+  test(name, () => withRun(run(), (dir) => fn(check(dir))));
+}
+
+scenario("a clean run is ok", () => ({
+  workloads: [Q1, Q2],
+  journal: {
+    ...clean(Q1, 20),
+    ...clean(Q2, 20),
+    "w-mq-1.jsonl": [
+      { k: "start", proc: "w-mq", inc: 1, t: 0 },
+      { k: "mem", proc: "w-mq", inc: 1, rss: 50 << 20, heap: 10 << 20, bound: 3932160, t: 1 },
+      { k: "mem", proc: "w-mq", inc: 1, rss: 60 << 20, heap: 8 << 20, bound: 3932160, t: 2 },
+      { k: "mem", proc: "w-mq", inc: 2, rss: 40 << 20, heap: 4 << 20, bound: 3932160, t: 4 },
+      { k: "mem", proc: "w-mq", inc: 2, rss: 50 << 20, heap: 7 << 20, bound: 3932160, t: 5 },
+      { k: "start", proc: "w-mq", inc: 2, t: 3 },
+      { k: "future-kind", whatever: true },
+    ],
+  },
+}), (report) => {
+  assert.deepEqual(report.verdict, { ok: true, problems: [] });
+  assert.equal(report.badLines, 0);
+  assert.deepEqual(report.workloads.map((w) => [w.wl, w.sent, w.read, w.lost.length]), [
+    ["mq-q1", 20, 20, 0],
+    ["mq-q2", 20, 20, 0],
+  ]);
+  assert.deepEqual(report.processes, [
+    {
+      proc: "w-mq",
+      incarnations: 2,
+      peakRss: 60 << 20,
+      peakHeap: 10 << 20,
+      // Over each incarnation's first sample: 10 → 8 is none, 4 → 7 is 3 MiB.
+      heapGrowth: 3 << 20,
+      bound: 3932160,
     },
-  }, (dir) => {
-    const report = check(dir);
-    assert.deepEqual(report.verdict, { ok: true, problems: [] });
-    assert.equal(report.badLines, 0);
-    assert.deepEqual(report.workloads.map((w) => [w.wl, w.sent, w.read, w.lost.length]), [
-      ["mq-q1", 20, 20, 0],
-      ["mq-q2", 20, 20, 0],
-    ]);
-    assert.deepEqual(report.processes, [
-      {
-        proc: "w-mq",
-        incarnations: 2,
-        peakRss: 60 << 20,
-        peakHeap: 10 << 20,
-        // Over each incarnation's first sample: 10 → 8 is none, 4 → 7 is 3 MiB.
-        heapGrowth: 3 << 20,
-        bound: 3932160,
-      },
-    ]);
-  });
+  ]);
 });
 
-test("a lost QoS 1 message is a problem naming its id; QoS 0 loss is reported, not a problem", () => {
-  const journal = { ...clean(Q1, 10), ...clean(Q0, 10) };
-  journal["mq-q1-consumer-1.jsonl"].splice(7, 1);
-  journal["mq-q0-consumer-1.jsonl"].splice(3, 2);
-  withRun({ workloads: [Q1, Q0], journal }, (dir) => {
-    const report = check(dir);
+scenario(
+  "a lost QoS 1 message is a problem naming its id; QoS 0 loss is reported, not a problem",
+  () => {
+    const journal = { ...clean(Q1, 10), ...clean(Q0, 10) };
+    journal["mq-q1-consumer-1.jsonl"].splice(7, 1);
+    journal["mq-q0-consumer-1.jsonl"].splice(3, 2);
+    return { workloads: [Q1, Q0], journal };
+  },
+  (report) => {
     const [q1, q0] = report.workloads;
     assert.deepEqual(q1.lost, ["mq-q1/a:1:7"]);
     assert.deepEqual(q0.lost, ["mq-q0/a:1:3", "mq-q0/a:1:4"]);
     assert.equal(report.verdict.ok, false);
     assert.deepEqual(report.verdict.problems, ["mq-q1: 1 resolved writes lost (mq-q1/a:1:7)"]);
-  });
-});
+  },
+);
 
-test("lost ids are sorted naturally, all kept, and the problem lists five", () => {
+scenario("lost ids are sorted naturally, all kept, and the problem lists five", () => {
   const journal = clean(Q1, 120);
   journal["mq-q1-consumer-1.jsonl"] = journal["mq-q1-consumer-1.jsonl"].slice(0, 100);
-  withRun({ workloads: [Q1], journal }, (dir) => {
-    const report = check(dir);
-    assert.equal(report.workloads[0].lost.length, 20);
-    assert.equal(report.workloads[0].lost[0], "mq-q1/a:1:100");
-    assert.equal(report.workloads[0].lost[19], "mq-q1/a:1:119");
-    assert.equal(
-      report.verdict.problems[0],
-      "mq-q1: 20 resolved writes lost (mq-q1/a:1:100, mq-q1/a:1:101, mq-q1/a:1:102, " +
-        "mq-q1/a:1:103, mq-q1/a:1:104, …)",
-    );
-  });
+  return { workloads: [Q1], journal };
+}, (report) => {
+  assert.equal(report.workloads[0].lost.length, 20);
+  assert.equal(report.workloads[0].lost[0], "mq-q1/a:1:100");
+  assert.equal(report.workloads[0].lost[19], "mq-q1/a:1:119");
+  assert.equal(
+    report.verdict.problems[0],
+    "mq-q1: 20 resolved writes lost (mq-q1/a:1:100, mq-q1/a:1:101, mq-q1/a:1:102, " +
+      "mq-q1/a:1:103, mq-q1/a:1:104, …)",
+  );
 });
 
-test("QoS 2 duplicates within one incarnation and across incarnations are counted apart", () => {
-  withRun({
+scenario(
+  "QoS 2 duplicates within one incarnation and across incarnations are counted apart",
+  () => ({
     workloads: [Q2],
     journal: {
-      "mq-q2-producer-1.jsonl": range(6).map((seq) => sent(Q2, 1, seq)),
+      ...producer(Q2, 1, 6),
       "mq-q2-consumer-1.jsonl": [
         ...range(4).map((seq) => read(Q2, 1, 1, seq)),
         read(Q2, 1, 1, 2, 110), // the same incarnation reads seq 2 again: within
@@ -175,20 +188,20 @@ test("QoS 2 duplicates within one incarnation and across incarnations are counte
         read(Q2, 2, 1, 5, 203),
       ],
     },
-  }, (dir) => {
-    const report = check(dir);
+  }),
+  (report) => {
     const w = report.workloads[0];
     assert.deepEqual([w.duplicates, w.duplicatesWithin, w.duplicatesAcross], [3, 2, 1]);
     assert.deepEqual([w.sent, w.read, w.lost.length, w.orderViolations], [6, 6, 0, 0]);
     assert.deepEqual(report.verdict.problems, [
       "mq-q2: 3 QoS 2 duplicates (2 within an incarnation, 1 across incarnations)",
     ]);
-  });
-});
+  },
+);
 
-test("a loss or QoS 2 duplicate the broker's SIGKILL explains (wire records) is reported apart; others are not excused", () => {
-  const kill = { kind: "broker-kill", start: 1_000, end: 2_000, affects: ["mq-q2"] };
-  withRun({
+scenario(
+  "a loss or QoS 2 duplicate the broker's SIGKILL explains (wire records) is reported apart; others are not excused",
+  () => ({
     workloads: [Q2],
     journal: {
       "pub.1.jsonl": range(6).map((seq) => sent(Q2, 1, seq, 500 + seq)),
@@ -206,60 +219,65 @@ test("a loss or QoS 2 duplicate the broker's SIGKILL explains (wire records) is 
         { k: "completed", id: id(Q2.wl, 1, 4), broker: "mosquitto", t: 700 },
       ],
     },
-    faults: [kill],
-  }, (dir) => {
-    const w = check(dir).workloads[0];
+    faults: [{ kind: "broker-kill", start: 1_000, end: 2_000, affects: ["mq-q2"] }],
+  }),
+  (report) => {
+    const w = report.workloads[0];
     assert.deepEqual(w.brokerLost, [id(Q2.wl, 1, 2)]);
     assert.deepEqual(w.lost, []);
     assert.deepEqual([w.duplicates, w.brokerDuplicates, w.duplicatesWithin], [3, 1, 2]);
-    assert.deepEqual(check(dir).verdict.problems, [
+    assert.deepEqual(report.verdict.problems, [
       "mq-q2: 2 QoS 2 duplicates (2 within an incarnation, 0 across incarnations)",
     ]);
-  });
-});
+  },
+);
 
-test("what an aborted sink without a store gave up is excused up to its stats.failed, and no more", () => {
-  const sinkOf = (seq: number) => (seq < 3 ? "1/a#0" : "1/a#1");
-  withRun({
-    workloads: [Q1],
-    journal: {
-      "shared.1.jsonl": [
-        ...range(6).map((seq) => ({ ...sent(Q1, 1, seq), sink: sinkOf(seq) })),
-        ...[0, 3].map((seq) => read(Q1, 1, 1, seq)),
-        // The first sink gave up 2 (seq 1 and 2 were never read): excused.
-        { k: "abandoned", wl: Q1.wl, sink: "1/a#0", failed: 2, t: 50 },
-        // The second said 1, but 2 of its messages are missing (seq 4 and 5): both lost.
-        { k: "abandoned", wl: Q1.wl, sink: "1/a#1", failed: 1, t: 60 },
-      ],
-    },
-  }, (dir) => {
-    const w = check(dir).workloads[0];
+scenario(
+  "what an aborted sink without a store gave up is excused up to its stats.failed, and no more",
+  () => {
+    const sinkOf = (seq: number) => (seq < 3 ? "1/a#0" : "1/a#1");
+    return {
+      workloads: [Q1],
+      journal: {
+        "shared.1.jsonl": [
+          ...range(6).map((seq) => ({ ...sent(Q1, 1, seq), sink: sinkOf(seq) })),
+          ...[0, 3].map((seq) => read(Q1, 1, 1, seq)),
+          // The first sink gave up 2 (seq 1 and 2 were never read): excused.
+          { k: "abandoned", wl: Q1.wl, sink: "1/a#0", failed: 2, t: 50 },
+          // The second said 1, but 2 of its messages are missing (seq 4 and 5): both lost.
+          { k: "abandoned", wl: Q1.wl, sink: "1/a#1", failed: 1, t: 60 },
+        ],
+      },
+    };
+  },
+  (report) => {
+    const w = report.workloads[0];
     assert.equal(w.givenUp, 2);
     assert.deepEqual(w.lost, [id(Q1.wl, 1, 4), id(Q1.wl, 1, 5)]);
-  });
-});
+  },
+);
 
-test("QoS 1 duplicates are counted but do not fail the run", () => {
+scenario("QoS 1 duplicates are counted but do not fail the run", () => {
   const journal = clean(Q1, 5);
   journal["mq-q1-consumer-2.jsonl"] = [read(Q1, 2, 1, 3, 200), read(Q1, 2, 1, 4, 201)];
-  withRun({ workloads: [Q1], journal }, (dir) => {
-    const report = check(dir);
-    const w = report.workloads[0];
-    assert.deepEqual([w.duplicates, w.duplicatesWithin, w.duplicatesAcross], [2, 0, 2]);
-    assert.equal(w.orderViolations, 0, "a redelivery of older seqs is not a reordering");
-    assert.equal(report.verdict.ok, true);
-  });
+  return { workloads: [Q1], journal };
+}, (report) => {
+  const w = report.workloads[0];
+  assert.deepEqual([w.duplicates, w.duplicatesWithin, w.duplicatesAcross], [2, 0, 2]);
+  assert.equal(w.orderViolations, 0, "a redelivery of older seqs is not a reordering");
+  assert.equal(report.verdict.ok, true);
 });
 
-test("an order violation is found on an ordered workload and ignored on an unordered one", () => {
-  const reordered = (w: Workload) => ({
-    [`${w.wl}-producer-1.jsonl`]: range(5).map((seq) => sent(w, 1, seq)),
-    [`${w.wl}-consumer-1.jsonl`]: [0, 2, 1, 3, 4].map((seq, i) => read(w, 1, 1, seq, 100 + i)),
-  });
-  withRun({ workloads: [Q1, UNORDERED], journal: { ...reordered(Q1), ...reordered(UNORDERED) } }, (
-    dir,
-  ) => {
-    const report = check(dir);
+scenario(
+  "an order violation is found on an ordered workload and ignored on an unordered one",
+  () => {
+    const reordered = (w: Workload) => ({
+      ...producer(w, 1, 5),
+      [`${w.wl}-consumer-1.jsonl`]: [0, 2, 1, 3, 4].map((seq, i) => read(w, 1, 1, seq, 100 + i)),
+    });
+    return { workloads: [Q1, UNORDERED], journal: { ...reordered(Q1), ...reordered(UNORDERED) } };
+  },
+  (report) => {
     const [q1, unordered] = report.workloads;
     assert.equal(q1.orderViolations, 1);
     assert.deepEqual(q1.orderExamples, ["chaos/mq-q1/a inc 1: seq 1 after 2"]);
@@ -268,15 +286,16 @@ test("an order violation is found on an ordered workload and ignored on an unord
     assert.deepEqual(report.verdict.problems, [
       "mq-q1: 1 order violations (chaos/mq-q1/a inc 1: seq 1 after 2)",
     ]);
-  });
-});
+  },
+);
 
-test("order is per producer incarnation, merges journals by t, and keeps each file's order", () => {
-  withRun({
+scenario(
+  "order is per producer incarnation, merges journals by t, and keeps each file's order",
+  () => ({
     workloads: [Q1],
     journal: {
-      "mq-q1-producer-1.jsonl": range(3).map((seq) => sent(Q1, 1, seq)),
-      "mq-q1-producer-2.jsonl": range(3).map((seq) => sent(Q1, 2, seq, 50 + seq)),
+      ...producer(Q1, 1, 3),
+      ...producer(Q1, 2, 3, 50),
       // Sorts first by name but was written later: merged by t, its reads come after the others'.
       "a-consumer-2.jsonl": [
         read(Q1, 2, 1, 2, 300),
@@ -286,64 +305,60 @@ test("order is per producer incarnation, merges journals by t, and keeps each fi
       ],
       "b-consumer-1.jsonl": [read(Q1, 1, 1, 0, 100), read(Q1, 1, 1, 1, 101)],
     },
-  }, (dir) => {
-    const w = check(dir).workloads[0];
+  }),
+  (report) => {
+    const w = report.workloads[0];
     assert.deepEqual([w.read, w.lost.length, w.orderViolations], [6, 0, 0]);
-  });
-});
+  },
+);
 
-test("a truncated last line is skipped and counted", () => {
+scenario("a truncated last line is skipped and counted", () => {
   const journal: Record<string, (object | string)[]> = clean(Q2, 5);
   journal["mq-q2-consumer-1.jsonl"].push('{"k":"read","wl":"mq-q2","reader":"mq-q2","in');
-  withRun({ workloads: [Q2], journal }, (dir) => {
-    const report = check(dir);
-    assert.equal(report.badLines, 1);
-    assert.equal(report.workloads[0].read, 5);
-    assert.equal(report.verdict.ok, true);
-    assert.match(formatReport(report), /1 journal lines could not be read/);
-  });
+  return { workloads: [Q2], journal };
+}, (report) => {
+  assert.equal(report.badLines, 1);
+  assert.equal(report.workloads[0].read, 5);
+  assert.equal(report.verdict.ok, true);
+  assert.match(formatReport(report), /1 journal lines could not be read/);
 });
 
-test("a record glued onto a truncated line by the next incarnation is still read", () => {
+scenario("a record glued onto a truncated line by the next incarnation is still read", () => {
   const journal: Record<string, (object | string)[]> = clean(Q2, 3);
   const lines = journal["mq-q2-consumer-1.jsonl"];
   lines[1] = '{"k":"read","wl":"mq-q2","rea' + JSON.stringify(lines[1]);
-  withRun({ workloads: [Q2], journal }, (dir) => {
-    const report = check(dir);
-    assert.equal(report.badLines, 1);
-    assert.equal(report.workloads[0].read, 3);
-    assert.equal(report.verdict.ok, true);
-  });
+  return { workloads: [Q2], journal };
+}, (report) => {
+  assert.equal(report.badLines, 1);
+  assert.equal(report.workloads[0].read, 3);
+  assert.equal(report.verdict.ok, true);
 });
 
-test("a hang and a foreign error fail the run; MqttStreamErrors and slow operations do not", () => {
-  const journal: Record<string, object[]> = clean(Q1, 3);
-  journal["mq-q1-events.jsonl"] = [
-    { k: "hang", wl: "mq-q1", op: "close", ms: 60000, t: 10 },
-    { k: "slow", wl: "mq-q1", op: "read", ms: 12000, t: 11 },
-    { k: "slow", wl: "mq-q1", op: "read", ms: 9000, t: 12 },
-    {
+scenario(
+  "a hang and a foreign error fail the run; MqttStreamErrors and slow operations do not",
+  () => {
+    const journal: Record<string, object[]> = clean(Q1, 3);
+    // The same refusal twice: errors are counted by name and code.
+    const refused = (t: number) => ({
       k: "error",
       wl: "mq-q1",
       name: "MqttConnectError",
       code: "CONNECT_REFUSED",
       mqtt: true,
       message: "refused",
-      t: 13,
-    },
-    {
-      k: "error",
-      wl: "mq-q1",
-      name: "MqttConnectError",
-      code: "CONNECT_REFUSED",
-      mqtt: true,
-      message: "refused",
-      t: 14,
-    },
-    { k: "error", wl: "mq-q1", name: "TypeError", mqtt: false, message: "x is undefined", t: 15 },
-  ];
-  withRun({ workloads: [Q1], journal }, (dir) => {
-    const report = check(dir);
+      t,
+    });
+    journal["mq-q1-events.jsonl"] = [
+      { k: "hang", wl: "mq-q1", op: "close", ms: 60000, t: 10 },
+      { k: "slow", wl: "mq-q1", op: "read", ms: 12000, t: 11 },
+      { k: "slow", wl: "mq-q1", op: "read", ms: 9000, t: 12 },
+      refused(13),
+      refused(14),
+      { k: "error", wl: "mq-q1", name: "TypeError", mqtt: false, message: "x is undefined", t: 15 },
+    ];
+    return { workloads: [Q1], journal };
+  },
+  (report) => {
     const w = report.workloads[0];
     assert.deepEqual(w.hangs, { close: 1 });
     assert.deepEqual(w.slowest, { read: 12000 });
@@ -354,33 +369,36 @@ test("a hang and a foreign error fail the run; MqttStreamErrors and slow operati
       "mq-q1: 1 operations hung (close 1)",
       "mq-q1: 1 errors that are not MqttStreamErrors (TypeError: x is undefined)",
     ]);
-  });
-});
+  },
+);
 
-test("recovery is the longest time from a fault's end to the next read of an affected workload", () => {
-  const journal: Record<string, object[]> = {
-    "mq-q1-producer-1.jsonl": range(4).map((seq) => sent(Q1, 1, seq)),
-    "mq-q1-consumer-1.jsonl": [900, 1500, 2000, 2100].map((t, seq) => read(Q1, 1, 1, seq, t)),
-    ...clean(Q2, 2),
-  };
-  const faults = [
-    { kind: "cut", target: "mosquitto-a", start: 800, end: 1000, affects: ["mq-q1", "mq-q2"] },
-    { kind: "broker-kill", target: "mosquitto", start: 1600, end: 1800, affects: ["mq-q1"] },
-    // No read of mq-q1 after it: skipped rather than counted as never recovered.
-    { kind: "cut", target: "mosquitto-a", start: 4000, end: 5000, affects: ["mq-q1"] },
-    // Does not affect mq-q1, however long its gap.
-    { kind: "stall", target: "w-nats", start: 0, end: 10, affects: ["nats-q1"] },
-  ];
-  withRun({ workloads: [Q1, Q2], journal, faults }, (dir) => {
-    const report = check(dir);
-    assert.equal(workload(dir, "mq-q1").recoveryMs, 500);
+scenario(
+  "recovery is the longest time from a fault's end to the next read of an affected workload",
+  () => ({
+    workloads: [Q1, Q2],
+    journal: {
+      ...producer(Q1, 1, 4),
+      "mq-q1-consumer-1.jsonl": [900, 1500, 2000, 2100].map((t, seq) => read(Q1, 1, 1, seq, t)),
+      ...clean(Q2, 2),
+    },
+    faults: [
+      { kind: "cut", target: "mosquitto-a", start: 800, end: 1000, affects: ["mq-q1", "mq-q2"] },
+      { kind: "broker-kill", target: "mosquitto", start: 1600, end: 1800, affects: ["mq-q1"] },
+      // No read of mq-q1 after it: skipped rather than counted as never recovered.
+      { kind: "cut", target: "mosquitto-a", start: 4000, end: 5000, affects: ["mq-q1"] },
+      // Does not affect mq-q1, however long its gap.
+      { kind: "stall", target: "w-nats", start: 0, end: 10, affects: ["nats-q1"] },
+    ],
+  }),
+  (report) => {
+    assert.equal(workload(report, "mq-q1").recoveryMs, 500);
     // mq-q2's reads are at t 100 and 101, all before the cut ended.
-    assert.equal(workload(dir, "mq-q2").recoveryMs, null);
+    assert.equal(workload(report, "mq-q2").recoveryMs, null);
     assert.deepEqual(report.faults, { cut: 2, "broker-kill": 1, stall: 1 });
-  });
-});
+  },
+);
 
-test("formatReport shows the tables and the verdict", () => {
+scenario("formatReport shows the tables and the verdict", () => {
   const journal: Record<string, object[]> = { ...clean(Q1, 4), ...clean(Q2, 4) };
   journal["mq-q1-consumer-1.jsonl"].pop();
   journal["w-mq-1.jsonl"] = [
@@ -388,33 +406,33 @@ test("formatReport shows the tables and the verdict", () => {
     { k: "mem", proc: "w-mq", inc: 1, rss: 64 << 20, heap: 16 << 20, bound: 3932160, t: 1 },
   ];
   const faults = [{ kind: "cut", start: 0, end: 0, affects: ["mq-q1"] }];
-  withRun({ workloads: [Q1, Q2], journal, faults }, (dir) => {
-    const markdown = formatReport(check(dir));
-    for (
-      const header of [
-        "| workload | broker | QoS | sent | read | lost | lost by a broker crash | " +
-        "given up (stats.failed) | " +
-        "dup QoS 2 (within/across) | QoS 2 sent again by a restarted broker | dup QoS 1 | " +
-        "order violations | hangs | non-MqttStreamError | longest recovery s |",
-        "| fault | count |",
-        "| process | incarnations | peak RSS MiB | peak heap MiB | heap growth MiB | bound MiB |",
-      ]
-    ) assert.ok(markdown.includes(header), `${header} in\n${markdown}`);
-    assert.ok(
-      markdown.includes(
-        "| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | 0 | 0 | – | – | 0 | 0 | 0 | 0 | 0.1 |",
-      ),
-    );
-    assert.ok(
-      markdown.includes(
-        "| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 | 0 | 0 (0/0) | 0 | – | 0 | 0 | 0 | – |",
-      ),
-    );
-    assert.ok(markdown.includes("| cut | 1 |"));
-    assert.ok(markdown.includes("| w-mq | 1 | 64.0 | 16.0 | 0.0 | 3.8 |"));
-    assert.match(
-      markdown,
-      /## Verdict\n\n\*\*failed\*\*: 1 problems\n\n- mq-q1: 1 resolved writes lost \(mq-q1\/a:1:3\)/,
-    );
-  });
+  return { workloads: [Q1, Q2], journal, faults };
+}, (report) => {
+  const markdown = formatReport(report);
+  for (
+    const header of [
+      "| workload | broker | QoS | sent | read | lost | lost by a broker crash | " +
+      "given up (stats.failed) | " +
+      "dup QoS 2 (within/across) | QoS 2 sent again by a restarted broker | dup QoS 1 | " +
+      "order violations | hangs | non-MqttStreamError | longest recovery s |",
+      "| fault | count |",
+      "| process | incarnations | peak RSS MiB | peak heap MiB | heap growth MiB | bound MiB |",
+    ]
+  ) assert.ok(markdown.includes(header), `${header} in\n${markdown}`);
+  assert.ok(
+    markdown.includes(
+      "| mq-q1 | mosquitto | 1 | 4 | 3 | 1 | 0 | 0 | – | – | 0 | 0 | 0 | 0 | 0.1 |",
+    ),
+  );
+  assert.ok(
+    markdown.includes(
+      "| mq-q2 | mosquitto | 2 | 4 | 4 | 0 | 0 | 0 | 0 (0/0) | 0 | – | 0 | 0 | 0 | – |",
+    ),
+  );
+  assert.ok(markdown.includes("| cut | 1 |"));
+  assert.ok(markdown.includes("| w-mq | 1 | 64.0 | 16.0 | 0.0 | 3.8 |"));
+  assert.match(
+    markdown,
+    /## Verdict\n\n\*\*failed\*\*: 1 problems\n\n- mq-q1: 1 resolved writes lost \(mq-q1\/a:1:3\)/,
+  );
 });

@@ -6,8 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createConnection, createServer, type Socket } from "node:net";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { startFaultProxy } from "../bench/chaos/_proxy.ts";
-import { skipWithoutMosquitto, startMosquitto } from "./_broker.ts";
+import { type FaultProxy, startFaultProxy } from "../bench/chaos/_proxy.ts";
+import { skipWithoutMosquitto, startMosquitto, type TestBroker } from "./_broker.ts";
 import { sleep, waitFor, within } from "./_helpers.ts";
 
 const needsMosquitto = { skip: skipWithoutMosquitto() };
@@ -37,208 +37,198 @@ async function end(...clients: MqttClient[]): Promise<void> {
   await Promise.all(clients.map((client) => client.endAsync(true)));
 }
 
-test(
-  "a QoS 1 publish and subscribe pass through; the packets are counted both ways",
-  needsMosquitto,
-  async () => {
+/** What a scenario's test gets: mosquitto, the fault proxy in front of it, and its clients. */
+interface Scenario {
+  broker: TestBroker;
+  proxy: FaultProxy;
+  /** Connects mqtt.js to `url` like {@linkcode connect}; the client ends with the test. */
+  connect(url: string, options?: IClientOptions): Promise<MqttClient>;
+  /** Ends `client` (one connected some other way) with the test too; returns it. */
+  owned(client: MqttClient): MqttClient;
+}
+
+/**
+ * A test against mosquitto behind a fault proxy. Every client it connects is ended before the
+ * proxy and the broker close, however the test ends, so a failed assertion leaves no socket open
+ * to keep the runner waiting.
+ */
+function scenario(name: string, fn: (s: Scenario) => Promise<void>) {
+  test(name, needsMosquitto, async () => {
     await using broker = await startMosquitto();
     await using proxy = await startFaultProxy(broker.port);
+    const clients: MqttClient[] = [];
+    const owned = (client: MqttClient) => {
+      clients.push(client);
+      return client;
+    };
+    try {
+      await fn({
+        broker,
+        proxy,
+        connect: async (url, options) => owned(await connect(url, options)),
+        owned,
+      });
+    } finally {
+      await end(...clients);
+    }
+  });
+}
+
+scenario(
+  "a QoS 1 publish and subscribe pass through; the packets are counted both ways",
+  async ({ proxy, connect }) => {
     assert.equal(proxy.url, `mqtt://127.0.0.1:${proxy.port}`);
     assert.equal(proxy.address, `127.0.0.1:${proxy.port}`);
     const client = await connect(proxy.url);
-    try {
-      await client.subscribeAsync("chaos/proxy/pass", { qos: 1 });
-      const message = new Promise<string>((resolve) =>
-        client.once("message", (_topic, payload) => resolve(payload.toString()))
-      );
-      await within(client.publishAsync("chaos/proxy/pass", "hello", { qos: 1 }), 5_000, "PUBACK");
-      assert.equal(await within(message, 5_000, "the message"), "hello");
-      // One PUBLISH each way, and each acknowledged by its receiver.
-      await waitFor(() => proxy.stats.packets.puback === 2, "the client's PUBACK", 5_000);
-      const { connect: connects, connack, subscribe, suback, publish } = proxy.stats.packets;
-      assert.deepEqual({ connects, connack, subscribe, suback, publish }, {
-        connects: 1,
-        connack: 1,
-        subscribe: 1,
-        suback: 1,
-        publish: 2,
-      });
-      assert.equal(proxy.stats.connections, 1);
-      assert.equal(proxy.stats.cuts, 0);
-    } finally {
-      await end(client);
-    }
+    await client.subscribeAsync("chaos/proxy/pass", { qos: 1 });
+    const message = new Promise<string>((resolve) =>
+      client.once("message", (_topic, payload) => resolve(payload.toString()))
+    );
+    await within(client.publishAsync("chaos/proxy/pass", "hello", { qos: 1 }), 5_000, "PUBACK");
+    assert.equal(await within(message, 5_000, "the message"), "hello");
+    // One PUBLISH each way, and each acknowledged by its receiver.
+    await waitFor(() => proxy.stats.packets.puback === 2, "the client's PUBACK", 5_000);
+    const { connect: connects, connack, subscribe, suback, publish } = proxy.stats.packets;
+    assert.deepEqual({ connects, connack, subscribe, suback, publish }, {
+      connects: 1,
+      connack: 1,
+      subscribe: 1,
+      suback: 1,
+      publish: 2,
+    });
+    assert.equal(proxy.stats.connections, 1);
+    assert.equal(proxy.stats.cuts, 0);
   },
 );
 
-test(
+scenario(
   "cutAt('puback') cuts before the PUBACK: the publisher never gets it",
-  needsMosquitto,
-  async () => {
-    await using broker = await startMosquitto();
-    await using proxy = await startFaultProxy(broker.port);
+  async ({ proxy, connect }) => {
     const client = await connect(proxy.url);
-    try {
-      const packets = received(client);
-      const closed = closeOf(client);
-      const cut = proxy.cutAt("puback", { withinMs: 5_000 });
-      let acknowledged = false;
-      client.publish("chaos/proxy/puback", "x", { qos: 1 }, (error) => {
-        if (!error) acknowledged = true;
-      });
-      assert.equal(await within(cut, 10_000, "the cut"), true);
-      await within(closed, 5_000, "the client's close");
-      assert.equal(packets.includes("puback"), false, `received ${packets}`);
-      assert.equal(acknowledged, false);
-      assert.equal(proxy.stats.cuts, 1);
-    } finally {
-      await end(client);
-    }
+    const packets = received(client);
+    const closed = closeOf(client);
+    const cut = proxy.cutAt("puback", { withinMs: 5_000 });
+    let acknowledged = false;
+    client.publish("chaos/proxy/puback", "x", { qos: 1 }, (error) => {
+      if (!error) acknowledged = true;
+    });
+    assert.equal(await within(cut, 10_000, "the cut"), true);
+    await within(closed, 5_000, "the client's close");
+    assert.equal(packets.includes("puback"), false, `received ${packets}`);
+    assert.equal(acknowledged, false);
+    assert.equal(proxy.stats.cuts, 1);
   },
 );
 
-test(
+scenario(
   "cutAt('pubrec', { after: true }) lets the PUBREC through, then cuts",
-  needsMosquitto,
-  async () => {
-    await using broker = await startMosquitto();
-    await using proxy = await startFaultProxy(broker.port);
+  async ({ broker, proxy, connect }) => {
     const subscriber = await connect(broker.url);
     const publisher = await connect(proxy.url, { clientId: "chaos-proxy-q2", clean: false });
-    let resumed: MqttClient | undefined;
-    try {
-      await subscriber.subscribeAsync("chaos/proxy/q2", { qos: 2 });
-      const messages: string[] = [];
-      subscriber.on("message", (_topic, payload) => messages.push(payload.toString()));
-      const packets = received(publisher);
-      let messageId: number | undefined;
-      publisher.on("packetsend", (packet) => {
-        if (packet.cmd === "publish") messageId = packet.messageId;
-      });
-      const closed = closeOf(publisher);
-      const cut = proxy.cutAt("pubrec", { after: true, withinMs: 5_000 });
-      publisher.publish("chaos/proxy/q2", "exactly once", { qos: 2 });
-      assert.equal(await within(cut, 10_000, "the cut"), true);
-      await within(closed, 5_000, "the publisher's close");
-      assert.ok(packets.includes("pubrec"), `received ${packets}`);
-      assert.equal(packets.includes("pubcomp"), false, "the PUBREL never reached the broker");
-      assert.equal(proxy.stats.packets.pubrel, undefined, "nothing passed after the cut");
-      // mosquitto hands a QoS 2 message on at the PUBREL (MQTT 5 §4.3.3 allows either), so
-      // the broker holding the PUBLISH shows as: the resumed session sends only a PUBREL for
-      // its id, never the PUBLISH again, and the subscriber gets the message once.
-      resumed = await connect(broker.url, { clientId: "chaos-proxy-q2", clean: false });
-      const completed = new Promise<void>((resolve) =>
-        resumed!.on("packetreceive", (packet) => packet.cmd === "pubcomp" && resolve())
-      );
-      assert.ok(messageId !== undefined);
-      resumed.stream.write(Uint8Array.of(0x62, 0x02, messageId >> 8, messageId & 0xff));
-      await within(completed, 5_000, "PUBCOMP");
-      await waitFor(() => messages.length > 0, "the message at the subscriber", 5_000);
-      await sleep(100);
-      assert.deepEqual(messages, ["exactly once"]);
-      assert.equal(proxy.stats.packets.publish, 1);
-    } finally {
-      await end(subscriber, publisher, ...(resumed ? [resumed] : []));
-    }
+    await subscriber.subscribeAsync("chaos/proxy/q2", { qos: 2 });
+    const messages: string[] = [];
+    subscriber.on("message", (_topic, payload) => messages.push(payload.toString()));
+    const packets = received(publisher);
+    let messageId: number | undefined;
+    publisher.on("packetsend", (packet) => {
+      if (packet.cmd === "publish") messageId = packet.messageId;
+    });
+    const closed = closeOf(publisher);
+    const cut = proxy.cutAt("pubrec", { after: true, withinMs: 5_000 });
+    publisher.publish("chaos/proxy/q2", "exactly once", { qos: 2 });
+    assert.equal(await within(cut, 10_000, "the cut"), true);
+    await within(closed, 5_000, "the publisher's close");
+    assert.ok(packets.includes("pubrec"), `received ${packets}`);
+    assert.equal(packets.includes("pubcomp"), false, "the PUBREL never reached the broker");
+    assert.equal(proxy.stats.packets.pubrel, undefined, "nothing passed after the cut");
+    // mosquitto hands a QoS 2 message on at the PUBREL (MQTT 5 §4.3.3 allows either), so
+    // the broker holding the PUBLISH shows as: the resumed session sends only a PUBREL for
+    // its id, never the PUBLISH again, and the subscriber gets the message once.
+    const resumed = await connect(broker.url, { clientId: "chaos-proxy-q2", clean: false });
+    const completed = new Promise<void>((resolve) =>
+      resumed.on("packetreceive", (packet) => packet.cmd === "pubcomp" && resolve())
+    );
+    assert.ok(messageId !== undefined);
+    resumed.stream.write(Uint8Array.of(0x62, 0x02, messageId >> 8, messageId & 0xff));
+    await within(completed, 5_000, "PUBCOMP");
+    await waitFor(() => messages.length > 0, "the message at the subscriber", 5_000);
+    await sleep(100);
+    assert.deepEqual(messages, ["exactly once"]);
+    assert.equal(proxy.stats.packets.publish, 1);
   },
 );
 
-test(
+scenario(
   "delay(500) stalls a round trip, then delivers every byte in order",
-  needsMosquitto,
-  async () => {
-    await using broker = await startMosquitto();
-    await using proxy = await startFaultProxy(broker.port);
+  async ({ proxy, connect }) => {
     const client = await connect(proxy.url);
-    try {
-      await client.subscribeAsync("chaos/proxy/delay", { qos: 0 });
-      const messages: string[] = [];
-      client.on("message", (_topic, payload) => messages.push(payload.toString()));
-      const closed = { value: false };
-      client.once("close", () => (closed.value = true));
-      const started = Date.now();
-      const released = proxy.delay(500);
-      const sent = Array.from({ length: 20 }, (_, i) => `message ${i}`);
-      for (const text of sent) client.publish("chaos/proxy/delay", text, { qos: 0 });
-      await within(released, 5_000, "the release");
-      await waitFor(() => messages.length === sent.length, "all 20 messages", 5_000);
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed >= 400, `the round trip took ${elapsed} ms`);
-      assert.deepEqual(messages, sent);
-      assert.equal(closed.value, false);
-      assert.equal(proxy.stats.delays, 1);
-      assert.equal(proxy.stats.cuts, 0);
-    } finally {
-      await end(client);
-    }
+    await client.subscribeAsync("chaos/proxy/delay", { qos: 0 });
+    const messages: string[] = [];
+    client.on("message", (_topic, payload) => messages.push(payload.toString()));
+    const closed = { value: false };
+    client.once("close", () => (closed.value = true));
+    const started = Date.now();
+    const released = proxy.delay(500);
+    const sent = Array.from({ length: 20 }, (_, i) => `message ${i}`);
+    for (const text of sent) client.publish("chaos/proxy/delay", text, { qos: 0 });
+    await within(released, 5_000, "the release");
+    await waitFor(() => messages.length === sent.length, "all 20 messages", 5_000);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 400, `the round trip took ${elapsed} ms`);
+    assert.deepEqual(messages, sent);
+    assert.equal(closed.value, false);
+    assert.equal(proxy.stats.delays, 1);
+    assert.equal(proxy.stats.cuts, 0);
   },
 );
 
-test(
+scenario(
   "cutAt with withinMs and no traffic resolves false, and the arm is gone",
-  needsMosquitto,
-  async () => {
-    await using broker = await startMosquitto();
-    await using proxy = await startFaultProxy(broker.port);
+  async ({ proxy, connect }) => {
     const started = Date.now();
     assert.equal(await within(proxy.cutAt("publish", { withinMs: 200 }), 5_000, "the arm"), false);
     assert.ok(Date.now() - started >= 150);
     const client = await connect(proxy.url);
-    try {
-      await within(client.publishAsync("chaos/proxy/none", "x", { qos: 1 }), 5_000, "PUBACK");
-      assert.equal(proxy.stats.cuts, 0);
-    } finally {
-      await end(client);
-    }
+    await within(client.publishAsync("chaos/proxy/none", "x", { qos: 1 }), 5_000, "PUBACK");
+    assert.equal(proxy.stats.cuts, 0);
   },
 );
 
-test(
+scenario(
   "refuse(300) closes a connection inside the window; one after it connects",
-  needsMosquitto,
-  async () => {
-    await using broker = await startMosquitto();
-    await using proxy = await startFaultProxy(broker.port);
+  async ({ proxy, connect, owned }) => {
     const refusing = proxy.refuse(300);
-    const early = mqtt.connect(proxy.url, { reconnectPeriod: 0, connectTimeout: 5_000 });
-    let late: MqttClient | undefined;
-    try {
-      const outcome = await within(
-        new Promise<string>((resolve) => {
-          early.once("connect", () => resolve("connected"));
-          early.once("close", () => resolve("closed"));
-        }),
-        5_000,
-        "the refused attempt",
-      );
-      assert.equal(outcome, "closed");
-      await within(refusing, 5_000, "the end of the refusal");
-      late = await connect(proxy.url);
-      assert.equal(late.connected, true);
-      assert.equal(proxy.stats.connections, 1, "the refused one is not counted");
-    } finally {
-      await end(early, ...(late ? [late] : []));
-    }
+    // Not connectAsync: the attempt is meant to fail, and how it ends is what is checked.
+    const early = owned(mqtt.connect(proxy.url, { reconnectPeriod: 0, connectTimeout: 5_000 }));
+    const outcome = await within(
+      new Promise<string>((resolve) => {
+        early.once("connect", () => resolve("connected"));
+        early.once("close", () => resolve("closed"));
+      }),
+      5_000,
+      "the refused attempt",
+    );
+    assert.equal(outcome, "closed");
+    await within(refusing, 5_000, "the end of the refusal");
+    const late = await connect(proxy.url);
+    assert.equal(late.connected, true);
+    assert.equal(proxy.stats.connections, 1, "the refused one is not counted");
   },
 );
 
-test("cutNow() cuts every connection and counts them; new ones pass", needsMosquitto, async () => {
-  await using broker = await startMosquitto();
-  await using proxy = await startFaultProxy(broker.port);
-  const first = await connect(proxy.url);
-  const second = await connect(proxy.url);
-  let third: MqttClient | undefined;
-  try {
+scenario(
+  "cutNow() cuts every connection and counts them; new ones pass",
+  async ({ proxy, connect }) => {
+    const first = await connect(proxy.url);
+    const second = await connect(proxy.url);
     const closed = Promise.all([closeOf(first), closeOf(second)]);
     assert.equal(proxy.cutNow(), 2);
     await within(closed, 5_000, "both closes");
     assert.equal(proxy.stats.cuts, 2);
-    third = await connect(proxy.url);
+    const third = await connect(proxy.url);
     await within(third.publishAsync("chaos/proxy/after", "x", { qos: 1 }), 5_000, "PUBACK");
-  } finally {
-    await end(first, second, ...(third ? [third] : []));
-  }
-});
+  },
+);
 
 /**
  * An echo server on 127.0.0.1: what a test sends through the proxy comes back through it;
@@ -284,11 +274,48 @@ async function rawSocket(port: number) {
   return { socket, closed, bytes };
 }
 
-test("framing holds whatever the chunking; a Remaining Length over 4 bytes cuts", async () => {
-  const echo = await startEcho();
-  const proxy = await startFaultProxy(echo.port);
-  const raw = await rawSocket(proxy.port);
-  try {
+type Echo = Awaited<ReturnType<typeof startEcho>>;
+type RawSocket = Awaited<ReturnType<typeof rawSocket>>;
+
+/** What an echo scenario's test gets: the echo server, the proxy in front of it, raw sockets. */
+interface EchoScenario {
+  echo: Echo;
+  proxy: FaultProxy;
+  /** Opens a raw socket to the proxy like {@linkcode rawSocket}; it is destroyed with the test. */
+  open(): Promise<RawSocket>;
+}
+
+/**
+ * A test of the framing alone: the fault proxy in front of an echo server, no broker. The sockets
+ * are destroyed and both servers closed however the test ends, so nothing keeps the runner.
+ */
+function echoScenario(name: string, fn: (s: EchoScenario) => Promise<void>) {
+  test(name, async () => {
+    const echo = await startEcho();
+    const proxy = await startFaultProxy(echo.port);
+    const sockets: Socket[] = [];
+    try {
+      await fn({
+        echo,
+        proxy,
+        open: async () => {
+          const raw = await rawSocket(proxy.port);
+          sockets.push(raw.socket);
+          return raw;
+        },
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await proxy.close();
+      await echo.close();
+    }
+  });
+}
+
+echoScenario(
+  "framing holds whatever the chunking; a Remaining Length over 4 bytes cuts",
+  async ({ proxy, open }) => {
+    const raw = await open();
     // A PUBLISH of 300 bytes (Remaining Length in 2 bytes), then PINGREQ, PINGREQ, DISCONNECT.
     const body = new Uint8Array(300).map((_, i) => i & 0xff);
     const publish = Uint8Array.of(0x30, 300 & 0x7f | 0x80, 300 >> 7, ...body);
@@ -307,24 +334,17 @@ test("framing holds whatever the chunking; a Remaining Length over 4 bytes cuts"
     assert.deepEqual(raw.bytes(), all);
     assert.deepEqual(proxy.stats.packets, { publish: 2, pingreq: 4, disconnect: 2 });
     // Four continuation bits in a row: not MQTT, so only that connection is cut.
-    const other = await rawSocket(proxy.port);
+    const other = await open();
     raw.socket.write(Uint8Array.of(0x30, 0xff, 0xff, 0xff, 0xff, 0x01));
     await within(raw.closed, 5_000, "the malformed connection's close");
     assert.equal(other.socket.destroyed, false);
     assert.equal(proxy.stats.cuts, 1);
-    other.socket.destroy();
-  } finally {
-    raw.socket.destroy();
-    await proxy.close();
-    await echo.close();
-  }
-});
+  },
+);
 
-test("a cut at a packet in the middle of a chunk forwards exactly the bytes before (or through) it", async () => {
-  const echo = await startEcho();
-  const proxy = await startFaultProxy(echo.port);
-  const sockets: Socket[] = [];
-  try {
+echoScenario(
+  "a cut at a packet in the middle of a chunk forwards exactly the bytes before (or through) it",
+  async ({ echo, proxy, open }) => {
     const publish = Uint8Array.of(0x30, 0x05, 0x00, 0x01, 0x74, 0x68, 0x69);
     const pingreq = Uint8Array.of(0xc0, 0x00);
     const disconnect = Uint8Array.of(0xe0, 0x00);
@@ -332,8 +352,7 @@ test("a cut at a packet in the middle of a chunk forwards exactly the bytes befo
     // after: false, then after: true, each on a connection of its own, the whole in one write.
     const expected = [publish, Uint8Array.of(...publish, ...pingreq)];
     for (const [i, after] of [false, true].entries()) {
-      const raw = await rawSocket(proxy.port);
-      sockets.push(raw.socket);
+      const raw = await open();
       const cut = proxy.cutAt("pingreq", { after, withinMs: 5_000 });
       raw.socket.write(chunk);
       assert.equal(await within(cut, 5_000, "the cut"), true);
@@ -343,18 +362,13 @@ test("a cut at a packet in the middle of a chunk forwards exactly the bytes befo
       assert.deepEqual(echo.received().subarray(from), expected[i], `after: ${after}`);
     }
     assert.equal(proxy.stats.cuts, 2);
-  } finally {
-    for (const socket of sockets) socket.destroy();
-    await proxy.close();
-    await echo.close();
-  }
-});
+  },
+);
 
-test("overlapping delays hold until the later ends; close() settles what is pending", async () => {
-  const echo = await startEcho();
-  const proxy = await startFaultProxy(echo.port);
-  const raw = await rawSocket(proxy.port);
-  try {
+echoScenario(
+  "overlapping delays hold until the later ends; close() settles what is pending",
+  async ({ echo, proxy, open }) => {
+    const raw = await open();
     const started = Date.now();
     const long = proxy.delay(300).then(() => Date.now() - started);
     const short = proxy.delay(100).then(() => Date.now() - started);
@@ -371,9 +385,5 @@ test("overlapping delays hold until the later ends; close() settles what is pend
     assert.equal(await within(arm, 1_000, "the arm"), false);
     await within(stall, 1_000, "the delay");
     await within(raw.closed, 5_000, "the client's close");
-  } finally {
-    raw.socket.destroy();
-    await proxy.close();
-    await echo.close();
-  }
-});
+  },
+);

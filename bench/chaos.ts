@@ -122,7 +122,7 @@ const orchestrator = openJournal(join(out, "journal", "orchestrator.jsonl"));
 cleanups.push(() => orchestrator.close());
 const proxies = new Map<string, FaultProxy>();
 for (const proc of ["pub", "sub", "bridge", "shared"]) {
-  // What mosquitto acknowledged and completed, to tell its doings in a SIGKILL from the library's.
+  // What mosquitto acknowledged and sent again, to tell its doings in a SIGKILL from the library's.
   const proxy = await startFaultProxy(mosquitto.port, { tap: wireTap("mosquitto", wire) });
   proxies.set(`proxy-${proc}`, proxy);
   cleanups.push(() => proxy.close());

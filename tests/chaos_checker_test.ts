@@ -207,16 +207,15 @@ scenario(
       "pub.1.jsonl": range(6).map((seq) => sent(Q2, 1, seq, 500 + seq)),
       "sub.1.jsonl": [
         ...[0, 1, 3, 4, 5].map((seq) => read(Q2, 1, 1, seq, 600 + seq)),
-        read(Q2, 1, 1, 0, 2_500), // completed 400 ms before the kill, sent again after it
-        read(Q2, 1, 1, 1, 2_501), // completed 3 s before the kill: not the broker's doing
-        read(Q2, 1, 1, 4, 900), // read again before the kill: not the broker's doing
+        read(Q2, 1, 1, 0, 2_500), // the broker sent it again after its PUBREL (below)
+        read(Q2, 1, 1, 1, 2_501), // a "resent" only after this read: not the broker's doing
+        read(Q2, 1, 1, 4, 900), // nothing on the wire: the library's doing
       ],
       "wire.jsonl": [
         { k: "taken", id: id(Q2.wl, 1, 2), broker: "mosquitto", t: 950 }, // then never read
         { k: "taken", id: id(Q2.wl, 1, 5), broker: "mosquitto", t: 505 },
-        { k: "completed", id: id(Q2.wl, 1, 0), broker: "mosquitto", t: 600 },
-        { k: "completed", id: id(Q2.wl, 1, 1), broker: "mosquitto", t: -2_000 },
-        { k: "completed", id: id(Q2.wl, 1, 4), broker: "mosquitto", t: 700 },
+        { k: "resent", id: id(Q2.wl, 1, 0), broker: "mosquitto", t: 2_400 },
+        { k: "resent", id: id(Q2.wl, 1, 1), broker: "mosquitto", t: 2_600 },
       ],
     },
     faults: [{ kind: "broker-kill", start: 1_000, end: 2_000, affects: ["mq-q2"] }],

@@ -1,46 +1,51 @@
-// What the broker took responsibility for, and what it was told was done, seen on the wire:
-// a proxy tap that decodes the PUBLISHes going to the broker and the PUBACK (QoS 1) or PUBREC
-// (QoS 2) coming back (MQTT 5 §4.3.2, §4.3.3: from then on the message is the broker's), and
-// the QoS 2 PUBLISHes coming from the broker and the PUBCOMP going back (the exchange is over:
-// the packet id is free, and a PUBLISH with it is a new message). The checker uses them to
-// tell what the library did from what a broker SIGKILLed after acknowledging and before saving
-// did: lose a message it had taken, or send again one whose exchange had completed (mosquitto
-// saves its state between loop iterations, and only after changes it counts, never before it
-// acknowledges).
+// What a broker did, seen on the wire, so that the checker can tell it from what the library
+// did. A proxy tap decodes, per connection:
+//
+// - the PUBLISHes going to the broker and the PUBACK (QoS 1) or PUBREC (QoS 2) coming back:
+//   from then on the message is the broker's (MQTT 5 §4.3.2, §4.3.3). A broker SIGKILLed after
+//   acknowledging and before saving loses it ("taken", for the checker's time window);
+// - the QoS 2 PUBLISHes coming from the broker and its PUBREL: once a broker sent PUBREL it
+//   knows the client has the message, and must only ever send PUBREL for it again (§4.3.3). A
+//   broker that sends the PUBLISH again instead has forgotten (restarted from a state saved
+//   before): "resent". No client can tell such a PUBLISH from a new message (its PUBREL came,
+//   so the packet id is free again), so the checker does not blame the library for reading it.
+//
+// mosquitto saves its state between turns of its loop, after the changes it counts, never
+// before it acknowledges.
 import { PacketDecoder } from "../../tests/_mqtt_codec.ts";
 import type { Journal } from "./_journal.ts";
 import type { Tap } from "./_proxy.ts";
+
+/** What the broker said of one client id's QoS 2 messages, across its connections. */
+interface Session {
+  /** Packet id → the message id of the broker's QoS 2 PUBLISH. */
+  received: Map<number, string>;
+  /** Message ids whose PUBREL the broker sent. */
+  released: Set<string>;
+}
 
 interface Flow {
   up: PacketDecoder;
   down: PacketDecoder;
   /** Packet id → the message id in the PUBLISH's payload, until the broker acknowledges it. */
   sent: Map<number, string>;
-  /**
-   * Likewise for QoS 2 PUBLISHes from the broker, until the client's PUBCOMP: per client id,
-   * since the PUBCOMP may leave on a later connection of the session.
-   */
-  received: Map<number, string>;
+  /** The client's session, known from its CONNECT. */
+  session?: Session;
   broken: boolean;
 }
 
 /**
  * A tap that records in `journal` `{ k: "taken", id, broker }` when `broker` acknowledges a
- * message, and `{ k: "completed", id, broker }` when a client sends it the PUBCOMP of one.
+ * message, and `{ k: "resent", id, broker }` when it sends a client the PUBLISH of a QoS 2
+ * message whose PUBREL it had sent that client already.
  */
 export function wireTap(broker: string, journal: Journal): Tap {
   const flows = new WeakMap<object, Flow>();
-  const sessions = new Map<string, Map<number, string>>();
+  const sessions = new Map<string, Session>();
   return (connection, toBroker, chunk) => {
     let flow = flows.get(connection);
     if (!flow) {
-      flow = {
-        up: new PacketDecoder(),
-        down: new PacketDecoder(),
-        sent: new Map(),
-        received: new Map(), // replaced by the session's at CONNECT
-        broken: false,
-      };
+      flow = { up: new PacketDecoder(), down: new PacketDecoder(), sent: new Map(), broken: false };
       flows.set(connection, flow);
     }
     if (flow.broken) return;
@@ -49,14 +54,11 @@ export function wireTap(broker: string, journal: Journal): Tap {
         for (const packet of flow.up.push(chunk)) {
           if (packet.cmd === "connect") {
             let session = sessions.get(packet.clientId);
-            if (!session) sessions.set(packet.clientId, session = new Map());
-            flow.received = session;
-          }
-          if (packet.cmd === "pubcomp") {
-            const id = flow.received.get(packet.id);
-            if (id === undefined) continue;
-            flow.received.delete(packet.id);
-            journal.record({ k: "completed", id, broker });
+            if (!session) {
+              session = { received: new Map(), released: new Set() };
+              sessions.set(packet.clientId, session);
+            }
+            flow.session = session;
           }
           if (packet.cmd !== "publish" || packet.id === undefined) continue;
           const id = messageId(packet.payload);
@@ -65,18 +67,7 @@ export function wireTap(broker: string, journal: Journal): Tap {
       } else {
         // The broker's packets are read in the version the client's CONNECT chose.
         flow.down.version = flow.up.version;
-        for (const packet of flow.down.push(chunk)) {
-          if (packet.cmd === "publish" && packet.qos === 2) {
-            const id = messageId(packet.payload);
-            if (id) flow.received.set(packet.id!, id);
-          }
-          if (packet.cmd !== "puback" && packet.cmd !== "pubrec") continue;
-          const id = flow.sent.get(packet.id);
-          // MQTT 5: a reason code of 0x80 or more is a refusal, not an acknowledgement.
-          if (id === undefined || (packet.reasonCode ?? 0) >= 0x80) continue;
-          flow.sent.delete(packet.id);
-          journal.record({ k: "taken", id, broker });
-        }
+        for (const packet of flow.down.push(chunk)) fromBroker(flow, packet);
       }
     } catch {
       // Bytes this decoder cannot follow (a packet split by a cut): this connection is no
@@ -84,6 +75,25 @@ export function wireTap(broker: string, journal: Journal): Tap {
       flow.broken = true;
     }
   };
+
+  function fromBroker(flow: Flow, packet: ReturnType<PacketDecoder["push"]>[number]): void {
+    const session = flow.session;
+    if (packet.cmd === "publish" && packet.qos === 2 && session) {
+      const id = messageId(packet.payload);
+      if (!id) return;
+      if (session.released.has(id)) journal.record({ k: "resent", id, broker });
+      session.received.set(packet.id!, id);
+    } else if (packet.cmd === "pubrel" && session) {
+      const id = session.received.get(packet.id);
+      if (id !== undefined) session.released.add(id);
+    } else if (packet.cmd === "puback" || packet.cmd === "pubrec") {
+      const id = flow.sent.get(packet.id);
+      // MQTT 5: a reason code of 0x80 or more is a refusal, not an acknowledgement.
+      if (id === undefined || (packet.reasonCode ?? 0) >= 0x80) return;
+      flow.sent.delete(packet.id);
+      journal.record({ k: "taken", id, broker });
+    }
+  }
 }
 
 const decoder = new TextDecoder();

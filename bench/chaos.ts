@@ -316,11 +316,12 @@ class Worker {
       hangMs: HANG_MS,
     };
     const log = join(out, `${this.proc}.log`);
+    // --expose-gc under Deno, so that the worker can sample its heap after a full collection.
     const child = spawnScript(WORKER, [JSON.stringify(config)], {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-    });
+    }, { DENO_V8_FLAGS: "--expose-gc" });
     const write = (chunk: Uint8Array) => appendFileSync(log, chunk);
     child.stdout!.on("data", write);
     child.stderr!.on("data", write);

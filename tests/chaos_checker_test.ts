@@ -113,8 +113,26 @@ scenario("a clean run is ok", () => ({
       { k: "start", proc: "w-mq", inc: 1, t: 0 },
       { k: "mem", proc: "w-mq", inc: 1, rss: 50 << 20, heap: 10 << 20, bound: 3932160, t: 1 },
       { k: "mem", proc: "w-mq", inc: 1, rss: 60 << 20, heap: 8 << 20, bound: 3932160, t: 2 },
-      { k: "mem", proc: "w-mq", inc: 2, rss: 40 << 20, heap: 4 << 20, bound: 3932160, t: 4 },
-      { k: "mem", proc: "w-mq", inc: 2, rss: 50 << 20, heap: 7 << 20, bound: 3932160, t: 5 },
+      {
+        k: "mem",
+        proc: "w-mq",
+        inc: 2,
+        rss: 40 << 20,
+        heap: 4 << 20,
+        bound: 3932160,
+        gc: true,
+        t: 4,
+      },
+      {
+        k: "mem",
+        proc: "w-mq",
+        inc: 2,
+        rss: 50 << 20,
+        heap: 7 << 20,
+        bound: 3932160,
+        gc: true,
+        t: 5,
+      },
       { k: "start", proc: "w-mq", inc: 2, t: 3 },
       { k: "future-kind", whatever: true },
     ],
@@ -134,6 +152,8 @@ scenario("a clean run is ok", () => ({
       peakHeap: 10 << 20,
       // Over each incarnation's first sample: 10 → 8 is none, 4 → 7 is 3 MiB.
       heapGrowth: 3 << 20,
+      // The same over the samples taken after a full collection (inc 2's).
+      retainedGrowth: 3 << 20,
       bound: 3932160,
     },
   ]);
@@ -415,7 +435,7 @@ scenario("formatReport shows the tables and the verdict", () => {
       "dup QoS 2 (within/across) | QoS 2 sent again by a restarted broker | dup QoS 1 | " +
       "order violations | hangs | non-MqttStreamError | longest recovery s |",
       "| fault | count |",
-      "| process | incarnations | peak RSS MiB | peak heap MiB | heap growth MiB | bound MiB |",
+      "| process | incarnations | peak RSS MiB | peak heap MiB | heap growth MiB | retained growth MiB | bound MiB |",
     ]
   ) assert.ok(markdown.includes(header), `${header} in\n${markdown}`);
   assert.ok(
@@ -429,7 +449,7 @@ scenario("formatReport shows the tables and the verdict", () => {
     ),
   );
   assert.ok(markdown.includes("| cut | 1 |"));
-  assert.ok(markdown.includes("| w-mq | 1 | 64.0 | 16.0 | 0.0 | 3.8 |"));
+  assert.ok(markdown.includes("| w-mq | 1 | 64.0 | 16.0 | 0.0 | – | 3.8 |"));
   assert.match(
     markdown,
     /## Verdict\n\n\*\*failed\*\*: 1 problems\n\n- mq-q1: 1 resolved writes lost \(mq-q1\/a:1:3\)/,

@@ -88,6 +88,11 @@ export interface ChaosReport {
      * started, its streams open): what the messages it held weighed, to compare with `bound`.
      */
     heapGrowth: number;
+    /**
+     * The same growth over the samples taken right after a full collection (every tenth, where
+     * the runtime allows one): what the process kept reachable. null without such samples.
+     */
+    retainedGrowth: number | null;
     bound: number;
   }[];
   /** Journal lines that were not a JSON object, or lacked the fields their kind needs. */
@@ -498,6 +503,9 @@ export function check(dir: string): ChaosReport {
       /** Incarnation → its first heap sample. */
       firstHeap: Map<unknown, number>;
       heapGrowth: number;
+      /** Likewise over the samples taken after a full collection. */
+      firstRetained: Map<unknown, number>;
+      retainedGrowth: number | null;
     }
   >();
   const proc = (rec: Rec) => {
@@ -511,6 +519,8 @@ export function check(dir: string): ChaosReport {
         bound: 0,
         firstHeap: new Map(),
         heapGrowth: 0,
+        firstRetained: new Map(),
+        retainedGrowth: null,
       };
       procs.set(name, p);
     }
@@ -541,6 +551,11 @@ export function check(dir: string): ChaosReport {
           const first = p.firstHeap.get(rec.inc);
           if (first === undefined) p.firstHeap.set(rec.inc, rec.heap);
           else p.heapGrowth = Math.max(p.heapGrowth, rec.heap - first);
+          if (rec.gc === true) {
+            const base = p.firstRetained.get(rec.inc);
+            if (base === undefined) p.firstRetained.set(rec.inc, rec.heap);
+            else p.retainedGrowth = Math.max(p.retainedGrowth ?? 0, rec.heap - base);
+          }
         }
         if (isNumber(rec.bound)) p.bound = Math.max(p.bound, rec.bound);
         break;
@@ -577,6 +592,7 @@ export function check(dir: string): ChaosReport {
       peakRss: p.peakRss,
       peakHeap: p.peakHeap,
       heapGrowth: p.heapGrowth,
+      retainedGrowth: p.retainedGrowth,
       bound: p.bound,
     })),
     badLines,
@@ -679,13 +695,22 @@ export function formatReport(report: ChaosReport): string {
 
   out.push("", "## Processes", "");
   out.push(table(
-    ["process", "incarnations", "peak RSS MiB", "peak heap MiB", "heap growth MiB", "bound MiB"],
+    [
+      "process",
+      "incarnations",
+      "peak RSS MiB",
+      "peak heap MiB",
+      "heap growth MiB",
+      "retained growth MiB",
+      "bound MiB",
+    ],
     report.processes.map((p) => [
       p.proc,
       p.incarnations,
       mib(p.peakRss),
       mib(p.peakHeap),
       mib(p.heapGrowth),
+      p.retainedGrowth === null ? "–" : mib(p.retainedGrowth),
       mib(p.bound),
     ]),
   ));

@@ -32,7 +32,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { startMosquitto } from "../tests/_broker.ts";
-import { exited, kill, spawnScript } from "../tests/_helpers.ts";
+import { exited, kill, sleep, spawnScript } from "../tests/_helpers.ts";
 import { startNatsCluster } from "../tests/_nats.ts";
 import { check, formatReport } from "./chaos/_checker.ts";
 import { mountDisk } from "./chaos/_disk.ts";
@@ -153,45 +153,44 @@ interface Plan {
   inflight: number;
   killable: boolean;
 }
+/**
+ * A producer of the `pub` process: client id chaos-pub-`name`, `extra` options, and a file
+ * store of that name on the small disk.
+ */
+function producer(
+  wl: string,
+  name: string,
+  broker: string,
+  extra: string,
+  topics: string[],
+  qos: 1 | 2,
+  rate: number,
+): ProducerSpec {
+  const options = extra ? `&${extra}` : "";
+  return {
+    wl,
+    url: `${broker}?qos=${qos}&clientId=chaos-pub-${name}${options}&${common}&${
+      fileStore("pub", name)
+    }`,
+    topics,
+    qos,
+    rate,
+    durable: true,
+  };
+}
+
 const plans: Record<string, Plan> = {
   pub: {
     killable: true,
     inflight: 4 + 60 + 60 + 60,
     consumers: [],
     bridges: [],
-    producers: [{
-      wl: "mq-q1",
-      url: `${via("pub")}?qos=1&clientId=chaos-pub-q1&maxInflight=4&${common}&${
-        fileStore("pub", "q1")
-      }`,
-      topics: ["chaos/q1/a", "chaos/q1/b"],
-      qos: 1,
-      rate: 60,
-      durable: true,
-    }, {
-      wl: "mq-q2",
-      url: `${via("pub")}?qos=2&clientId=chaos-pub-q2&mqttVersion=5&${common}&${
-        fileStore("pub", "q2")
-      }`,
-      topics: ["chaos/q2/a", "chaos/q2/b"],
-      qos: 2,
-      rate: 60,
-      durable: true,
-    }, {
-      wl: "br",
-      url: `${via("pub")}?qos=1&clientId=chaos-pub-br&${common}&${fileStore("pub", "br")}`,
-      topics: ["chaos/br/in/a"],
-      qos: 1,
-      rate: 30,
-      durable: true,
-    }, {
-      wl: "nats",
-      url: `${natsUrl}?qos=1&clientId=chaos-pub-nats&${common}&${fileStore("pub", "nats")}`,
-      topics: ["chaos/nats/a", "chaos/nats/b"],
-      qos: 1,
-      rate: 40,
-      durable: true,
-    }],
+    producers: [
+      producer("mq-q1", "q1", via("pub"), "maxInflight=4", ["chaos/q1/a", "chaos/q1/b"], 1, 60),
+      producer("mq-q2", "q2", via("pub"), "mqttVersion=5", ["chaos/q2/a", "chaos/q2/b"], 2, 60),
+      producer("br", "br", via("pub"), "", ["chaos/br/in/a"], 1, 30),
+      producer("nats", "nats", natsUrl, "", ["chaos/nats/a", "chaos/nats/b"], 1, 40),
+    ],
   },
   sub: {
     killable: true,
@@ -374,7 +373,6 @@ class Worker {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const workers = new Map(
   Object.entries(plans).map(([proc, plan]) => [proc, new Worker(proc, plan)]),
 );

@@ -137,8 +137,9 @@ export function schedule(seed: number, durationMs: number, targets: Targets): Fa
         break;
       case "nats-kill":
         // One node down at a time: the cluster keeps its replicated state on the other two.
-        if (free(at, "nats")) fault = { at, kind, target: pick(targets.natsNodes), ms: 0 };
-        if (fault) fault.ms = between(1_000, 5_000);
+        if (free(at, "nats")) {
+          fault = { at, kind, target: pick(targets.natsNodes), ms: between(1_000, 5_000) };
+        }
         break;
       case "client-kill":
         fault = { at, kind, target: pick(targets.killable), ms: between(0, 2_000) };

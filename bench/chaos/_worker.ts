@@ -14,6 +14,7 @@ import {
   MqttSource,
   MqttStreamError,
 } from "../../mod.ts";
+import { sleep } from "../../tests/_helpers.ts";
 import { openJournal } from "./_journal.ts";
 
 /** Writes numbered messages to `topics` (round-robin) through one sink. */
@@ -76,7 +77,6 @@ const journal = openJournal(config.journal);
 journal.record({ k: "start", proc: config.proc, inc: config.inc });
 
 const PADDING = "x".repeat(2_048);
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Operations in progress, for the watchdog. */
 const pending = new Set<{ wl: string; op: string; since: number; hung: boolean }>();

@@ -83,13 +83,18 @@ export {
   type MqttOptions,
   type MqttOptionsInit,
   parseConnectionString,
-} from "./src/options.ts";
-export { Secret } from "./src/secret.ts";
+} from "./src/options/options.ts";
+export { Secret } from "./src/options/secret.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
-export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/source.ts";
+export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/streams/source.ts";
 export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
-export { type MqttTelemetryInit } from "./src/telemetry.ts";
-export { MqttSink, type MqttSinkChunk, type MqttSinkInit, type MqttSinkStats } from "./src/sink.ts";
+export { type MqttTelemetryInit } from "./src/telemetry/telemetry.ts";
+export {
+  MqttSink,
+  type MqttSinkChunk,
+  type MqttSinkInit,
+  type MqttSinkStats,
+} from "./src/streams/sink.ts";
 export {
   type InferOutput,
   type StandardSchemaIssue,

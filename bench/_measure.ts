@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import process from "node:process";
 
-export { within } from "../tests/_helpers.ts";
+export { within } from "../testing/helpers.ts";
 
 /** One measured figure: every run's value; the report shows the median and min–max. */
 export interface Result {

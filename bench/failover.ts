@@ -1,6 +1,6 @@
 // Failover benchmark: how long a source is without messages when the broker node it reads
 // from dies, and how many messages it then gets twice. Each round starts a 3-node NATS
-// cluster (tests/_nats.ts), subscribes a source (persistent session) through the cluster's
+// cluster (testing/nats.ts), subscribes a source (persistent session) through the cluster's
 // connection string, publishes a steady stream through another node, kills the source's
 // node with SIGKILL after 500 messages, and reads on until every message arrived.
 //
@@ -13,7 +13,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MqttSink, MqttSource } from "../mod.ts";
-import { startNatsCluster } from "../tests/_nats.ts";
+import { startNatsCluster } from "../testing/nats.ts";
 import { median, RUNTIME, runUnder } from "./_measure.ts";
 
 const { values: args } = parseArgs({

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { startMosquitto } from "../tests/_broker.ts";
+import { startMosquitto } from "../testing/broker.ts";
 import { childArgs, collect, type Result, RESULT_PREFIX, RUNTIME } from "./_measure.ts";
 import { hasNativeClients } from "./_native.ts";
 import { markdownTables, sweepChart } from "./_report.ts";

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import mqtt, { type MqttClient } from "mqtt";
 import { MqttSource } from "../mod.ts";
-import { startMosquitto } from "../tests/_broker.ts";
+import { startMosquitto } from "../testing/broker.ts";
 import { median, RUNTIME, runUnder } from "./_measure.ts";
 import { type LineChart, lineChart } from "./_report.ts";
 import { drainRaw, payloads, prefill } from "./_raw.ts";

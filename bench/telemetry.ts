@@ -23,7 +23,7 @@ import {
   InMemorySpanExporter,
 } from "@opentelemetry/sdk-trace-base";
 import * as library from "../mod.ts";
-import { startMosquitto } from "../tests/_broker.ts";
+import { startMosquitto } from "../testing/broker.ts";
 import { alternate, median, rate, RUNTIME, within } from "./_measure.ts";
 import { drainRaw, payloads, prefill, publishWindowed } from "./_raw.ts";
 

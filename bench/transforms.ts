@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import * as v from "valibot";
 import { decodeJson, merge, MqttMessage, MqttSource, route, toRecord, validate } from "../mod.ts";
-import { startMosquitto } from "../tests/_broker.ts";
+import { startMosquitto } from "../testing/broker.ts";
 import { RUNTIME } from "./_measure.ts";
 import { publishWindowed } from "./_raw.ts";
 

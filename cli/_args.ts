@@ -1,6 +1,6 @@
 // The command line's words: usage texts, and parsing argv into a command. Pure: no I/O.
 import { parseArgs } from "node:util";
-import { redactText, redactUrl } from "../src/_redact.ts";
+import { redactText, redactUrl } from "../src/options/_redact.ts";
 
 /** Bad arguments: printed as one line, exit code 2. */
 export class UsageError extends Error {}

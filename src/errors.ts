@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { redactText } from "./_redact.ts";
+import { redactText } from "./options/_redact.ts";
 
 /**
  * What went wrong, as a stable string a caller can branch on.

@@ -6,9 +6,9 @@
 // This module is browser compatible.
 import type { Context } from "@opentelemetry/api";
 import { MqttRecordError } from "./errors.ts";
-import type { MqttOptions } from "./options.ts";
-import { topicNameProblem } from "./_topic.ts";
-import { showValue } from "./_redact.ts";
+import type { MqttOptions } from "./options/options.ts";
+import { topicNameProblem } from "./options/_topic.ts";
+import { showValue } from "./options/_redact.ts";
 
 /**
  * MQTT 5 properties a publisher sets (MQTT 5 §3.3.2.3); they reach subscribers as
@@ -100,7 +100,7 @@ export interface Publish {
   attempt?: number;
   /** The trace context its producer span continues (a bridged message's). */
   context?: Context;
-  /** What telemetry follows of it (src/_telemetry.ts), when an SDK is there. */
+  /** What telemetry follows of it (src/telemetry/_observer.ts), when an SDK is there. */
   observer?: PublishObserver;
 }
 

@@ -3,7 +3,7 @@
 // replayed: where a fault lands among the packets is up to the run). Faults overlap across
 // targets; one target has at most one fault at a time, and a process that is being killed
 // is not also stalled or blocked.
-import { prng } from "../../tests/_helpers.ts";
+import { prng } from "../../testing/helpers.ts";
 
 /** Every kind of fault the run injects. */
 export type FaultKind =

@@ -12,7 +12,7 @@
 //
 // mosquitto saves its state between turns of its loop, after the changes it counts, never
 // before it acknowledges.
-import { PacketDecoder } from "../../tests/_mqtt_codec.ts";
+import { PacketDecoder } from "../../testing/mqtt_codec.ts";
 import type { Journal } from "./_journal.ts";
 import type { Tap } from "./_proxy.ts";
 

@@ -14,7 +14,7 @@ import {
   MqttSource,
   MqttStreamError,
 } from "../../mod.ts";
-import { sleep } from "../../tests/_helpers.ts";
+import { sleep } from "../../testing/helpers.ts";
 import { openJournal } from "./_journal.ts";
 
 /** Writes numbered messages to `topics` (round-robin) through one sink. */

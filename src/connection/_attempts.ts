@@ -21,8 +21,8 @@
 // A broker that redirects (MQTT 5 §4.11, reason 0x9C / 0x9D with a Server Reference) sends
 // the next attempt, at once, to the broker it names, if `redirect` allows (_redirect.ts); a
 // redirection refused is a failed attempt on the broker that sent it.
-import type { MqttOptions } from "../options.ts";
-import { backoffDelay } from "../_backoff.ts";
+import type { MqttOptions } from "../options/options.ts";
+import { backoffDelay } from "../options/_backoff.ts";
 import { type Redirection, type RedirectRefused, redirectTarget } from "./_redirect.ts";
 import { unrefTimer } from "./_timers.ts";
 

@@ -7,7 +7,7 @@ import {
   type MqttStreamError,
   MqttSubscribeError,
 } from "../errors.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import type { Oversized } from "./_packet_size.ts";
 import { ConnackTimeout, type Failure, shortestShare } from "./_attempts.ts";
 import { RedirectRefused } from "./_redirect.ts";

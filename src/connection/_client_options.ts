@@ -1,8 +1,8 @@
 // Validated options -> mqtt.js's client options (TLS, MQTT 5, will).
 import type { IClientOptions } from "mqtt";
-import type { MqttOptions } from "../options.ts";
-import { backoffDelay } from "../_backoff.ts";
-import { brokerAddress } from "../_brokers.ts";
+import type { MqttOptions } from "../options/options.ts";
+import { backoffDelay } from "../options/_backoff.ts";
+import { brokerAddress } from "../options/_brokers.ts";
 import { tlsOptions } from "./_tls.ts";
 
 /** setTimeout's largest delay: what "wait for ever" becomes for connectTimeout. */

@@ -30,7 +30,7 @@
 // rest at the broker; _keepalive.ts keeps the session alive meanwhile.
 import type { IPublishPacket, MqttClient, Packet } from "mqtt";
 import type { IncomingPublish } from "../message.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import { PausedKeepAlive } from "./_keepalive.ts";
 
 /** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
@@ -50,7 +50,7 @@ export interface Ack {
  */
 export type Deliver = (publish: IncomingPublish, ack: Ack | undefined) => void | Promise<void>;
 
-/** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
+/** The parts of mqtt.js's client this file relies on; pinned by tests/streams/source_test.ts. */
 interface Internals {
   connected: boolean;
   keepalive: number;

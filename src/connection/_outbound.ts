@@ -14,12 +14,12 @@ import "./_env_access.ts"; // before mqtt, whose dependencies read the environme
 import mqtt from "mqtt";
 import type { IClientPublishOptions, MqttClient, Packet } from "mqtt";
 import { MqttRecordError } from "../errors.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import type { Publish } from "../record.ts";
-import { showValue } from "../_redact.ts";
+import { showValue } from "../options/_redact.ts";
 import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
 
-/** The parts of mqtt.js's client this file relies on; pinned by tests/source_test.ts. */
+/** The parts of mqtt.js's client this file relies on; pinned by tests/streams/source_test.ts. */
 interface Internals {
   outgoing: Record<number, { cb: (error?: Error) => void }>;
   outgoingStore: {
@@ -35,7 +35,7 @@ const DEFAULT_RECEIVE_MAXIMUM = 65_535;
  * The text of the error mqtt.js 5.16 fails a publish with when the connection closes
  * before its acknowledgement (`_flush`, `_flushVolatile`, `_flushStoreProcessingQueue`).
  * mqtt.js gives no code for it; this is the one place that reads it, and
- * tests/connection_test.ts pins it against mqtt.js itself.
+ * tests/connection/connection_test.ts pins it against mqtt.js itself.
  */
 const MQTT_CONNECTION_CLOSED = "Connection closed";
 

@@ -8,9 +8,9 @@
 // (never a credential) and the option to change.
 // This module is browser compatible.
 import type { Packet } from "mqtt";
-import type { MqttOptions } from "../options.ts";
-import { brokerAddress, HOST_PORT } from "../_brokers.ts";
-import { redactText } from "../_redact.ts";
+import type { MqttOptions } from "../options/options.ts";
+import { brokerAddress, HOST_PORT } from "../options/_brokers.ts";
+import { redactText } from "../options/_redact.ts";
 
 /**
  * A redirection (MQTT 5 §4.11) that `redirect` does not allow, or that names no broker: the

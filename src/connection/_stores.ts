@@ -4,7 +4,7 @@
 // file-system code and bundles for browsers.
 import type { IClientOptions, MqttClient } from "mqtt";
 import type { MqttStreamError } from "../errors.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import type { FileStores } from "../stores/store.ts";
 
 /** The part of mqtt.js's client that {@linkcode Persisted} relies on. */

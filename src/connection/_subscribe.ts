@@ -1,7 +1,7 @@
 // Subscribing on the current connection: the SUBACK watchdog, and what a refusal means
 // (fatal, or, with several brokers and no reason given, a failed attempt on this one).
 import type { MqttClient } from "mqtt";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import { refusedWithoutReason, subackRefusal } from "./_classify.ts";
 
 /** What {@linkcode subscribe} needs of its Connection. */

@@ -19,7 +19,7 @@
 // (`connection.outbound.window`): every sink on a connection draws its in-flight QoS 1/2
 // publishes from it.
 import { Connection } from "./connection.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import { unrefTimer } from "./_timers.ts";
 
 /** Options of one sink: sinks that differ only in these share a connection. */

@@ -8,7 +8,7 @@ import "./_env_access.ts"; // before mqtt, whose dependencies read the environme
 import mqtt from "mqtt";
 import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
-import type { MqttOptions } from "../options.ts";
+import type { MqttOptions } from "../options/options.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
 import { subscribe, type Subscription } from "./_subscribe.ts";
 import { Idling } from "./_timers.ts";

@@ -3,7 +3,7 @@
 // Matching follows MQTT 5 §4.7: '+' is one level (maybe empty), '#' the rest (maybe none,
 // and then the parent level too: "a/#" matches "a"), and a wildcard first level does not
 // match a topic that starts with '$'.
-import { topicFilterProblem } from "../_topic.ts";
+import { topicFilterProblem } from "../options/_topic.ts";
 
 /** A compiled named filter. */
 export interface NamedFilter {

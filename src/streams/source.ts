@@ -1,0 +1,132 @@
+/**
+ * {@linkcode MqttSource}: a `ReadableStream` of the messages of one or more subscriptions,
+ * acknowledged to the broker when the consumer reads them.
+ *
+ * @module
+ */
+import { MqttOptionsError } from "../errors.ts";
+import type { MqttTelemetryInit } from "../telemetry/telemetry.ts";
+import type { MqttMessage } from "../message.ts";
+import { Receiver } from "./_receiver.ts";
+import type { MqttSourceStats } from "./stats.ts";
+import {
+  type MqttConnection,
+  type MqttOptions,
+  type MqttOptionsInit,
+  parseConnectionString,
+} from "../options/options.ts";
+
+export type { MqttSourceStats };
+
+/** The options of an {@linkcode MqttSource}: any connection option, and a signal. */
+export type MqttSourceInit = MqttOptionsInit & MqttTelemetryInit & {
+  /** Aborting it unsubscribes (unless the session is persistent), disconnects and errors the stream with the signal's reason. */
+  signal?: AbortSignal;
+};
+
+/**
+ * Subscribes to MQTT topic filters as a `ReadableStream<MqttMessage>`.
+ *
+ * The stream's `highWaterMark` is `maxInflight` (MQTT 5: the CONNECT's Receive Maximum).
+ * A QoS 1/2 message is acknowledged to the broker when the consumer reads it (`ack=read`)
+ * or calls `message.ack()` (`ack=manual`), in arrival order; until then the broker's window
+ * holds the rest, so a stalled consumer costs at most `maxInflight` messages and keeps its
+ * connection. Reconnects follow `autoReconnect`, `connectAttempts` and `connectBackoff`;
+ * a fixed `clientId` with `cleanSession=false` resumes the session without losing QoS 1/2
+ * messages. Cancelling (or `await using`, or aborting `signal`) unsubscribes (unless the
+ * session is persistent) and disconnects.
+ *
+ * @example Options are checked at once
+ * ```ts
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * try {
+ *   new MqttSource("mqtt://localhost?topic=a/b&qos=3");
+ * } catch (error) {
+ *   console.log((error as Error).message); // Cannot configure MQTT as 'qos' must be 0, 1 or 2: ...
+ * }
+ * ```
+ *
+ * @example Read temperatures
+ * ```ts ignore
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * await using source = new MqttSource("mqtt://localhost:1883?topic=sensors/%2B/temp&qos=1");
+ * for await (const message of source) console.log(message.topic, message.text());
+ * ```
+ *
+ * @example Acknowledge after processing
+ * ```ts ignore
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * const source = new MqttSource("mqtt://localhost?topic=jobs/%23&clientId=worker-1&ack=manual");
+ * for await (const job of source) {
+ *   await handle(job.json());
+ *   job.ack(); // the broker redelivers it if we crash before this line
+ * }
+ * declare function handle(job: unknown): Promise<void>;
+ * ```
+ */
+export class MqttSource extends ReadableStream<MqttMessage> {
+  readonly #receiver: Receiver;
+
+  /**
+   * Creates the stream; it connects and subscribes at once, and the first read waits for
+   * the subscription.
+   *
+   * @param connection A connection string, a `URL`, or an options object.
+   * @param init Options merged over the connection's, and `signal`.
+   * @throws {MqttOptionsError} When an option is invalid, or no `topic` is given.
+   */
+  constructor(connection: MqttConnection, init: MqttSourceInit = {}) {
+    const { signal, meterProvider, tracerProvider, ...overrides } = init;
+    const options = parseConnectionString(connection, overrides);
+    if (options.topic.length === 0) {
+      throw new MqttOptionsError(
+        "topic",
+        "Cannot subscribe as 'topic' must name at least one topic filter: current value is none (add ?topic=a/b to the URL)",
+      );
+    }
+    const receiver = new Receiver(options, signal, { meterProvider, tracerProvider });
+    super(receiver, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
+    this.#receiver = receiver;
+  }
+
+  /** Live counters: received, acked, dropped, redelivered, reconnects, buffered, held, beyondWindow. */
+  get stats(): MqttSourceStats {
+    return this.#receiver.stats;
+  }
+
+  /**
+   * Resolves once connected and subscribed, so that what is published from then on
+   * arrives; rejects with the error that failed the start. Reading does not need it, and
+   * must not wait for it when a resumed session may have a backlog: the broker sends that
+   * backlog before the SUBACK, and past `maxInflight` messages the source reads no further
+   * from the connection until some are read, so `ready` would wait for the reader.
+   *
+   * @example Wait for the subscription
+   * ```ts ignore
+   * import { MqttSource } from "@mqtt-streams/core";
+   *
+   * const source = new MqttSource("mqtt://localhost?topic=replies/%23");
+   * await source.ready; // now it is safe to send the requests whose replies we read
+   * ```
+   */
+  get ready(): Promise<void> {
+    return this.#receiver.ready;
+  }
+
+  /** The validated options the source runs with. */
+  get options(): MqttOptions {
+    return this.#receiver.options;
+  }
+
+  /**
+   * Releases everything: cancels the stream, or, while a reader holds it (`for await`),
+   * unsubscribes, disconnects and ends it after the messages already queued.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.locked) await this.cancel();
+    else await this.#receiver.close();
+  }
+}

@@ -1,0 +1,244 @@
+// The counters the streams show: each stats interface and the function that builds its
+// live view over a stream's own counts and its connection's.
+import type { Connection } from "../connection/connection.ts";
+
+/** Counters of an {@linkcode MqttSource}; live, read them at any time. */
+export interface MqttSourceStats {
+  /** Messages that arrived from the broker, dropped ones included. */
+  readonly received: number;
+  /** PUBACKs / PUBCOMPs sent to the broker. */
+  readonly acked: number;
+  /**
+   * QoS 0 messages dropped because the queue was full (`qos0Overflow=drop`), and, with
+   * persistence=file, QoS 2 messages the store held unreleased when the broker answered
+   * without the session (it will never send their PUBREL).
+   */
+  readonly dropped: number;
+  /** Messages that arrived with DUP set: possibly seen before, after a reconnect. */
+  readonly redelivered: number;
+  /**
+   * Copies not delivered, over MQTT 5: the broker sent a message once per matching
+   * subscription (§3.3.4) and another copy of it was the one delivered (see docs/delivery.md,
+   * overlapping filters). Acknowledged unread; counted in `received` too.
+   */
+  readonly duplicates: number;
+  /**
+   * Messages delivered, over MQTT 3.1.1, whose topic matches two or more of the filters
+   * subscribed (a partial overlap, such as `a/+/c` and `a/b/+`): a broker that sends a copy
+   * per matching subscription (mosquitto with `allow_duplicate_messages true`, the default
+   * from 2.1) delivers each such publish that many times, and the copies cannot be told
+   * apart. 0 with disjoint filters, or over MQTT 5.
+   */
+  readonly overlapping: number;
+  /** Reconnects after the first connect. */
+  readonly reconnects: number;
+  /**
+   * The broker the stream is connected to now (or was last, while it reconnects), as
+   * `mqtt://host:port`: one of the brokers its connection string names, or one a broker
+   * redirected it to. Undefined before the first connect.
+   */
+  readonly broker: string | undefined;
+  /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
+  readonly failovers: number;
+  /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
+  readonly buffered: number;
+  /**
+   * Messages that arrived while the queue or the window was full and wait outside the queue
+   * while the source has stopped reading from the broker (0 or 1 unless reconnects overlap).
+   */
+  readonly held: number;
+  /**
+   * QoS 1/2 messages that arrived while `maxInflight` messages were already unacknowledged:
+   * the broker sent past the window (MQTT 3.1.1 has none; some MQTT 5 brokers over-send).
+   */
+  readonly beyondWindow: number;
+  /**
+   * persistence=file: QoS 2 messages an earlier run received (PUBREC sent) and did not get
+   * acknowledged by its consumer, found in the store; each is delivered when the broker
+   * sends its PUBREL again.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed or a write was torn. Intact records around them are kept.
+   */
+  readonly damaged: number;
+}
+
+/** What a source counts itself; the rest comes from its connection. */
+export interface SourceCounts {
+  received: number;
+  dropped: number;
+  redelivered: number;
+  duplicates: number;
+  overlapping: number;
+}
+
+/** The live stats of a source: its `counts`, queue (`unread`), `held` messages and connection. */
+export function sourceStats(
+  counts: SourceCounts,
+  unread: { readonly length: number },
+  held: { readonly length: number },
+  connection: () => Connection | undefined,
+): MqttSourceStats {
+  return withConnection({
+    get received() {
+      return counts.received;
+    },
+    get dropped() {
+      return counts.dropped + (connection()?.persisted?.discarded ?? 0);
+    },
+    get redelivered() {
+      return counts.redelivered;
+    },
+    get duplicates() {
+      return counts.duplicates;
+    },
+    get overlapping() {
+      return counts.overlapping;
+    },
+    get acked() {
+      return connection()?.inbound?.acked ?? 0;
+    },
+    get buffered() {
+      return unread.length;
+    },
+    get held() {
+      return held.length;
+    },
+    get beyondWindow() {
+      return connection()?.inbound?.beyondWindow ?? 0;
+    },
+    get recovered() {
+      return connection()?.persisted?.stores.recovery.incoming ?? 0;
+    },
+    get damaged() {
+      return damaged(connection());
+    },
+  }, connection);
+}
+
+/**
+ * Counters of an {@linkcode MqttSink}; live, read them at any time.
+ *
+ * @example
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * const sink = new MqttSink("mqtt://localhost?topic=out");
+ * await ReadableStream.from(["a", "b"]).pipeTo(sink);
+ * console.log(sink.stats.published, sink.stats.acked); // 2 2
+ * ```
+ */
+export interface MqttSinkStats {
+  /** Publishes sent, at every QoS (a resend is not counted again). */
+  readonly published: number;
+  /** QoS 1/2 publishes the broker acknowledged (PUBACK / PUBCOMP). */
+  readonly acked: number;
+  /**
+   * Publishes sent again: after a reconnect (still unacknowledged), or after a transient
+   * refusal (within `publishAttempts`).
+   */
+  readonly retried: number;
+  /** Reconnects after the first connect (of a connection shared with other sinks: theirs too). */
+  readonly reconnects: number;
+  /**
+   * The broker the stream is connected to now (or was last, while it reconnects), as
+   * `mqtt://host:port`: one of the brokers its connection string names, or one a broker
+   * redirected it to. Undefined before the first connect.
+   */
+  readonly broker: string | undefined;
+  /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
+  readonly failovers: number;
+  /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
+  readonly inflight: number;
+  /**
+   * Publishes given up on: refused for good, out of attempts, or unacknowledged when the
+   * sink failed or was aborted (those may still have reached the broker).
+   */
+  readonly failed: number;
+  /**
+   * persistence=file: publishes an earlier run left unacknowledged in the store, sent again
+   * when this sink's connection opened (before its own writes). Those the broker then
+   * refuses are counted in `failed`.
+   */
+  readonly recovered: number;
+  /**
+   * persistence=file: stretches of the store's logs skipped when it opened, because a
+   * checksum failed (a record damaged on disk: its packet is lost) or a write was torn
+   * (a put that never reported success). Intact records around them are kept.
+   */
+  readonly damaged: number;
+}
+
+/** What a sink counts itself; the rest comes from its connection. */
+export interface SinkCounts {
+  published: number;
+  acked: number;
+  retried: number;
+  failed: number;
+}
+
+/** The live stats of a sink: its `counts`, its unsettled publishes (`pending`) and connection. */
+export function sinkStats(
+  counts: SinkCounts,
+  pending: { readonly size: number },
+  connection: () => Connection | undefined,
+): MqttSinkStats {
+  return withConnection({
+    get published() {
+      return counts.published;
+    },
+    get acked() {
+      return counts.acked;
+    },
+    get retried() {
+      return counts.retried;
+    },
+    get inflight() {
+      return pending.size;
+    },
+    get failed() {
+      return counts.failed + (connection()?.persisted?.recoveredFailed ?? 0);
+    },
+    get recovered() {
+      return connection()?.persisted?.stores.recovery.outgoing ?? 0;
+    },
+    get damaged() {
+      return damaged(connection());
+    },
+  }, connection);
+}
+
+/** What both streams' stats read off their connection: reconnects, broker, failovers. */
+interface ConnectionStats {
+  readonly reconnects: number;
+  readonly broker: string | undefined;
+  readonly failovers: number;
+}
+
+/** `stats` with the live {@linkcode ConnectionStats} of `connection` added. */
+function withConnection<T extends object>(
+  stats: T,
+  connection: () => Connection | undefined,
+): T & ConnectionStats {
+  const live: ConnectionStats = {
+    get reconnects() {
+      return connection()?.reconnects ?? 0;
+    },
+    get broker() {
+      return connection()?.broker;
+    },
+    get failovers() {
+      return connection()?.failovers ?? 0;
+    },
+  };
+  return Object.defineProperties(stats, Object.getOwnPropertyDescriptors(live)) as
+    & T
+    & ConnectionStats;
+}
+
+/** Stretches of the file store's logs skipped when it opened (persistence=file). */
+function damaged(connection: Connection | undefined): number {
+  return connection?.persisted?.stores.recovery.damage.length ?? 0;
+}

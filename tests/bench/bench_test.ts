@@ -1,0 +1,165 @@
+// The benchmark harness in --quick mode (small counts, one run), so it never rots: it must
+// complete and print every row, each with its figures and ratios. How fast is not checked.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RUNTIME } from "../../bench/_measure.ts";
+import { skipWithoutMosquitto } from "../../testing/broker.ts";
+import { spawnScript } from "../../testing/helpers.ts";
+
+/** Node's raw baselines ride along on Deno's run only: one run of them is enough. */
+const runtimes = typeof Deno === "object" ? "deno,node" : "bun";
+
+/** The cells of the table row whose first cells are `start`, or undefined. */
+function row(markdown: string, start: string[]): string[] | undefined {
+  for (const line of markdown.split("\n")) {
+    if (!line.startsWith("|")) continue;
+    const cells = line.slice(1, -1).split("|").map((cell) => cell.trim());
+    if (start.every((cell, i) => cells[i] === cell)) return cells;
+  }
+  return undefined;
+}
+
+/** Asserts the row exists and its last `ratios` cells are positive numbers. */
+function assertRow(markdown: string, start: string[], ratios: number) {
+  const cells = row(markdown, start);
+  assert.ok(cells, `a row ${start.join(" | ")}`);
+  for (const cell of cells.slice(cells.length - ratios)) {
+    assert.ok(Number(cell) > 0, `${start.join(" | ")}: ratio ${JSON.stringify(cell)}`);
+  }
+}
+
+/** Runs `bench/<script>` with `args`, asserts it exits 0, and returns what it printed. */
+async function runBench(script: string, args: string[]): Promise<string> {
+  const child = spawnScript(new URL(`../bench/${script}`, import.meta.url), args);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, `bench/${script} exits 0: ${output}`);
+  return output;
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards. */
+async function withFolder(prefix: string, fn: (folder: string) => Promise<void>): Promise<void> {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    await fn(folder);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+test("bench/main.ts --quick completes and prints every row of every table", {
+  skip: skipWithoutMosquitto(),
+  timeout: 300_000,
+}, async () => {
+  await withFolder("mqtt-streams-bench-", async (out) => {
+    const stdout = await runBench("main.ts", ["--quick", "--runtimes", runtimes, "--out", out]);
+    const markdown = readFileSync(join(out, "RESULTS.md"), "utf8");
+    assert.ok(stdout.includes(markdown.trim().slice(0, 200)), "the tables go to stdout too");
+    for (const qos of [0, 1, 2]) {
+      for (const size of ["2,000 × 64 B", "200 × 4 KiB"]) {
+        assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, RUNTIME], 1);
+        assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, "C (mosquitto-clients)"], 0);
+        if (qos === 1) assertRow(markdown, ["aedes", `QoS ${qos}, ${size}`, RUNTIME], 1);
+      }
+      for (const broker of ["mosquitto", "aedes"]) {
+        assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, RUNTIME], 3);
+        assertRow(markdown, [
+          broker,
+          `QoS ${qos}, 2,000 × 64 B, window 60`,
+          "C (mosquitto-clients)",
+        ], 0);
+      }
+    }
+    assertRow(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B, window 60, each store", RUNTIME], 2);
+    for (const broker of ["mosquitto", "aedes"]) {
+      // --quick measures the default window only; a full run adds maxInflight 10 and 256.
+      assertRow(
+        markdown,
+        [broker, "QoS 1, 1,000 × 64 B, ack=manual, maxInflight 60 (default)", RUNTIME],
+        1,
+      );
+    }
+    for (const stat of ["p50", "p99", "max"]) {
+      assertRow(markdown, ["mosquitto", `QoS 1, 500 msg/s for 1 s: ${stat}`, RUNTIME], 1);
+    }
+    assertRow(markdown, ["mosquitto", "QoS 1, 5,000 × 64 B, nothing read", RUNTIME], 1);
+    assertRow(markdown, ["none", "2,000 messages, no MQTT", RUNTIME], 0);
+    for (const window of ["1", "10", "60", "256"]) {
+      assertRow(markdown, ["mosquitto", "QoS 1, 500 × 64 B", window, RUNTIME], 1);
+    }
+    if (runtimes.includes("node")) {
+      assert.ok(row(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B"]), "Node's raw rows");
+      assert.match(markdown, /\| Node \d+\.\d+\.\d+ \| [\d,]+ \|/);
+    }
+    const svg = readFileSync(join(out, "sweep.svg"), "utf8");
+    assert.match(svg, /^<svg[^>]*>/);
+    assert.equal(svg.match(/<polyline /g)?.length, runtimes.includes("node") ? 3 : 2);
+  });
+});
+
+test(
+  "bench/transforms.ts --quick --broker completes and prints every stage with a positive ratio",
+  {
+    skip: skipWithoutMosquitto(),
+    timeout: 300_000,
+  },
+  async () => {
+    const output = await runBench("transforms.ts", ["--quick", "--broker"]);
+    for (
+      const stage of [
+        "decodeJson()",
+        "validate(valibot object)",
+        "route(3 filters, valibot)",
+        "merge(2 sources)",
+      ]
+    ) {
+      assertRow(output, [stage], 1);
+    }
+    assertRow(output, ["MqttSource → route()"], 1);
+  },
+);
+
+test("bench/transports.ts --quick compares ws:// with mqtt:// for a source and a sink", {
+  timeout: 300_000,
+}, async () => {
+  const output = await runBench("transports.ts", ["--quick"]);
+  assertRow(output, ["source"], 1);
+  assertRow(output, ["sink"], 1);
+});
+
+test("bench/telemetry.ts --quick measures a source and a sink without and with an SDK", {
+  timeout: 300_000,
+}, async () => {
+  const output = await runBench("telemetry.ts", ["--quick"]);
+  for (const who of ["mqtt.js", "telemetry=false", "no SDK (default)", "SDK: metrics + spans"]) {
+    const cells = row(output, [who]);
+    assert.ok(cells && Number(cells[2]) > 0, `${who}: ${JSON.stringify(cells)}`);
+  }
+  // Every SDK run exported a span for each of its 2,000 messages.
+  assert.match(output, /spans exported by the SDK runs: (2,000, )+2,000 /);
+});
+
+test("bench/scale.ts --quick prints how cost grows with sources, filters and payloads", {
+  skip: skipWithoutMosquitto(),
+  timeout: 300_000,
+}, async () => {
+  await withFolder("mqtt-streams-scale-", async (out) => {
+    const runtime = typeof Deno === "object" ? "deno" : "bun";
+    const output = await runBench("scale.ts", ["--quick", "--runtimes", runtime, "--out", out]);
+    const section = (name: string) => output.split(`### ${name}`)[1]?.split("###")[0] ?? "";
+    // The last cell of each row: msg/s all together, msg/s, and MqttSource ÷ raw.
+    for (const sources of ["1", "10"]) assertRow(section("sources"), [RUNTIME, sources], 1);
+    for (const filters of ["10", "100"]) assertRow(section("filters"), [RUNTIME, filters], 1);
+    for (const size of ["64", "16384"]) assertRow(section("payloads"), [RUNTIME, size], 1);
+    // A line a runtime; the payloads' chart has the library's and raw mqtt.js's.
+    for (const [chart, lines] of [["sources", 1], ["filters", 1], ["payloads", 2]] as const) {
+      const svg = readFileSync(join(out, `scale-${chart}.svg`), "utf8");
+      assert.match(svg, /^<svg[^>]*>/);
+      assert.equal(svg.match(/<polyline /g)?.length, lines, chart);
+    }
+  });
+});

@@ -2,9 +2,9 @@
 // into one map keyed by canonical option name, remembering how and where each was given
 // so that errors can quote the caller's own spelling.
 import { MqttOptionsError } from "../errors.ts";
-import { Secret } from "./secret.ts";
+import { Secret } from "../secret.ts";
 import { readEnv } from "./_env.ts";
-import { redactText, redactUrl } from "./_redact.ts";
+import { redactText, redactUrl } from "../_redact.ts";
 import {
   brokerList,
   checkHost,

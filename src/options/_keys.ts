@@ -1,7 +1,7 @@
 // Option keys as callers spell them: any case (`QoS` is `qos`), the Bahir connector's
 // `spark.mqtt.*` names for five options, and a did-you-mean for a key that is none.
 import { MqttOptionsError } from "../errors.ts";
-import { redactText } from "./_redact.ts";
+import { redactText } from "../_redact.ts";
 import type { OptionName } from "./_schema.ts";
 
 /**

@@ -1,21 +1,33 @@
 // The schema of every option: name, type, coercion from strings, default, doc and the
-// metadata that error messages and the option table of docs/options.md are made from.
+// metadata that error messages are made from, and the rules between options. The one source
+// of the options: the MqttOptions interface (mqtt_options.ts) and the option table of
+// docs/options.md are generated from it (tests/options/_generate.ts), and tests keep them so.
 import * as v from "valibot";
-import { topicNameProblem } from "./_topic.ts";
 import {
   attempts,
   boolean,
   choice,
+  cipherList,
   integer,
   keyOrPath,
-  MQTT_VERSIONS,
+  mqttVersion,
+  payload,
   pemOrPath,
   qos,
   secret,
   storeType,
   text,
   topicFilters,
+  topicName,
+  type Typed,
 } from "./_values.ts";
+import {
+  certWithKey,
+  completeOptions,
+  fileStoreNeedsClientId,
+  sslNeedsTls,
+  willNeedsTopic,
+} from "./_rules.ts";
 
 /** What docs/options.md and error messages say about an option, beside its schema. */
 export interface OptionMeta {
@@ -31,8 +43,11 @@ export interface OptionMeta {
   readonly defaultText?: string;
 }
 
-/** Attaches the option's doc and metadata to its schema. */
-function option<S extends v.GenericSchema>(schema: S, doc: string, meta: OptionMeta) {
+/**
+ * Attaches the option's doc and metadata to its value schema, which names its TypeScript
+ * type (`typed` in _values.ts).
+ */
+function option<S extends Typed>(schema: S, doc: string, meta: OptionMeta) {
   return v.pipe(schema, v.description(doc), v.metadata({ ...meta }));
 }
 
@@ -41,14 +56,11 @@ const STORE_TYPE_DOC = "PKCS12 or PEM";
 /** The largest packet MQTT can express: a remaining length of 268,435,455 bytes (MQTT 5 §2.2.3). */
 export const MQTT_MAX_PACKET_SIZE = 268_435_455;
 
-/**
- * The schema of every option: its name, type, default and doc. The option table of
- * docs/options.md is checked against it by a test.
- */
-export const OPTIONS_SCHEMA = v.object({
+/** Each option's own schema: its name, type, default and doc. */
+export const OPTION_FIELDS = v.object({
   brokerUrl: option(
     text(),
-    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed; several brokers of one cluster as mqtt://node1:1883,node2:1883, tried in order.",
+    "The broker: mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://, with user:password@ if needed; several brokers of one cluster as mqtt://node1:1883,node2:1883, tried in order. Parsed, it keeps neither user info nor query, and tcp:// and ssl:// become mqtt:// and mqtts://.",
     {
       allowed: "a URL such as mqtt://host:1883 (schemes mqtt, tcp, mqtts, ssl, ws, wss)",
     },
@@ -67,10 +79,10 @@ export const OPTIONS_SCHEMA = v.object({
   clientId: v.optional(
     option(
       text(),
-      "Session identity. A fixed one lets a restarted source or sink resume its session.",
+      "Session identity. Left out, each connection gets a random one, kept across its reconnects, and a clean session; a fixed one lets a restarted source or sink resume its session (sinks of one process with the same clientId share one connection).",
       {
         allowed: "a non-empty string (leave it out for a random one)",
-        defaultText: "random",
+        defaultText: "random, one per connection",
       },
     ),
   ),
@@ -122,11 +134,7 @@ export const OPTIONS_SCHEMA = v.object({
   ),
   mqttVersion: v.optional(
     option(
-      v.pipe(
-        v.unknown(),
-        v.transform((x) => MQTT_VERSIONS[String(x).trim()] ?? x),
-        v.picklist([3, 4, 5] as const),
-      ),
+      mqttVersion(),
       "MQTT protocol version: 3 (3.1), 4 (3.1.1) or 5.",
       { allowed: "3, 3.1, 4, 3.1.1, 5 or 5.0" },
     ),
@@ -250,9 +258,13 @@ export const OPTIONS_SCHEMA = v.object({
     }),
   ),
   "ssl.ciphers": v.optional(
-    option(text(), "Cipher suites, OpenSSL names or Java (IANA) names, separated by ':' or ','.", {
-      allowed: "a list of cipher suites",
-    }),
+    option(
+      cipherList(),
+      "Cipher suites, OpenSSL names or Java (IANA) names, separated by ':' or ','.",
+      {
+        allowed: "a list of cipher suites",
+      },
+    ),
   ),
   "ssl.ca": v.optional(
     option(pemOrPath(), "CA certificate(s) to trust, PEM: a file path, PEM text or bytes.", {
@@ -378,16 +390,13 @@ export const OPTIONS_SCHEMA = v.object({
   ),
   "will.topic": v.optional(
     option(
-      v.pipe(
-        v.string(),
-        v.check((t) => !topicNameProblem(t), (i) => topicNameProblem(String(i.input))!),
-      ),
+      topicName(),
       "Topic of the last will, published by the broker if the connection is lost.",
       { allowed: "a topic name without wildcards" },
     ),
   ),
   "will.payload": v.optional(
-    option(v.union([v.string(), v.instance(Uint8Array)]), "Payload of the last will.", {
+    option(payload(), "Payload of the last will.", {
       allowed: "a string or bytes",
     }),
   ),
@@ -399,24 +408,42 @@ export const OPTIONS_SCHEMA = v.object({
 });
 
 /** The name of an option. */
-export type OptionName = keyof typeof OPTIONS_SCHEMA.entries;
+export type OptionName = keyof typeof OPTION_FIELDS.entries;
 
 /** Every option name, in the schema's order. */
-export const OPTION_NAMES = Object.keys(OPTIONS_SCHEMA.entries) as OptionName[];
+export const OPTION_NAMES = Object.keys(OPTION_FIELDS.entries) as OptionName[];
 
-/** The doc, metadata and default of an option, read from the schema. */
+/** The options' values, checked and defaulted one by one. */
+type Fields = v.InferOutput<typeof OPTION_FIELDS>;
+
+/**
+ * The schema of the options: what is given (canonical names, values as given) in, the
+ * validated, fully defaulted options (MqttOptions) out. Each step's issues name the option
+ * at fault; the first one found is the one reported.
+ */
+export const OPTIONS_SCHEMA = v.pipe(
+  v.looseObject({}),
+  // Which options are given together, before their values.
+  sslNeedsTls(OPTION_NAMES),
+  certWithKey(),
+  willNeedsTopic(OPTION_NAMES),
+  OPTION_FIELDS,
+  // The values together.
+  fileStoreNeedsClientId<Fields>(),
+  v.transform(completeOptions<Fields>),
+);
+
+/** The doc, metadata, TypeScript type and default of an option, read from the schema. */
 export function describeOption(
   name: OptionName,
-): { doc: string; meta: OptionMeta; default: unknown } {
-  const entry = OPTIONS_SCHEMA.entries[name] as v.GenericSchema & {
-    type: string;
-    wrapped?: v.GenericSchema;
-    default?: unknown;
-  };
-  const inner = entry.type === "optional" ? entry.wrapped! : entry;
+): { doc: string; meta: OptionMeta; type: string; default: unknown } {
+  const entry = OPTION_FIELDS.entries[name];
+  const described = entry.type === "optional" ? entry.wrapped : entry;
+  const [value, { description }, { metadata }] = described.pipe;
   return {
-    doc: v.getDescription(inner as never) ?? "",
-    meta: v.getMetadata(inner as never) as unknown as OptionMeta,
+    doc: description,
+    meta: metadata,
+    type: v.getMetadata(value).type,
     default: entry.type === "optional" ? entry.default : undefined,
   };
 }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { optionsTable } from "../options/_options_table.ts";
+import { optionsTable } from "../options/_generate.ts";
 import mqtt from "mqtt";
 import { skipWithoutMosquitto, startAedes, startMosquitto } from "../../testing/broker.ts";
 import {

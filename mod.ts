@@ -2,7 +2,7 @@
  * MQTT as WHATWG web streams: a `ReadableStream` subscribes, a `WritableStream`
  * publishes, one URL configures the connection.
  *
- * This release (0.6.0) has {@linkcode MqttSource}, a flow-controlled subscribe stream
+ * It has {@linkcode MqttSource}, a flow-controlled subscribe stream
  * whose QoS 1/2 acknowledgements follow what the consumer read, and {@linkcode MqttSink},
  * a publish stream with a window of acknowledged publishes in flight, resends after a
  * reconnect, and connections shared between sinks. Together they bridge brokers at least
@@ -64,6 +64,8 @@
  *
  * @module
  */
+// OpenTelemetry observes the streams from the side: loading it installs it as their hooks.
+import "./src/telemetry/telemetry.ts";
 export {
   MqttConnectError,
   type MqttErrorCode,
@@ -84,11 +86,12 @@ export {
   type MqttOptionsInit,
   parseConnectionString,
 } from "./src/options/options.ts";
-export { Secret } from "./src/options/secret.ts";
+export { Secret } from "./src/secret.ts";
+export { redactUrl as redactConnectionString } from "./src/_redact.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/streams/source.ts";
 export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
-export { type MqttTelemetryInit } from "./src/telemetry/telemetry.ts";
+export { type MqttTelemetryInit } from "./src/streams/hooks.ts";
 export {
   MqttSink,
   type MqttSinkChunk,
@@ -125,3 +128,4 @@ export {
 } from "./src/transforms/route.ts";
 export { merge, type MergeOptions, type Tagged, type TaggedUnion } from "./src/transforms/merge.ts";
 export { type RecordsOf, toRecord } from "./src/transforms/to_record.ts";
+export { type MessageJson, messageJson } from "./src/transforms/_json_line.ts";

@@ -40,6 +40,19 @@ export function redactText(text: string): string {
  * query is left out (`?…`). The last '@' of the whole string, not of what looks like the
  * authority: a raw '?', '/' or '#' in a password ends the authority early for a URL
  * parser, so an '@' in what looks like the query or the path may end the user info.
+ * Public as `redactConnectionString` (the command line echoes its arguments with it).
+ *
+ * @param text A connection string as given, well-formed or not.
+ * @returns What of it may be logged or shown.
+ *
+ * @example Log which broker a pipeline uses, never its password
+ * ```ts
+ * import { redactConnectionString } from "@mqtt-streams/core";
+ *
+ * const url = "mqtts://ingest:s3cret@broker.example:8883?topic=plant/%23&password=x";
+ * console.log(`connecting to ${redactConnectionString(url)}`);
+ * // connecting to mqtts://***@broker.example:8883?…
+ * ```
  */
 export function redactUrl(text: string): string {
   const scheme = SCHEME_SLASHES.exec(text)?.[0] ?? "";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { redactText } from "./options/_redact.ts";
+import { redactText } from "./_redact.ts";
 
 /**
  * What went wrong, as a stable string a caller can branch on.
@@ -47,7 +47,9 @@ export type MqttErrorCode =
   /** A transform met a message it cannot decode, validate or route (`onInvalid: "error"`). */
   | "INVALID_MESSAGE"
   /** The runtime denies a permission mqtt-streams needs (Deno without --allow-env). */
-  | "PERMISSION";
+  | "PERMISSION"
+  /** The stream was aborted or cancelled without a reason of its own, or disposed while held. */
+  | "ABORTED";
 
 /**
  * Options every mqtt-streams error accepts.

@@ -8,6 +8,7 @@ import {
   MqttSubscribeError,
 } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
+import { MQTT_MAX_PACKET_SIZE } from "../options/_schema.ts";
 import type { Oversized } from "./_packet_size.ts";
 import { ConnackTimeout, type Failure, shortestShare } from "./_attempts.ts";
 import { RedirectRefused } from "./_redirect.ts";
@@ -316,6 +317,6 @@ export function oversizedError(
   }
   const limit = options.maxPacketSize;
   return new MqttProtocolError(
-    `Cannot receive from ${options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most 268435455) to accept it`,
+    `Cannot receive from ${options.brokerUrl} as the broker sent a ${packet} of ${size} bytes, over 'maxPacketSize' (${limit} bytes): raise maxPacketSize (at most ${MQTT_MAX_PACKET_SIZE}) to accept it`,
   );
 }

@@ -28,10 +28,14 @@
 // mosquitto 2.0.11 over-sends under MQTT 5) makes the source pause: its `deliver` returns a
 // promise, the callback waits for it, mqtt.js stops reading the socket, and TCP holds the
 // rest at the broker; _keepalive.ts keeps the session alive meanwhile.
-import type { IPublishPacket, MqttClient, Packet } from "mqtt";
+//
+// Every lever on mqtt.js is pulled through the InboundPort (_ports.ts) of its adapter
+// (_mqtt.ts), which tests/connection/inbound_test.ts fakes.
+import type { IPublishPacket, Packet } from "mqtt";
 import type { IncomingPublish } from "../message.ts";
 import type { MqttOptions } from "../options/options.ts";
 import { PausedKeepAlive } from "./_keepalive.ts";
+import type { InboundPort } from "./_ports.ts";
 
 /** The acknowledgement of one incoming QoS 1/2 message, kept until released. */
 export interface Ack {
@@ -46,33 +50,22 @@ export interface Ack {
 
 /**
  * Takes one incoming message. Returning a promise pauses the reading of packets until it
- * settles; it must not reject.
+ * settles. It should neither throw nor reject: if it does, its message is not acknowledged
+ * (the broker keeps it and sends it again when the session resumes) and reading goes on;
+ * the error is the deliverer's to report.
  */
 export type Deliver = (publish: IncomingPublish, ack: Ack | undefined) => void | Promise<void>;
 
-/** The parts of mqtt.js's client this file relies on; pinned by tests/streams/source_test.ts. */
-interface Internals {
-  connected: boolean;
-  keepalive: number;
-  handleMessage(packet: IPublishPacket, callback: (error?: Error) => void): void;
-  _sendPacket(packet: Packet, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void;
-  _trackIncomingQoS2Publish(messageId: number, done: () => void, pump?: unknown): boolean;
-  _incomingQoS2Ids: Set<number>;
-  incomingStore: {
-    del(packet: { messageId?: number }, cb?: (error?: Error) => void): unknown;
-  };
-  sendPing(): void;
-  reschedulePing(force?: boolean): void;
+/**
+ * What a `deliver` that threw or rejected fails its message with in mqtt.js. mqtt.js emits
+ * it as an 'error' for a QoS 2 PUBLISH with PUBREC held; the Connection knows it for what it
+ * is, a message not taken, not a failure of the connection.
+ */
+export class DeliveryFailed extends Error {
+  constructor(cause: unknown) {
+    super("the message was not delivered (its deliver threw or rejected)", { cause });
+  }
 }
-
-/** The members of mqtt.js 5.16 that {@linkcode Inbound} replaces or calls. */
-export const MQTT_INTERNALS = [
-  "handleMessage",
-  "_sendPacket",
-  "_trackIncomingQoS2Publish",
-  "sendPing",
-  "reschedulePing",
-] as const;
 
 class PendingAck implements Ack {
   /** The PUBACK/PUBREC/PUBCOMP mqtt.js built, once it has. */
@@ -85,6 +78,8 @@ class PendingAck implements Ack {
   released = false;
   /** In the arrival-order queue of the current connection. */
   queued = true;
+  /** Its deliver failed: never acknowledged, so that the broker sends the message again. */
+  withdrawn = false;
   constructor(
     readonly qos: 1 | 2,
     readonly messageId: number,
@@ -105,9 +100,9 @@ export class Inbound {
   acked = 0;
   /** QoS 1/2 messages that arrived while `maxInflight` were already unacknowledged. */
   beyondWindow = 0;
-  readonly #client: Internals;
-  readonly #send: Internals["_sendPacket"];
-  readonly #options: MqttOptions;
+  readonly #port: InboundPort;
+  /** The window: `maxInflight`. */
+  readonly #maxInflight: number;
   /** Counts connections: a new one begins at every 'close'. */
   #epoch = 0;
   /** This connection's unsent acknowledgements, in arrival order. */
@@ -125,50 +120,31 @@ export class Inbound {
   #capturing?: PendingAck;
   readonly #keepAlive: PausedKeepAlive;
 
-  /** Installs itself on `client`; `options.maxInflight` is the window. */
-  constructor(client: MqttClient, deliver: Deliver, options: MqttOptions) {
-    const c = client as unknown as Internals;
-    for (const name of MQTT_INTERNALS) {
-      if (typeof c[name] !== "function") {
-        throw new TypeError(
-          `Cannot receive with this mqtt.js: its client has no ${name}() (mqtt-streams needs mqtt 5.16)`,
-        );
-      }
-    }
-    this.#client = c;
-    this.#options = options;
-    this.#keepAlive = new PausedKeepAlive(c);
+  /** Installs itself on mqtt.js through `port`; `options.maxInflight` is the window. */
+  constructor(
+    port: InboundPort,
+    deliver: Deliver,
+    options: Pick<MqttOptions, "maxInflight" | "persistence">,
+  ) {
+    this.#port = port;
+    this.#maxInflight = options.maxInflight;
+    this.#keepAlive = new PausedKeepAlive(port);
     this.#holdsPubrec = options.persistence === "memory";
-    this.#send = c._sendPacket.bind(client);
     const held = this.#holdsPubrec ? "pubrec" : "pubcomp";
-    c._sendPacket = (packet, cb, cbStorePut, noStore) => {
-      if (packet.cmd === "puback" || packet.cmd === held) {
-        if (this.#capture(packet)) return cb?.();
-      }
-      this.#send(packet, cb, cbStorePut, noStore);
-    };
-    c.handleMessage = (packet, callback) => this.#handle(packet, callback, deliver);
+    port.interceptAcks((packet) =>
+      (packet.cmd === "puback" || packet.cmd === held) && this.#capture(packet)
+    );
+    port.handleMessages((packet, callback) => this.#handle(packet, callback, deliver));
     if (this.#holdsPubrec) {
-      // mqtt.js's documented hook, called on a QoS 1/2 PUBLISH before it stores it and
-      // sends PUBREC: `done(0)` lets it go on.
-      client.options.customHandleAcks = (_topic, _message, packet, done) => {
-        if (packet.qos !== 2) return done(0);
-        this.#arrive(packet, (error) => error ? done(error) : done(0), deliver);
-      };
+      port.handleQoS2Publishes((packet, done) => this.#arrive(packet, done, deliver));
     }
     // mqtt.js ends the connection when more QoS 2 messages than its receiveMaximum await
     // PUBREL. A broker that over-sends (mosquitto 2.0.11) would then never get through, so
     // the message is counted, kept, and the pause below bounds what follows.
-    c._trackIncomingQoS2Publish = (messageId) => {
-      const ids = c._incomingQoS2Ids;
-      if (!ids.has(messageId)) {
-        const over = this.unacked + ids.size >= this.#options.maxInflight;
-        // With PUBREC held, the message is counted in unacked already (see #arrive).
-        if (over && !this.#holdsPubrec) this.beyondWindow++;
-        ids.add(messageId);
-      }
-      return true;
-    };
+    port.trackIncomingQoS2((tracked) => {
+      // With PUBREC held, the message is counted in unacked already (see #arrive).
+      if (this.unacked + tracked >= this.#maxInflight && !this.#holdsPubrec) this.beyondWindow++;
+    });
   }
 
   /** Delivered QoS 1/2 messages whose acknowledgement has not been sent. */
@@ -193,14 +169,11 @@ export class Inbound {
       // Deleted before the consumer read it, a message whose process then died would be
       // lost: the broker sends PUBREL again, and mqtt.js answers PUBCOMP for a message it
       // no longer has. So that delete is skipped, and the message deleted when released.
-      const store = ack?.qos === 2 ? this.#client.incomingStore : undefined;
-      if (store) store.del = () => store;
       try {
-        callback();
+        if (ack?.qos === 2) this.#port.keepingIncoming(() => callback());
+        else callback();
       } finally {
         this.#capturing = undefined;
-        // The store's own del is a method of its class: removing the stand-in restores it.
-        if (store) delete (store as Partial<Internals["incomingStore"]>).del;
       }
     };
     const { qos, messageId } = packet;
@@ -216,34 +189,75 @@ export class Inbound {
       ack = new PendingAck(qos as 1 | 2, messageId!, this.#epoch, this);
       ack.stored = qos === 2;
       this.#queue.push(ack);
-      if (qos === 1 && this.unacked > this.#options.maxInflight) this.beyondWindow++;
+      if (qos === 1 && this.unacked > this.#maxInflight) this.beyondWindow++;
     }
     this.#deliver(packet, ack, deliver, () => proceed(ack), callback);
   }
 
   /**
    * Hands `packet` to `deliver`, then calls `proceed`: at once, or once the promise
-   * `deliver` returned settles, with the reading of packets paused meanwhile.
+   * `deliver` returned settles, with the reading of packets paused meanwhile. A deliver
+   * that throws or rejects calls `fail` instead (see #failed).
    */
   #deliver(
     packet: IPublishPacket,
     ack: PendingAck | undefined,
     deliver: Deliver,
     proceed: () => void,
-    failed: (error: Error) => void,
+    fail: (error: Error) => void,
   ): void {
     let pending: void | Promise<void>;
     try {
       pending = deliver(packet as IncomingPublish, ack);
     } catch (error) {
-      return failed(error as Error);
+      return this.#failed(ack, error, fail);
     }
     if (!pending) return proceed();
     this.#keepAlive.pause();
-    pending.then(() => {
-      this.#keepAlive.resume();
-      proceed();
-    });
+    pending.then(
+      () => {
+        this.#keepAlive.resume();
+        proceed();
+      },
+      (error) => {
+        this.#keepAlive.resume();
+        this.#failed(ack, error, fail);
+      },
+    );
+  }
+
+  /**
+   * `deliver` threw or rejected: the consumer may not have the message. Acknowledging it
+   * would lose it, and waiting for a release that may never come would hold every later
+   * acknowledgement behind it (MQTT 5 §4.6 order) and, with reading paused, stall the
+   * connection for ever. So it is withdrawn: it leaves the arrival-order queue (the
+   * acknowledgements behind it go on), no acknowledgement is ever sent for it, and mqtt.js
+   * is told the message failed, which makes it send none either and read on. The broker
+   * keeps an unacknowledged message and sends it again (DUP) when the session resumes (MQTT
+   * 5 §4.4): at least once, as for a process that died holding it. A QoS 2 message of the
+   * file store stays stored, for the PUBREL sent again to deliver it anew; the delivery
+   * then owns it, so a late release of this one deletes nothing.
+   */
+  #failed(ack: PendingAck | undefined, error: unknown, fail: (error: Error) => void): void {
+    if (ack) {
+      ack.withdrawn = true;
+      ack.stored = false;
+      ack.packet = undefined;
+      if (ack.queued) {
+        ack.queued = false;
+        this.#queue.splice(this.#queue.indexOf(ack), 1);
+        this.#flush();
+      }
+      // Moved there by a drop while it was pending: its PUBREL or PUBLISH, sent again,
+      // must deliver it anew, not answer for it.
+      if (this.#awaitingPubrel.get(ack.messageId) === ack) {
+        this.#awaitingPubrel.delete(ack.messageId);
+      }
+      if (this.#awaitingPublish.get(ack.messageId) === ack) {
+        this.#awaitingPublish.delete(ack.messageId);
+      }
+    }
+    fail(new DeliveryFailed(error));
   }
 
   /**
@@ -267,10 +281,10 @@ export class Inbound {
     // sends the PUBLISH again (DUP), which must be answered with PUBREC and not delivered
     // again (MQTT 5 §4.3.3). mqtt.js tracks the id from PUBREC to PUBCOMP, across
     // reconnects of a resumed session.
-    if (this.#client._incomingQoS2Ids.has(messageId)) return proceed();
+    if (this.#port.tracksIncomingQoS2(messageId)) return proceed();
     const ack = new PendingAck(2, messageId, this.#epoch, this);
     this.#queue.push(ack);
-    if (this.unacked > this.#options.maxInflight) this.beyondWindow++;
+    if (this.unacked > this.#maxInflight) this.beyondWindow++;
     this.#deliver(packet, ack, deliver, () => proceed(), proceed);
   }
 
@@ -344,10 +358,11 @@ export class Inbound {
   }
 
   #transmit(ack: PendingAck): void {
-    if (ack.epoch !== this.#epoch || !this.#client.connected || !ack.packet) return;
+    // A withdrawn one (its deliver failed) is never acknowledged: mqtt.js was told it failed.
+    if (ack.withdrawn || ack.epoch !== this.#epoch || !this.#port.connected || !ack.packet) return;
     const packet = ack.packet;
     ack.packet = undefined;
-    this.#send(packet);
+    this.#port.sendAck(packet);
     this.acked++;
   }
 
@@ -384,6 +399,6 @@ export class Inbound {
   #unstore(ack: PendingAck): void {
     if (!ack.stored) return;
     ack.stored = false;
-    this.#client.incomingStore.del({ messageId: ack.messageId }, () => {});
+    this.#port.deleteIncoming(ack.messageId);
   }
 }

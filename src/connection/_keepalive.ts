@@ -6,7 +6,7 @@
 // 0.5 × keepAlive that saw a pause it sends a PINGREQ (the broker needs a packet within
 // 1.5 × keepAlive, MQTT 3.1.1 §3.1.2.10) and restarts the countdown again.
 
-/** The parts of mqtt.js's client this file calls; pinned by tests/streams/source_test.ts. */
+/** What this file calls on mqtt.js's client, through the adapter (_mqtt.ts) or a test's fake. */
 export interface KeepAliveClient {
   connected: boolean;
   /** Seconds. */

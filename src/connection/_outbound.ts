@@ -10,23 +10,16 @@
 // sink keeps its own share (maxInflight) on top. mqtt.js keeps every unacknowledged QoS 1/2
 // publish in its outgoing store and sends it again after a reconnect, before it emits
 // 'connect'; it has no window of its own.
-import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
-import mqtt from "mqtt";
-import type { IClientPublishOptions, MqttClient, Packet } from "mqtt";
+//
+// mqtt.js is reached through the OutboundPort (_ports.ts) of its adapter (_mqtt.ts), which
+// tests/connection/outbound_test.ts fakes.
 import { MqttRecordError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { Publish } from "../record.ts";
-import { showValue } from "../options/_redact.ts";
+import { showValue } from "../_redact.ts";
 import { MQTT_LARGEST_PACKET, publishSize } from "./_packet_size.ts";
-
-/** The parts of mqtt.js's client this file relies on; pinned by tests/streams/source_test.ts. */
-interface Internals {
-  outgoing: Record<number, { cb: (error?: Error) => void }>;
-  outgoingStore: {
-    get(packet: { messageId: number }, cb: (error?: Error, packet?: Packet) => void): void;
-  };
-  _removeOutgoingAndStoreMessage(messageId: number, cb: () => void): void;
-}
+import { reasonName } from "./_mqtt.ts";
+import type { OutboundPort, PublishOptions } from "./_ports.ts";
 
 /** MQTT 5's Receive Maximum when the CONNACK does not say (MQTT 5 §3.2.2.3.3). */
 const DEFAULT_RECEIVE_MAXIMUM = 65_535;
@@ -74,13 +67,9 @@ export function unsettled(error: Error): Unsettled {
   return { kind: dropped ? "dropped" : "failed", error };
 }
 
-/**
- * mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized").
- * Read off the default export: mqtt.js's browser build (dist/mqtt.esm.js) has no named
- * exports.
- */
+/** mqtt.js's name for an MQTT 5 reason code, as words in a sentence ("not authorized"). */
 function reasonText(code: number): string {
-  const name = (mqtt.ReasonCodes as Record<number, string>)[code] ?? "unknown reason code";
+  const name = reasonName(code) ?? "unknown reason code";
   // Lower-case a leading capital, but not an acronym such as "QoS".
   return name.replace(/^[A-Z](?=[a-z]+\b)/, (first) => first.toLowerCase());
 }
@@ -94,45 +83,43 @@ const afterIo: (fn: () => void) => void =
   (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
     ((fn) => setTimeout(fn, 0));
 
-/** The parts of a Node-style writable socket that {@linkcode Outbound.batch} uses. */
-interface Corkable {
-  cork?(): void;
-  uncork(): void;
-  writableLength: number;
-  writableHighWaterMark: number;
-}
-
 /**
  * The QoS 1/2 publishes in flight on one connection, against the broker's Receive
  * Maximum (MQTT 3.1.1 has none: 65,535). `changed()` wakes a sink waiting for room or for
  * the connection to come back.
  */
 export class PublishWindow {
-  /** Publishes sent and not yet acknowledged, by every sink on the connection. */
-  inflight = 0;
-  readonly #client: MqttClient;
+  #inflight = 0;
+  readonly #port: Pick<OutboundPort, "connected" | "receiveMaximum">;
   #waiters: (() => void)[] = [];
 
-  constructor(client: MqttClient) {
-    this.#client = client;
+  constructor(port: Pick<OutboundPort, "connected" | "receiveMaximum">) {
+    this.#port = port;
+  }
+
+  /** Publishes sent and not yet acknowledged, by every sink on the connection. */
+  get inflight(): number {
+    return this.#inflight;
   }
 
   /** The broker's Receive Maximum, from the latest CONNACK. */
   get limit(): number {
-    return this.#client.serverProperties?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+    return this.#port.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
   }
 
   /** Whether another publish may go out now: connected, and the broker's window has room. */
   get open(): boolean {
-    return this.#client.connected && this.inflight < this.limit;
+    return this.#port.connected && this.#inflight < this.limit;
   }
 
+  /** A publish goes out: it holds a slot until {@linkcode give}. */
   take(): void {
-    this.inflight++;
+    this.#inflight++;
   }
 
+  /** A publish settled (or was given up): its slot is free, and waiters wake. */
   give(): void {
-    this.inflight--;
+    this.#inflight--;
     this.wake();
   }
 
@@ -149,15 +136,21 @@ export class PublishWindow {
 /** Publishes on one mqtt.js client, and settles them. */
 export class Outbound {
   readonly window: PublishWindow;
-  readonly #client: MqttClient;
-  readonly #options: MqttOptions;
+  readonly #port: OutboundPort;
+  readonly #mqttVersion: number;
   #corked = false;
 
-  constructor(client: MqttClient, options: MqttOptions, closed: Promise<unknown>) {
-    this.#client = client;
-    this.#options = options;
-    this.window = new PublishWindow(client);
-    closed.then(() => this.window.wake());
+  /** `closed` settles when the connection is over (it never rejects): waiters wake then. */
+  constructor(
+    port: OutboundPort,
+    options: Pick<MqttOptions, "mqttVersion">,
+    closed: Promise<unknown>,
+  ) {
+    this.#port = port;
+    this.#mqttVersion = options.mqttVersion;
+    this.window = new PublishWindow(port);
+    const wake = () => this.window.wake();
+    closed.then(wake, wake);
   }
 
   /**
@@ -176,13 +169,13 @@ export class Outbound {
    * @throws {MqttRecordError} Naming the chunk, its size and the limit.
    */
   checkSize(publish: Publish): void {
-    const brokerLimit = this.#client.serverProperties?.maximumPacketSize;
+    const brokerLimit = this.#port.maximumPacketSize;
     const limit = Math.min(brokerLimit ?? MQTT_LARGEST_PACKET, MQTT_LARGEST_PACKET);
     // Most records are far below any limit: bound their size without counting UTF-8.
     const { payload, topic, properties } = publish;
     const payloadMax = typeof payload === "string" ? payload.length * 3 : payload.length;
     if (!properties && payloadMax + topic.length * 3 + 16 <= limit) return;
-    const size = publishSize(publish, this.#options.mqttVersion);
+    const size = publishSize(publish, this.#mqttVersion);
     if (size <= limit) return;
     const whose = brokerLimit !== undefined && brokerLimit < MQTT_LARGEST_PACKET
       ? "the broker's Maximum Packet Size (CONNACK)"
@@ -207,14 +200,13 @@ export class Outbound {
     stored: (publish: Publish) => void,
   ): void {
     this.batch();
-    this.#client.publish(
+    const options = packetOptions(publish);
+    // mqtt.js calls it with an error when it drops a publish it had queued.
+    options.cbStorePut = (error) => error || stored(publish);
+    this.#port.publish(
       publish.topic,
-      compact(publish.payload) as string,
-      {
-        ...packetOptions(publish),
-        // mqtt.js calls it with an error when it drops a publish it had queued.
-        cbStorePut: (error?: Error) => error || stored(publish),
-      } as IClientPublishOptions,
+      compact(publish.payload),
+      options,
       (error) => settled(publish, error ? unsettled(error) : undefined),
     );
   }
@@ -226,7 +218,7 @@ export class Outbound {
    */
   publishQoS0(publish: Publish, written: (error?: Error) => void): void {
     this.batch();
-    this.#client.publish(publish.topic, publish.payload as string, packetOptions(publish), written);
+    this.#port.publish(publish.topic, publish.payload, packetOptions(publish), written);
   }
 
   /**
@@ -236,13 +228,11 @@ export class Outbound {
    * microtask of their own, so without this every publish of a pipe costs a system call.
    */
   batch(): void {
-    const socket = this.#client.stream as unknown as Corkable | undefined;
-    if (!socket?.cork) return;
     if (!this.#corked) {
+      if (!this.#port.cork()) return;
       this.#corked = true;
-      socket.cork();
       afterIo(() => this.sendBatch());
-    } else if (socket.writableLength >= socket.writableHighWaterMark) {
+    } else if (this.#port.socketFull) {
       this.sendBatch();
     }
   }
@@ -251,7 +241,7 @@ export class Outbound {
   sendBatch(): void {
     if (!this.#corked) return;
     this.#corked = false;
-    (this.#client.stream as unknown as Corkable).uncork();
+    this.#port.uncork();
   }
 
   /**
@@ -261,25 +251,25 @@ export class Outbound {
    * @throws {Error} When the connection closes first.
    */
   flush(): Promise<void> {
-    const client = this.#client;
+    const port = this.#port;
     return new Promise((resolve, reject) => {
-      const onPacket = (packet: { cmd: string }) => {
-        if (packet.cmd !== "pingresp") return;
-        done();
-        resolve();
-      };
-      const onClose = () => {
-        done();
+      let unlisten = () => {};
+      const closed = () => {
+        unlisten();
         reject(new Error("the connection closed before the broker confirmed the QoS 0 publishes"));
       };
-      const done = () => {
-        client.removeListener("packetreceive", onPacket);
-        client.removeListener("close", onClose);
+      if (!port.connected) return closed();
+      const offPacket = port.listen("packetreceive", (packet) => {
+        if (packet.cmd !== "pingresp") return;
+        unlisten();
+        resolve();
+      });
+      const offClose = port.listen("close", closed);
+      unlisten = () => {
+        offPacket();
+        offClose();
       };
-      if (!client.connected) return onClose();
-      client.on("packetreceive", onPacket);
-      client.on("close", onClose);
-      client.sendPing();
+      port.sendPing();
       this.sendBatch();
     });
   }
@@ -294,13 +284,11 @@ export class Outbound {
    * delivered at least once (twice where the broker delivered on PUBLISH).
    */
   #forgetReleases(): void {
-    const client = this.#client as unknown as Internals;
-    for (const id of Object.keys(client.outgoing).map(Number)) {
+    const port = this.#port;
+    for (const id of port.outgoingIds()) {
       // mqtt.js's memory store answers get and del synchronously, before the replay.
-      client.outgoingStore.get({ messageId: id }, (error, stored) => {
-        if (error || stored?.cmd !== "pubrel") return;
-        const { cb } = client.outgoing[id];
-        client._removeOutgoingAndStoreMessage(id, () => cb(new SessionLost()));
+      port.storedOutgoing(id, (stored) => {
+        if (stored?.cmd === "pubrel") port.dropOutgoing(id, new SessionLost());
       });
     }
   }
@@ -320,8 +308,6 @@ function compact(payload: Uint8Array | string): Uint8Array | string {
 }
 
 /** mqtt.js's options for sending `publish`. */
-function packetOptions(publish: Publish): IClientPublishOptions {
-  // mqtt.js types correlationData as a Buffer; mqtt-packet writes any Uint8Array.
-  const properties = publish.properties as IClientPublishOptions["properties"];
-  return { qos: publish.qos, retain: publish.retain, properties };
+function packetOptions(publish: Publish): PublishOptions {
+  return { qos: publish.qos, retain: publish.retain, properties: publish.properties };
 }

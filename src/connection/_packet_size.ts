@@ -4,12 +4,16 @@
 // PUBLISH can be known before it is sent.
 // This module is browser compatible.
 import type { MqttPublishProperties } from "../record.ts";
+import { MQTT_MAX_PACKET_SIZE } from "../options/_schema.ts";
 
 /**
- * The largest packet MQTT can frame, in bytes: a Remaining Length of 268,435,455 (MQTT 5
- * §1.5.5) and its header.
+ * The largest packet MQTT can frame, in bytes: 268,435,460. MQTT_MAX_PACKET_SIZE (the
+ * maxPacketSize option's upper bound) is the largest Remaining Length, a variable byte
+ * integer of at most four bytes (MQTT 5 §1.5.5 and §2.1.4, 3.1.1 §2.2.3); the whole packet,
+ * which is what a Maximum Packet Size counts (MQTT 5 §3.1.2.11.4, §3.2.2.3.6), adds the
+ * fixed header's first byte and those four length bytes.
  */
-export const MQTT_LARGEST_PACKET = 268_435_455 + 5;
+export const MQTT_LARGEST_PACKET = MQTT_MAX_PACKET_SIZE + 1 + 4;
 
 const encoder = new TextEncoder();
 
@@ -162,12 +166,13 @@ export class FrameScanner {
   }
 }
 
-/** The parts of a Node-style stream that {@linkcode guardIncoming} wraps. */
-interface Pipeable {
-  pipe(destination: PipeTarget, options?: unknown): unknown;
+/** The part of a Node-style stream that {@linkcode guardIncoming} wraps; a transport may lack it. */
+export interface Pipeable {
+  pipe?(destination: PipeTarget, options?: unknown): unknown;
 }
 
-interface PipeTarget {
+/** The writable mqtt.js pipes its transport into, which feeds its packet parser. */
+export interface PipeTarget {
   _write(chunk: Uint8Array, encoding: string, done: (error?: Error | null) => void): void;
 }
 
@@ -178,15 +183,14 @@ interface PipeTarget {
  * oversized packet and everything after it are dropped, and `refuse` is called once, at
  * once: it must close the connection.
  */
-export function guardIncoming<T extends object>(
-  stream: T,
+export function guardIncoming(
+  stream: Pipeable,
   limit: number,
   refuse: (oversized: Oversized) => void,
-): T {
-  const pipeable = stream as unknown as Pipeable;
-  const pipe = pipeable.pipe;
-  if (typeof pipe !== "function") return stream;
-  pipeable.pipe = function (destination: PipeTarget, options?: unknown) {
+): void {
+  const pipe = stream.pipe;
+  if (typeof pipe !== "function") return;
+  stream.pipe = function (destination: PipeTarget, options?: unknown) {
     const scanner = new FrameScanner(limit);
     const write = destination._write;
     let refused = false;
@@ -202,5 +206,4 @@ export function guardIncoming<T extends object>(
     };
     return pipe.call(this, destination, options);
   };
-  return stream;
 }

@@ -10,7 +10,7 @@
 import type { Packet } from "mqtt";
 import type { MqttOptions } from "../options/options.ts";
 import { brokerAddress, HOST_PORT } from "../options/_brokers.ts";
-import { redactText } from "../options/_redact.ts";
+import { redactText } from "../_redact.ts";
 
 /**
  * A redirection (MQTT 5 §4.11) that `redirect` does not allow, or that names no broker: the

@@ -2,15 +2,11 @@
 // accounts of what the store brought back from an earlier run. The store's code is loaded
 // with import() only when persistence=file is asked for, so the core stays free of
 // file-system code and bundles for browsers.
-import type { IClientOptions, MqttClient } from "mqtt";
+import type { IClientOptions } from "mqtt";
 import type { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { FileStores } from "../stores/store.ts";
-
-/** The part of mqtt.js's client that {@linkcode Persisted} relies on. */
-interface MqttInternals {
-  outgoing: Record<number, { volatile: boolean; cmd: string; cb: (error?: Error) => void }>;
-}
+import type { OutgoingRegistry } from "./_ports.ts";
 
 /**
  * Opens the file store of `options` (persistence=file).
@@ -48,7 +44,7 @@ export class Persisted {
   failure?: MqttStreamError;
 
   /**
-   * Installs itself on `client`; made after the connection's Inbound, if it has one.
+   * Installs itself on mqtt.js through `mqtt`; made after the connection's Inbound, if it has one.
    * `onFailure` ends the connection when the store cannot write (a full disk): mqtt.js
    * drops a store's errors (see _log_store.ts), so nothing else would. It is called once
    * the publishes the store did take are acknowledged, or `connectionTimeout` seconds
@@ -60,10 +56,11 @@ export class Persisted {
    */
   constructor(
     readonly stores: FileStores,
-    client: MqttClient,
+    mqtt: OutgoingRegistry,
     connectionTimeout: number,
     onFailure: (error: MqttStreamError) => void,
   ) {
+    // `failure` never rejects, and `drained` never does (see there).
     stores.failure.then((error) => {
       this.failure = error;
       // The connection ends on it, which closes the files and releases the folder's lock.
@@ -72,15 +69,10 @@ export class Persisted {
     // mqtt.js sends the recovered publishes again on CONNACK and calls back whoever
     // registered their packet identifier; no one has in this process, so a refusal would
     // go unseen.
-    const { outgoing } = client as unknown as MqttInternals;
     for (const id of stores.recovery.outgoingIds) {
-      outgoing[id] = {
-        volatile: false,
-        cmd: "publish",
-        cb: (error) => {
-          if (error) this.recoveredFailed++;
-        },
-      };
+      mqtt.registerOutgoing(id, (error) => {
+        if (error) this.recoveredFailed++;
+      });
     }
   }
 
@@ -96,7 +88,9 @@ export class Persisted {
 
 /**
  * Resolves once the outgoing store holds nothing, `seconds` have passed (0: no bound), or
- * the stores closed (the connection ended otherwise); no timer is left running.
+ * the stores closed (the connection ended otherwise); no timer is left running. Never
+ * rejects: a store that could not close has closed as far as waiting goes, and the failure
+ * that asked is what the connection ends with.
  */
 function drained(stores: FileStores, seconds: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -104,5 +98,6 @@ function drained(stores: FileStores, seconds: number): Promise<void> {
   if (seconds > 0) {
     waits.push(new Promise((resolve) => (timer = setTimeout(resolve, seconds * 1000))));
   }
-  return Promise.race(waits).finally(() => clearTimeout(timer));
+  const over = () => clearTimeout(timer);
+  return Promise.race(waits).then(over, over);
 }

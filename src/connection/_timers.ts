@@ -2,7 +2,7 @@
 // ref()/unref(); Deno's are numeric ids with Deno.refTimer/unrefTimer; browsers have
 // neither, and there nothing holds a page open anyway. Feature detection of globals, not
 // imports, so the core still bundles for browsers.
-import type { MqttClient } from "mqtt";
+import type { IdlingPort } from "./_ports.ts";
 
 interface DenoTimers {
   refTimer(id: number): void;
@@ -40,23 +40,23 @@ export class Idling {
   #idle = false;
   /** The keep-alive intervals mqtt.js has running (one at a time). */
   readonly #timers = new Set<unknown>();
-  readonly #client: MqttClient;
+  readonly #mqtt: IdlingPort;
 
-  /** Installs mqtt.js's documented `timerVariant` option on `client`. */
-  constructor(client: MqttClient) {
-    this.#client = client;
-    client.options.timerVariant = {
-      set: (tick: () => void, ms: number) => {
+  /** Makes mqtt.js's keep-alive run on timers of its own (mqtt.js's `timerVariant`). */
+  constructor(mqtt: IdlingPort) {
+    this.#mqtt = mqtt;
+    mqtt.useTimers({
+      set: (tick, ms) => {
         const timer = setInterval(tick, ms);
         this.#timers.add(timer);
         if (this.#idle) unrefTimer(timer);
-        return timer as unknown as number;
+        return timer;
       },
-      clear: (timer: unknown) => {
-        clearInterval(timer as number);
+      clear: (timer) => {
+        clearInterval(timer as ReturnType<typeof setInterval>);
         this.#timers.delete(timer);
       },
-    };
+    });
   }
 
   /**
@@ -64,19 +64,13 @@ export class Idling {
    * socket that can be unref'd (TCP, TLS). A WebSocket cannot.
    */
   get possible(): boolean {
-    return typeof this.#socket?.unref === "function";
+    return this.#mqtt.canUnref;
   }
 
   set(idle: boolean): void {
     if (this.#idle === idle) return;
     this.#idle = idle;
-    const socket = this.#socket;
-    if (idle) socket?.unref?.();
-    else socket?.ref?.();
+    this.#mqtt.refSocket(!idle);
     for (const timer of this.#timers) (idle ? unrefTimer : refTimer)(timer);
-  }
-
-  get #socket(): RefTimer | undefined {
-    return this.#client.stream as unknown as RefTimer | undefined;
   }
 }

@@ -2,7 +2,7 @@
 // options: PEM paths, text or bytes, PKCS12 key stores, and PKCS12 trust stores.
 import { MqttOptionsError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
-import { redactText, showPath } from "../options/_redact.ts";
+import { redactText, showPath } from "../_redact.ts";
 
 /** Node-style TLS options (as Node, Deno and Bun's `node:tls` take them). */
 export async function tlsOptions(options: MqttOptions): Promise<Record<string, unknown>> {

@@ -16,8 +16,8 @@
 // for connectionCacheTimeout, or past the end of a process that exits without waiting.
 //
 // The broker's window (MQTT 5 §4.9 Receive Maximum, from CONNACK) is per connection
-// (`connection.outbound.window`): every sink on a connection draws its in-flight QoS 1/2
-// publishes from it.
+// (`connection.hasRoom`, `reserve()`, `settle()`): every sink on a connection draws its
+// in-flight QoS 1/2 publishes from it.
 import { Connection } from "./connection.ts";
 import type { MqttOptions } from "../options/options.ts";
 import { unrefTimer } from "./_timers.ts";
@@ -86,10 +86,10 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
     created.opening.then((connection) => {
       created.connection = connection;
       // An idle connection that drops is not worth reconnecting: the next sink opens anew.
-      connection.onClose(() => created.refs === 0 && evict(created, true));
-      // A connection that failed for good is never handed out again.
-      connection.closed.then((error) => error && evict(created, true));
-    }, () => evict(created, true));
+      connection.onClose(() => created.refs === 0 && evictIdle(created));
+      // A connection that failed for good is never handed out again (`closed` never rejects).
+      connection.closed.then((error) => error && evictIdle(created));
+    }, () => evictIdle(created));
   }
   entry.refs++;
   clearTimeout(entry.timer);
@@ -106,7 +106,7 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
       return evict(held, now);
     }
     connection.setIdle(true);
-    held.timer = setTimeout(() => evict(held, false), timeout);
+    held.timer = setTimeout(() => evictIdle(held, false), timeout);
     unrefTimer(held.timer);
     return Promise.resolve();
   };
@@ -119,6 +119,17 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
     await release(true);
     throw error;
   }
+}
+
+/**
+ * {@linkcode evict} with no one waiting: an idle connection, or one that failed or never
+ * opened. Ending one fails only when its store cannot close (mqtt.js's end reports nothing
+ * else), and a connection with a file store is never idle: it is evicted as its last sink
+ * lets go, which waits and gets that error. So there is nothing to report here, and no
+ * rejection is left unhandled.
+ */
+function evictIdle(entry: Entry, force = true): void {
+  evict(entry, force).catch(() => {});
 }
 
 /** Drops the entry from the cache and ends its connection, unless a sink took it again. */

@@ -1,46 +1,31 @@
-// The face of the connection, and the one door to mqtt.js: a Connection keeps its mqtt.js
-// client private, opens it under connectAttempts / connectBackoff on the first connect and
-// on every outage, subscribes, and ends it. Its two sides do the rest: `inbound`
-// (_inbound.ts: incoming messages, acknowledged when released) and `outbound`
-// (_outbound.ts: publish and settle, the broker's window, batching, flush). Sources and
-// sinks talk to this face and its sides, never to mqtt.js.
-import "./_env_access.ts"; // before mqtt, whose dependencies read the environment as they load
-import mqtt from "mqtt";
-import type { IClientOptions, IConnackPacket, MqttClient } from "mqtt";
+// The face of the connection: a Connection keeps its mqtt.js client private (behind the
+// adapter, _mqtt.ts, the one file that knows mqtt.js's insides), opens it under
+// connectAttempts / connectBackoff on the first connect and on every outage, subscribes,
+// and ends it. Its two sides do the rest, behind the face: inbound (_inbound.ts: incoming
+// messages, acknowledged when released) and outbound (_outbound.ts: publish and settle, the
+// broker's window, batching, flush). Sources and sinks call the members of this face only.
+import type { IClientOptions, IConnackPacket } from "mqtt";
 import { MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
+import type { Publish } from "../record.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
 import { subscribe, type Subscription } from "./_subscribe.ts";
 import { Idling } from "./_timers.ts";
 import { Attempts } from "./_attempts.ts";
 import { redirection } from "./_redirect.ts";
-import { type Deliver, Inbound } from "./_inbound.ts";
-import { Outbound } from "./_outbound.ts";
+import { type Deliver, DeliveryFailed, Inbound } from "./_inbound.ts";
+import { Outbound, type Unsettled } from "./_outbound.ts";
 import { openStores, Persisted, storeOptions } from "./_stores.ts";
 import { aimAt, quietLog, toClientOptions } from "./_client_options.ts";
-import { wantsRuntimeWebSocket } from "./_websocket.ts";
 import { guardIncoming, type Oversized } from "./_packet_size.ts";
+import { adapt, type MqttAdapter } from "./_mqtt.ts";
+import { type ConnectionStats, connectionStats } from "./_connection_stats.ts";
 import type { FileStores } from "../stores/store.ts";
 
 export type { Ack, Deliver } from "./_inbound.ts";
+export type { ConnectionStats } from "./_connection_stats.ts";
 export type { Unsettled } from "./_outbound.ts";
 export type { Subscription } from "./_subscribe.ts";
-
-/** The parts of mqtt.js's client that Connection and its sides rely on; see CONNECTION_INTERNALS. */
-interface MqttInternals {
-  outgoing: Record<number, unknown>;
-  /** Builds the transport of each attempt; wrapped by guardIncoming. */
-  streamBuilder: (client: MqttClient) => object;
-  /** Fails the unanswered SUBSCRIBE/UNSUBSCRIBE packets, as mqtt.js does on a close. */
-  _flushVolatile(): void;
-}
-
-/** The members of mqtt.js 5.16's client that {@linkcode Connection} and its outbound side call or wrap. */
-export const CONNECTION_INTERNALS = [
-  "_removeOutgoingAndStoreMessage",
-  "_flushVolatile",
-  "streamBuilder",
-] as const;
 
 /** How long a graceful end waits for the broker to close after DISCONNECT. */
 const END_GRACE_MS = 500;
@@ -66,14 +51,14 @@ export interface OpenOptions {
  */
 export class Connection implements AsyncDisposable {
   readonly options: MqttOptions;
-  /** Incoming messages, when opened with `deliver`: their acknowledgements and counts. */
-  readonly inbound?: Inbound;
-  /** Publishing: publish and settle, the broker's window, batching, flush. */
-  readonly outbound: Outbound;
-  /** The file store (persistence=file), and what became of what it recovered. */
-  readonly persisted?: Persisted;
   readonly closed: Promise<MqttStreamError | undefined>;
-  readonly #client: MqttClient;
+  /** Incoming messages, when opened with `deliver`: their acknowledgements and counts. */
+  readonly #inbound?: Inbound;
+  /** Publishing: publish and settle, the broker's window, batching, flush. */
+  readonly #outbound: Outbound;
+  /** The file store (persistence=file), and what became of what it recovered. */
+  readonly #persisted?: Persisted;
+  readonly #mqtt: MqttAdapter;
   #settle!: (error: MqttStreamError | undefined) => void;
   #reconnects = 0;
   readonly #attempts: Attempts;
@@ -83,36 +68,46 @@ export class Connection implements AsyncDisposable {
   #onConnect: ((resumed: boolean) => void)[] = [];
   #onClose: (() => void)[] = [];
   #identifiers = false;
+  readonly #stats: ConnectionStats;
 
   private constructor(
-    client: MqttClient,
+    mqtt: MqttAdapter,
     options: MqttOptions,
     deliver?: Deliver,
     stores?: FileStores,
   ) {
-    this.#client = client;
+    const client = mqtt.client;
+    this.#mqtt = mqtt;
     quietLog(client);
     this.options = options;
     this.#attempts = new Attempts(options, (timeout) => {
       // No CONNACK within the attempt's share of connectionTimeout: its close ends it.
       this.#lastError = timeout;
-      this.#destroyStream();
+      mqtt.destroySocket();
     });
     this.closed = new Promise((resolve) => (this.#settle = resolve));
-    if (deliver) this.inbound = new Inbound(client, deliver, options);
+    if (deliver) this.#inbound = new Inbound(mqtt, deliver, options);
     if (stores) {
       // A store that cannot write (a full disk) ends the connection with its STORE_FAILED,
       // once what it took is acknowledged (bounded by connectionTimeout).
-      this.persisted = new Persisted(stores, client, options.connectionTimeout, (error) => {
+      this.#persisted = new Persisted(stores, mqtt, options.connectionTimeout, (error) => {
         this.#lastError = error;
         this.#fail("refused");
       });
     }
-    this.outbound = new Outbound(client, options, this.closed);
-    this.#idling = new Idling(client);
+    this.#outbound = new Outbound(mqtt, options, this.closed);
+    this.#idling = new Idling(mqtt);
+    this.#stats = connectionStats(
+      () => this.#reconnects,
+      this.#attempts,
+      this.#inbound,
+      this.#persisted,
+    );
     // mqtt.js throws an 'error' event nobody listens to; this listener classifies every
     // error and ends the connection on a permanent one, so none is lost or hidden.
     client.on("error", (error) => {
+      // A message whose deliver failed: not the connection's failure (see _inbound.ts).
+      if (error instanceof DeliveryFailed) return;
       // A redirection not followed says more than the CONNACK 0x9C / 0x9D it came with.
       this.#lastError = this.#attempts.refused ?? error;
       if (this.#over) return;
@@ -121,7 +116,7 @@ export class Connection implements AsyncDisposable {
       // A refused CONNACK: mqtt.js arms the next attempt as this event returns, before the
       // socket's close, where the next attempt's delay is set: it arms none now (a period of
       // 0), and the close arms it, so no attempt starts before the last one closed.
-      if (code === "CONNECT_REJECTED") this.#client.options.reconnectPeriod = 0;
+      if (code === "CONNECT_REJECTED") client.options.reconnectPeriod = 0;
     });
     // Prepended so it runs before mqtt.js's own 'close' handler, which arms the next
     // attempt with options.reconnectPeriod: we set that delay here, attempt by attempt.
@@ -136,9 +131,9 @@ export class Connection implements AsyncDisposable {
         // The sides, in this order: what the inbound side delivered, what the store holds,
         // then the outbound side's repair, all before mqtt.js replays its store.
         const resumed = sessionResumed(options, packet);
-        this.inbound?.connack(resumed);
-        this.persisted?.connack(resumed);
-        this.outbound.connack(resumed);
+        this.#inbound?.connack(resumed);
+        this.#persisted?.connack(resumed);
+        this.#outbound.connack(resumed);
         // The broker answered something after CONNACK: it serves this client.
       } else this.#attempts.answered();
     });
@@ -146,30 +141,32 @@ export class Connection implements AsyncDisposable {
     client.on("connect", (connack) => {
       if (this.#attempts.connected()) this.#reconnects++;
       this.#lastError = undefined;
-      this.outbound.window.wake();
+      this.#outbound.window.wake();
       const resumed = sessionResumed(options, connack);
       for (const listener of this.#onConnect) listener(resumed);
     });
     // After mqtt.js's own 'close' handler: the sides first, then the streams.
     client.on("close", () => {
-      this.inbound?.disconnected();
-      this.outbound.window.wake();
+      this.#inbound?.disconnected();
+      this.#outbound.window.wake();
       for (const listener of this.#onClose) listener();
     });
-    const stream = client as unknown as MqttInternals;
-    const build = stream.streamBuilder;
-    stream.streamBuilder = (c) => {
-      // Each attempt: the broker it goes to, and its own errors only.
-      aimAt(c.options, this.#attempts.aim());
-      this.#lastError = undefined;
-      return guardIncoming(build(c), options.maxPacketSize, (oversized) => this.#refuse(oversized));
-    };
+    mqtt.eachAttempt(
+      (clientOptions) => {
+        // Each attempt: the broker it goes to, and its own errors only.
+        aimAt(clientOptions, this.#attempts.aim());
+        this.#lastError = undefined;
+      },
+      (transport) =>
+        guardIncoming(transport, options.maxPacketSize, (oversized) => this.#refuse(oversized)),
+    );
   }
 
   /**
    * Connects, trying up to `connectAttempts` times with backoff.
    *
-   * @throws {MqttConnectError} When every attempt failed, or the broker refused for good.
+   * @throws {MqttConnectError} When every attempt failed, or the broker refused for good,
+   *   or (before any attempt) the installed mqtt.js lacks a part of it this relies on.
    */
   static async open(options: MqttOptions, init: OpenOptions = {}): Promise<Connection> {
     const clientOptions = await toClientOptions(options);
@@ -180,30 +177,42 @@ export class Connection implements AsyncDisposable {
       ...(stores && storeOptions(stores)),
       manualConnect: true,
     };
-    const client = wantsRuntimeWebSocket(mqttOptions)
-      ? (await import("./runtime/websocket.ts")).webSocketClient(mqttOptions)
-      : mqtt.connect(mqttOptions);
-    const connection = new Connection(client, options, init.deliver, stores);
+    let mqtt: MqttAdapter;
+    try {
+      mqtt = await adapt(mqttOptions);
+      // Aborted while the store opened or the client was made: its 'abort' event is gone,
+      // and from here to listening for it nothing waits.
+      init.signal?.throwIfAborted();
+    } catch (error) {
+      // Nothing connected: only the store's folder is held. Why nothing could connect is
+      // what the caller can act on, so that is what it gets, even if the store fails to close.
+      await stores?.close().catch(() => {});
+      throw error;
+    }
+    const connection = new Connection(mqtt, options, init.deliver, stores);
     const connected = new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         connection.#over = true;
+        connection.#attempts.stop();
         connection.#stopReconnecting();
         connection.#endNow();
-        connection.persisted?.stores.close();
+        connection.#inbound?.dispose();
+        connection.#closeStores();
         reject(init.signal!.reason);
       };
       init.signal?.addEventListener("abort", onAbort, { once: true });
-      client.once("connect", () => {
+      mqtt.client.once("connect", () => {
         init.signal?.removeEventListener("abort", onAbort);
         resolve();
       });
+      // `closed` never rejects.
       connection.closed.then((error) => {
         init.signal?.removeEventListener("abort", onAbort);
         if (error) reject(error);
       });
     });
     try {
-      client.connect();
+      mqtt.client.connect();
     } catch (error) {
       // The transport could not even be built (Bun's TLS throws on a key it cannot
       // decrypt): a permanent failure, said like any other.
@@ -216,7 +225,7 @@ export class Connection implements AsyncDisposable {
 
   /** Whether the connection is up now (between a CONNACK and the next close). */
   get connected(): boolean {
-    return this.#client.connected;
+    return this.#mqtt.connected;
   }
 
   /**
@@ -242,6 +251,16 @@ export class Connection implements AsyncDisposable {
     return this.#attempts.failovers;
   }
 
+  /** What the connection counts: a live view (the same object each time), read when asked. */
+  get stats(): ConnectionStats {
+    return this.#stats;
+  }
+
+  /** Incoming QoS 1/2 messages delivered whose acknowledgement has not been sent. */
+  get unacked(): number {
+    return this.#inbound?.unacked ?? 0;
+  }
+
   /**
    * Calls `listener` at every reconnect, once the broker accepted it (after mqtt.js sent
    * the session's unacknowledged publishes again), with whether it resumed the session.
@@ -254,6 +273,76 @@ export class Connection implements AsyncDisposable {
   /** Calls `listener` whenever the connection drops; returns the function that removes it. */
   onClose(listener: () => void): () => void {
     return listen(this.#onClose, listener);
+  }
+
+  /**
+   * Refuses a publish the broker could not take, before anything is sent: over its CONNACK
+   * Maximum Packet Size, or over what MQTT can frame at all.
+   *
+   * @throws {MqttRecordError} Naming the chunk, its size and the limit.
+   */
+  checkSize(publish: Publish): void {
+    this.#outbound.checkSize(publish);
+  }
+
+  /**
+   * Whether a QoS 1/2 publish may go out now: connected, and the broker's window (its
+   * CONNACK Receive Maximum, shared by every sink on the connection) has room.
+   */
+  get hasRoom(): boolean {
+    return this.#outbound.window.open;
+  }
+
+  /** Takes a slot of the broker's window for a QoS 1/2 publish about to go out. */
+  reserve(): void {
+    this.#outbound.window.take();
+  }
+
+  /** Gives a slot of the broker's window back (a publish settled, or was given up), and wakes waiters. */
+  settle(): void {
+    this.#outbound.window.give();
+  }
+
+  /** Resolves at the next acknowledgement, connect, disconnect or end of the connection. */
+  changed(): Promise<void> {
+    return this.#outbound.window.changed();
+  }
+
+  /**
+   * Sends a QoS 1/2 publish. `stored` runs once mqtt.js's store holds it (at once with
+   * persistence=memory); `settled` runs once the broker acknowledged it (undefined), or
+   * with why it did not complete. A publish unacknowledged when the connection drops is
+   * sent again on the next CONNACK, without settling.
+   */
+  publish(
+    publish: Publish,
+    settled: (publish: Publish, failure: Unsettled | undefined) => void,
+    stored: (publish: Publish) => void,
+  ): void {
+    this.#outbound.publish(publish, settled, stored);
+  }
+
+  /**
+   * Writes a QoS 0 publish; no acknowledgement will come. `written` runs once the socket
+   * took it, with an error when the connection is down.
+   */
+  publishQoS0(publish: Publish, written: (error?: Error) => void): void {
+    this.#outbound.publishQoS0(publish, written);
+  }
+
+  /** Sends the publishes batched so far now: the writer is about to wait for the broker. */
+  sendBatch(): void {
+    this.#outbound.sendBatch();
+  }
+
+  /**
+   * Resolves once the broker has read everything written so far (QoS 0 publishes have no
+   * other confirmation).
+   *
+   * @throws {Error} When the connection closes first.
+   */
+  flush(): Promise<void> {
+    return this.#outbound.flush();
   }
 
   /**
@@ -271,7 +360,7 @@ export class Connection implements AsyncDisposable {
 
   /** mqtt.js's end(true), which throws when connect() failed before making a stream. */
   #endNow(): void {
-    if (this.#client.stream) this.#client.end(true);
+    if (this.#mqtt.hasTransport) this.#mqtt.client.end(true);
   }
 
   /**
@@ -280,15 +369,15 @@ export class Connection implements AsyncDisposable {
    * reconnect: a period of 0 means none.
    */
   #stopReconnecting(): void {
-    this.#client.options.reconnectPeriod = 0;
+    this.#mqtt.client.options.reconnectPeriod = 0;
   }
 
   /** The connection (or an attempt) closed: end for good, or set the delay of the next attempt. */
   #closedNow(): void {
     if (this.#over) return this.#attempts.stop();
-    const next = this.#attempts.closed(this.#lastError ?? this.#streamError());
+    const next = this.#attempts.closed(this.#lastError ?? this.#mqtt.socketError);
     if ("end" in next) return this.#fail(next.end);
-    this.#client.options.reconnectPeriod = next.retryIn;
+    this.#mqtt.client.options.reconnectPeriod = next.retryIn;
   }
 
   /** Ends the connection for good with the error that `why` and the last error say. */
@@ -299,7 +388,7 @@ export class Connection implements AsyncDisposable {
     // Already said in full (an oversized packet, a store that cannot write), or said now.
     const error = this.#lastError instanceof MqttStreamError ? this.#lastError : endingError({
       why,
-      error: this.#lastError ?? this.#streamError(),
+      error: this.#lastError ?? this.#mqtt.socketError,
       attempts: this.#attempts.count,
       closedAfterConnack: this.#attempts.closedAfterConnack,
       broker: this.#attempts.target,
@@ -307,28 +396,24 @@ export class Connection implements AsyncDisposable {
     }, this.options);
     this.#close(farewell);
     // A store that failed comes first: a drop while it drained is its consequence.
-    this.#settle(this.persisted?.failure ?? error);
+    this.#settle(this.#persisted?.failure ?? error);
   }
 
   /** Closes at once, on a failure; after writing `farewell` (a DISCONNECT), if given. */
   #close(farewell?: number[]): void {
-    const socket = this.#client.stream as unknown as {
-      write?(bytes: Uint8Array, done: () => void): void;
-    };
-    if (farewell && socket?.write) socket.write(new Uint8Array(farewell), () => this.#endNow());
-    else this.#endNow();
-    this.inbound?.dispose();
-    this.persisted?.stores.close();
+    const wrote = farewell !== undefined &&
+      this.#mqtt.write(new Uint8Array(farewell), () => this.#endNow());
+    if (!wrote) this.#endNow();
+    this.#inbound?.dispose();
+    this.#closeStores();
   }
 
-  /** Destroys the transport stream at once, if there is one: its close ends the attempt. */
-  #destroyStream(): void {
-    (this.#client.stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
-  }
-
-  /** The error the transport stream died of, when mqtt.js swallowed it (errors without a code). */
-  #streamError(): unknown {
-    return (this.#client.stream as unknown as { errored?: unknown } | undefined)?.errored;
+  /**
+   * Closes the file store, if any, without waiting: on a failure or an abort, whose error
+   * is what the caller gets. A store that also fails to close has nothing to add to it.
+   */
+  #closeStores(): void {
+    this.#persisted?.stores.close().catch(() => {});
   }
 
   /**
@@ -358,14 +443,14 @@ export class Connection implements AsyncDisposable {
    * next one).
    */
   subscribe(subscriptions: readonly Subscription[], qos: 0 | 1 | 2): Promise<number[]> {
-    return subscribe(this.#client, subscriptions, qos, {
+    return subscribe(this.#mqtt.client, subscriptions, qos, {
       options: this.options,
       broker: this.broker,
       answered: this.#attempts.subscribing(),
-      paused: () => this.inbound?.paused ?? false,
+      paused: () => this.#inbound?.paused ?? false,
       abandon: (why) => {
         this.#lastError = why;
-        this.#destroyStream();
+        this.#mqtt.destroySocket();
       },
     });
   }
@@ -375,7 +460,7 @@ export class Connection implements AsyncDisposable {
    * it reaches the broker after it, as TCP keeps order.
    */
   unsubscribe(filters: readonly string[]): void {
-    if (this.#client.connected && !this.#over) this.#client.unsubscribe([...filters], () => {});
+    if (this.#mqtt.connected && !this.#over) this.#mqtt.client.unsubscribe([...filters], () => {});
   }
 
   /**
@@ -389,24 +474,20 @@ export class Connection implements AsyncDisposable {
       this.#settle(undefined);
     }
     this.#attempts.stop();
-    this.inbound?.dispose();
+    this.#inbound?.dispose();
     this.#stopReconnecting();
-    const client = this.#client;
-    if (!client.stream) return void await this.persisted?.stores.close();
-    const internals = client as unknown as MqttInternals;
+    const mqtt = this.#mqtt;
+    if (!mqtt.hasTransport) return void await this.#persisted?.stores.close();
     // Unanswered SUBSCRIBE/UNSUBSCRIBE need no answer now; publishes do: end at once then.
-    if (!force) internals._flushVolatile();
-    const ending = client.endAsync(force || Object.keys(internals.outgoing).length > 0);
-    const timer = setTimeout(
-      () => this.#destroyStream(),
-      END_GRACE_MS,
-    );
+    if (!force) mqtt.flushVolatile();
+    const ending = mqtt.client.endAsync(force || mqtt.awaitingAnswers);
+    const timer = setTimeout(() => mqtt.destroySocket(), END_GRACE_MS);
     try {
       await ending;
     } finally {
       clearTimeout(timer);
     }
-    await this.persisted?.stores.close();
+    await this.#persisted?.stores.close();
   }
 
   /** Ends the connection gracefully: `await using connection = await Connection.open(…)`. */

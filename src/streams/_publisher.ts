@@ -12,14 +12,13 @@
 import { backoffDelay } from "../options/_backoff.ts";
 import { acquire, type Lease } from "../connection/cache.ts";
 import type { Connection, Unsettled } from "../connection/connection.ts";
-import { MqttPublishError } from "../errors.ts";
+import { MqttPublishError, MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
-import { type MqttSinkChunk, type Publish, RecordReader } from "../record.ts";
-import { showValue } from "../options/_redact.ts";
+import type { MqttSinkChunk, Publish } from "../record.ts";
+import { RecordReader } from "./_record_reader.ts";
+import { showValue } from "../_redact.ts";
 import { type MqttSinkStats, sinkStats } from "./stats.ts";
-import { openTelemetry, type Telemetry } from "../telemetry/_observer.ts";
-import type { MqttTelemetryInit } from "../telemetry/telemetry.ts";
-import { sinkSeries } from "../telemetry/_metrics.ts";
+import { type MqttTelemetryInit, observeSink, type SinkObserver } from "./hooks.ts";
 
 /**
  * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
@@ -38,6 +37,19 @@ const TRANSIENT_REFUSALS = new Set([
 const FAILED = "MqttPublishError";
 /** The error.type of a publish given up on because the sink failed or was aborted. */
 const GIVEN_UP = "aborted";
+
+/**
+ * What became of a publish, as the sink counts it and tells its observer: sent (QoS 1/2,
+ * first time), sent again (as `attempt`), acknowledged, written (QoS 0), failed (with an
+ * error type: a reason code, or FAILED), or given up on when the sink failed.
+ */
+type Outcome =
+  | { kind: "sent" }
+  | { kind: "retried"; attempt: number }
+  | { kind: "acked" }
+  | { kind: "written" }
+  | { kind: "failed"; type: string }
+  | { kind: "givenUp" };
 
 /** The sink's logic, as the WritableStream's underlying sink. */
 export class Publisher implements UnderlyingSink<MqttSinkChunk> {
@@ -64,8 +76,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   #failed: Promise<never>;
   #rejectFailed!: (error: unknown) => void;
 
-  /** OpenTelemetry, when an SDK is there to take it. */
-  readonly #telemetry?: Telemetry;
+  /** Transient refusals waiting to be sent again (each holds its window slot). */
+  readonly #retries = new Map<ReturnType<typeof setTimeout>, Publish>();
+
+  /** What observes the sink (telemetry, see hooks.ts), if anything does. */
+  readonly #observer?: SinkObserver;
 
   constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
     this.options = options;
@@ -74,8 +89,39 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection);
-    this.#telemetry = openTelemetry(options, "sink", providers);
-    this.#telemetry?.observe(sinkSeries(this.stats));
+    this.#observer = observeSink(this, providers);
+  }
+
+  /**
+   * Counts what became of `publish` and tells its observer: the one place a publish's
+   * outcome is recorded.
+   */
+  #record(publish: Publish, outcome: Outcome): void {
+    const counts = this.#counts;
+    switch (outcome.kind) {
+      case "sent":
+        counts.published++;
+        return;
+      case "retried":
+        counts.retried++;
+        publish.observer?.retried(outcome.attempt);
+        return;
+      case "acked":
+        counts.acked++;
+        publish.observer?.end();
+        return;
+      case "written":
+        counts.published++;
+        publish.observer?.end();
+        return;
+      case "failed":
+        counts.failed++;
+        publish.observer?.end(outcome.type);
+        return;
+      case "givenUp":
+        counts.failed++;
+        publish.observer?.end(GIVEN_UP);
+    }
   }
 
   async start(controller: WritableStreamDefaultController): Promise<void> {
@@ -99,8 +145,9 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     connection.closed.then((error) => error && this.#fail(error));
     // The connection has just sent every unacknowledged publish again (see the header).
     this.#offConnect = connection.onConnect(() => {
-      this.#counts.retried += this.#pending.size;
-      for (const publish of this.#pending) publish.observer?.retried(publish.attempt ?? 1);
+      for (const publish of this.#pending) {
+        this.#record(publish, { kind: "retried", attempt: publish.attempt ?? 1 });
+      }
     });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
@@ -126,9 +173,10 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     try {
       publish = this.#reader.read(chunk);
       // Before the size check: on MQTT 5 the trace context adds user properties.
-      if (this.#telemetry) publish.observer = this.#telemetry.sending(publish);
-      this.#connection.outbound.checkSize(publish);
+      if (this.#observer) publish.observer = this.#observer.sending(publish);
+      this.#connection.checkSize(publish);
     } catch (error) {
+      // Refused before it was sent: not counted, but its observer hears why.
       publish?.observer?.end((error as Error).name ?? "Error");
       throw this.#fail(error);
     }
@@ -142,12 +190,12 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** Whether a QoS 1/2 publish may go out now: connected, and room in both windows. */
   #hasRoom(): boolean {
     return this.#error === undefined && this.#pending.size < this.options.maxInflight &&
-      this.#connection.outbound.window.open;
+      this.#connection.hasRoom;
   }
 
   /** Waits until {@linkcode #hasRoom}, sending what is batched first. */
   #room(): Promise<void> {
-    this.#connection.outbound.sendBatch();
+    this.#connection.sendBatch();
     return this.#until(() => this.#hasRoom());
   }
 
@@ -163,15 +211,15 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   async #until(ready: () => boolean): Promise<void> {
     while (!ready()) {
       if (this.#error !== undefined) throw this.#error;
-      await Promise.race([this.#connection.outbound.window.changed(), this.#failed]);
+      await Promise.race([this.#connection.changed(), this.#failed]);
     }
     if (this.#error !== undefined) throw this.#error;
   }
 
   #start(publish: Publish): void | Promise<void> {
     this.#pending.add(publish);
-    this.#connection.outbound.window.take();
-    this.#counts.published++;
+    this.#connection.reserve();
+    this.#record(publish, { kind: "sent" });
     if (this.options.persistence === "memory") return this.#send(publish, 1);
     // persistence=file: write() resolves once mqtt.js's store holds the publish, so that a
     // process killed after it resolved sends it again when it restarts.
@@ -200,11 +248,11 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       });
     }
     this.#written = undefined;
-    const { outbound } = this.#connection;
-    outbound.publishQoS0(publish, this.#onWritten);
+    const connection = this.#connection;
+    connection.publishQoS0(publish, this.#onWritten);
     if (this.#written !== undefined) return this.#settleQoS0(publish, attempt, this.#written);
     // The socket's buffer is full: send what is held, and wait for it to drain.
-    outbound.sendBatch();
+    connection.sendBatch();
     return new Promise<Error | null>((resolve) => (this.#whenWritten = resolve))
       .then((error) => this.#settleQoS0(publish, attempt, error));
   }
@@ -225,27 +273,26 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #settleQoS0(publish: Publish, attempt: number, error: Error | null): void | Promise<void> {
     if (!error) {
-      this.#counts.published++;
+      this.#record(publish, { kind: "written" });
       this.#unflushed++;
-      publish.observer?.end();
       publish.ack?.();
       return;
     }
     // The connection dropped between the check and the write: mqtt.js keeps no QoS 0
     // offline (queueQoSZero=false), so this sink sends it again once reconnected.
     if (!this.#mayRetry(attempt)) {
+      // Not counted in failed: a QoS 0 publish never takes a slot in the sink's window.
       publish.observer?.end(FAILED);
       throw this.#fail(this.#publishError(publish, { kind: "failed", error }, attempt));
     }
-    this.#counts.retried++;
-    publish.observer?.retried(attempt + 1);
+    this.#record(publish, { kind: "retried", attempt: attempt + 1 });
     return this.#publishQoS0(publish, attempt + 1);
   }
 
   /** Sends a QoS 1/2 publish (again); its window slot is held from #start until settled. */
   #send(publish: Publish, attempt: number): void {
     publish.attempt = attempt;
-    this.#connection.outbound.publish(publish, this.#settled, this.#stored);
+    this.#connection.publish(publish, this.#settled, this.#stored);
   }
 
   /** The outcome of a QoS 1/2 publish (one function for all, as the outbound side calls back). */
@@ -255,35 +302,33 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       // The connection failed publishes it had queued behind its resends when it dropped
       // again, or QoS 2 publishes whose session the broker lost: an outage (bounded by
       // connectAttempts), not a failed attempt. Send it again.
-      this.#counts.retried++;
-      publish.observer?.retried(attempt);
+      this.#record(publish, { kind: "retried", attempt });
       this.#resend(publish, attempt);
       return;
     }
     const transient = failure?.kind === "failed" ||
       (failure?.kind === "refused" && TRANSIENT_REFUSALS.has(failure.reasonCode!));
     if (transient && this.#mayRetry(attempt) && this.#error === undefined) {
-      this.#counts.retried++;
-      publish.observer?.retried(attempt + 1);
+      this.#record(publish, { kind: "retried", attempt: attempt + 1 });
       // The slot stays taken while the retry waits: the window bounds what is unsettled.
-      setTimeout(
-        () => this.#resend(publish, attempt + 1),
-        backoffDelay(attempt, this.options.publishBackoff),
-      );
+      const timer = setTimeout(() => {
+        this.#retries.delete(timer);
+        this.#resend(publish, attempt + 1);
+      }, backoffDelay(attempt, this.options.publishBackoff));
+      this.#retries.set(timer, publish);
       return;
     }
-    this.#connection.outbound.window.give();
+    this.#connection.settle();
     if (!this.#pending.delete(publish)) return; // given up on when the sink failed
     if (failure) {
-      this.#counts.failed++;
-      publish.observer?.end(
-        failure.reasonCode === undefined ? FAILED : `0x${failure.reasonCode.toString(16)}`,
-      );
+      const type = failure.reasonCode === undefined
+        ? FAILED
+        : `0x${failure.reasonCode.toString(16)}`;
+      this.#record(publish, { kind: "failed", type });
       this.#fail(this.#publishError(publish, failure, attempt));
       return;
     }
-    this.#counts.acked++;
-    publish.observer?.end();
+    this.#record(publish, { kind: "acked" });
     this.#stored(publish);
     publish.ack?.();
   };
@@ -293,7 +338,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       await this.#connected();
     } catch {
       // The sink failed meanwhile; the publish was counted as given up on.
-      this.#connection.outbound.window.give();
+      this.#connection.settle();
       return;
     }
     this.#send(publish, attempt);
@@ -345,7 +390,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     const unflushed = this.#unflushed;
     await this.#connected();
     try {
-      await this.#connection.outbound.flush();
+      await this.#connection.flush();
       this.#unflushed -= unflushed;
     } catch (error) {
       throw this.#fail(
@@ -369,7 +414,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   /** Disconnects at once (when no other sink shares the connection); unsettled publishes are given up. */
   async abort(reason?: unknown): Promise<void> {
-    this.#fail(reason ?? new Error("aborted"), true);
+    this.#fail(reason ?? new MqttStreamError("ABORTED", "The sink was aborted"), true);
     await this.#release(true);
   }
 
@@ -377,22 +422,31 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   #fail(error: unknown, now = false, errorStream = true): unknown {
     if (this.#error !== undefined) return this.#error;
     this.#error = error;
-    this.#counts.failed += this.#pending.size;
-    for (const publish of this.#pending) publish.observer?.end(GIVEN_UP);
+    for (const publish of this.#pending) this.#record(publish, { kind: "givenUp" });
     this.#pending.clear();
+    // A retry that waits holds its slot in the connection's window, which other sinks may share.
+    for (const timer of this.#retries.keys()) {
+      clearTimeout(timer);
+      this.#connection.settle();
+    }
+    this.#retries.clear();
     this.#rejectFailed(error);
     if (errorStream) this.#controller.error(error);
-    this.#release(now);
+    // The stream already carries its error. abort() awaits the same release (a lease lets go
+    // once) and rejects with its failure; without an abort (the connection failed, a publish
+    // was refused) a failure to end the connection behind that error (its store could not
+    // close) has no one left to reach.
+    this.#release(now).catch(() => {});
     return error;
   }
 
   async #release(now: boolean): Promise<void> {
     const lease = this.#lease;
+    this.#observer?.close();
     if (lease) {
       this.#offConnect?.();
       this.#signal?.removeEventListener("abort", this.#onAbort);
       await lease.release(now);
     }
-    this.#telemetry?.close();
   }
 }

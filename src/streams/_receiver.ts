@@ -2,13 +2,11 @@
 // on read, holding what arrives past the window, reconnect subscriptions and shutdown.
 // Where an acknowledgement is kept and released: src/connection/_inbound.ts.
 import { type Ack, Connection } from "../connection/connection.ts";
-import { MqttSubscribeError } from "../errors.ts";
+import { MqttStreamError, MqttSubscribeError } from "../errors.ts";
 import { type IncomingPublish, type MqttMessage, receivedMessage } from "../message.ts";
 import type { MqttOptions } from "../options/options.ts";
 import { type MqttSourceStats, sourceStats } from "./stats.ts";
-import { openTelemetry, type Telemetry } from "../telemetry/_observer.ts";
-import type { MqttTelemetryInit } from "../telemetry/telemetry.ts";
-import { sourceSeries } from "../telemetry/_metrics.ts";
+import { type MqttTelemetryInit, observeSource, type SourceObserver } from "./hooks.ts";
 import { matchingFilters, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
 
 /** A message in the stream's queue, with its acknowledgement. */
@@ -46,8 +44,8 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   readonly #failed: Promise<never>;
   #rejectFailed!: (error: unknown) => void;
 
-  /** OpenTelemetry, when an SDK is there to take it. */
-  readonly #telemetry?: Telemetry;
+  /** What observes the source (telemetry, see hooks.ts), if anything does. */
+  readonly #observer?: SourceObserver;
 
   constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
     this.options = options;
@@ -58,8 +56,12 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     // Provisional, until the broker's CONNACK says whether it takes identifiers: a resumed
     // session's backlog may come before the first SUBSCRIBE.
     this.#plan = subscriptionPlan(options.topic, options.qos, options.mqttVersion === 5);
-    this.#telemetry = openTelemetry(options, "source", providers);
-    this.#telemetry?.observe(sourceSeries(this.stats, () => this.#counts.dropped));
+    const counts = this.#counts;
+    this.#observer = observeSource({
+      options,
+      stats: this.stats,
+      overflowDropped: () => counts.dropped,
+    }, providers);
   }
 
   /** Settles when the first subscription is in place (or the start failed). */
@@ -146,7 +148,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       this.#counts.dropped++;
       return;
     }
-    const arrival = this.#telemetry?.arrived(packet, ack);
+    const arrival = this.#observer?.arrived(packet, ack);
     const acknowledgement = arrival?.ack ?? ack;
     const message = receivedMessage(
       packet,
@@ -176,7 +178,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     if (qos === 0) return true;
     // Held messages' acks are counted by the inbound side but not yet in the queue.
     const heldAcks = this.#held.filter((held) => held.ack).length;
-    const unacked = (this.#connection?.inbound?.unacked ?? 0) - heldAcks - own;
+    const unacked = (this.#connection?.unacked ?? 0) - heldAcks - own;
     return unacked < this.options.maxInflight;
   }
 
@@ -241,14 +243,23 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
 
   #onAbort = () => {
     this.#controller.error(this.#signal!.reason);
-    this.#stop();
+    this.#stopBehind();
   };
+
+  /**
+   * Stops behind an error the stream already carries (an abort, a failed connection): a
+   * failure to end the connection then (its store could not close) has no one left to
+   * reach; cancel() and close() await #stop and reject with it.
+   */
+  #stopBehind(): void {
+    this.#stop().catch(() => {});
+  }
 
   /** The connection is over for good: what was received stays readable, then the error. */
   #fail(error: unknown): void {
     if (this.#done) return;
     this.#rejectFailed(error);
-    this.#stop();
+    this.#stopBehind();
     if (this.#unread.length === 0) this.#controller.error(error);
     else this.#pendingError = error;
   }
@@ -256,10 +267,13 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   async #stop(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
-    this.#starting.abort(new Error("the source was cancelled while connecting"));
+    this.#starting.abort(
+      new MqttStreamError("ABORTED", "The source was cancelled while connecting"),
+    );
     this.#signal?.removeEventListener("abort", this.#onAbort);
     for (const { resume } of this.#held.splice(0)) resume();
     this.#resumeBelowLowWater();
+    this.#observer?.close();
     const connection = this.#connection;
     if (connection) {
       // A persistent session keeps its subscriptions for the next run; a clean one ends
@@ -269,6 +283,5 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       }
       await connection.end();
     }
-    this.#telemetry?.close();
   }
 }

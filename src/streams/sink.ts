@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { MqttOptionsError } from "../errors.ts";
-import type { MqttTelemetryInit } from "../telemetry/telemetry.ts";
+import { MqttOptionsError, MqttStreamError } from "../errors.ts";
+import type { MqttTelemetryInit } from "./hooks.ts";
 import { Publisher } from "./_publisher.ts";
 import type { MqttSinkStats } from "./stats.ts";
 import {
@@ -16,7 +16,7 @@ import {
 } from "../options/options.ts";
 import { type MqttSinkChunk, recordSinks } from "../record.ts";
 import { topicNameProblem } from "../options/_topic.ts";
-import { showValue } from "../options/_redact.ts";
+import { showValue } from "../_redact.ts";
 
 export type { MqttSinkChunk, MqttSinkStats };
 
@@ -143,7 +143,11 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#publisher.over) return;
-    if (this.locked) return await this.#publisher.abort(new Error("the sink was disposed"));
+    if (this.locked) {
+      return await this.#publisher.abort(
+        new MqttStreamError("ABORTED", "The sink was disposed while a writer or a pipe held it"),
+      );
+    }
     await this.close();
   }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { MqttOptionsError } from "../errors.ts";
-import type { MqttTelemetryInit } from "../telemetry/telemetry.ts";
+import type { MqttTelemetryInit } from "./hooks.ts";
 import type { MqttMessage } from "../message.ts";
 import { Receiver } from "./_receiver.ts";
 import type { MqttSourceStats } from "./stats.ts";

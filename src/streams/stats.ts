@@ -86,7 +86,7 @@ export function sourceStats(
       return counts.received;
     },
     get dropped() {
-      return counts.dropped + (connection()?.persisted?.discarded ?? 0);
+      return counts.dropped + (connection()?.stats.discarded ?? 0);
     },
     get redelivered() {
       return counts.redelivered;
@@ -98,7 +98,7 @@ export function sourceStats(
       return counts.overlapping;
     },
     get acked() {
-      return connection()?.inbound?.acked ?? 0;
+      return connection()?.stats.acked ?? 0;
     },
     get buffered() {
       return unread.length;
@@ -107,10 +107,10 @@ export function sourceStats(
       return held.length;
     },
     get beyondWindow() {
-      return connection()?.inbound?.beyondWindow ?? 0;
+      return connection()?.stats.beyondWindow ?? 0;
     },
     get recovered() {
-      return connection()?.persisted?.stores.recovery.incoming ?? 0;
+      return connection()?.stats.recoveredIncoming ?? 0;
     },
     get damaged() {
       return damaged(connection());
@@ -199,10 +199,10 @@ export function sinkStats(
       return pending.size;
     },
     get failed() {
-      return counts.failed + (connection()?.persisted?.recoveredFailed ?? 0);
+      return counts.failed + (connection()?.stats.recoveredFailed ?? 0);
     },
     get recovered() {
-      return connection()?.persisted?.stores.recovery.outgoing ?? 0;
+      return connection()?.stats.recoveredOutgoing ?? 0;
     },
     get damaged() {
       return damaged(connection());
@@ -224,13 +224,13 @@ function withConnection<T extends object>(
 ): T & ConnectionStats {
   const live: ConnectionStats = {
     get reconnects() {
-      return connection()?.reconnects ?? 0;
+      return connection()?.stats.reconnects ?? 0;
     },
     get broker() {
-      return connection()?.broker;
+      return connection()?.stats.broker;
     },
     get failovers() {
-      return connection()?.failovers ?? 0;
+      return connection()?.stats.failovers ?? 0;
     },
   };
   return Object.defineProperties(stats, Object.getOwnPropertyDescriptors(live)) as
@@ -240,5 +240,5 @@ function withConnection<T extends object>(
 
 /** Stretches of the file store's logs skipped when it opened (persistence=file). */
 function damaged(connection: Connection | undefined): number {
-  return connection?.persisted?.stores.recovery.damage.length ?? 0;
+  return connection?.stats.damaged ?? 0;
 }

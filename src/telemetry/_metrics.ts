@@ -14,6 +14,7 @@ import {
   type Observable,
 } from "@opentelemetry/api";
 import type { MqttSinkStats, MqttSourceStats } from "../streams/stats.ts";
+import manifest from "../../deno.json" with { type: "json" };
 
 /** Which kind of stream reports. */
 export type StreamKind = "source" | "sink";
@@ -153,9 +154,10 @@ interface Observed {
   read(): number;
 }
 
-/** The instrumentation scope: this package. */
-export const SCOPE = "@mqtt-streams/core";
-export const SCOPE_VERSION = "0.6.0";
+/** The instrumentation scope: this package, named and versioned where the package is (deno.json). */
+export const SCOPE: string = manifest.name;
+/** The package's version, from deno.json (the one place it is written). */
+export const SCOPE_VERSION: string = manifest.version;
 
 /** The buckets semantic conventions advise for messaging durations (seconds). */
 const DURATION_BUCKETS = [

@@ -32,6 +32,7 @@ import { brokerAddress } from "../options/_brokers.ts";
 import type { IncomingPublish } from "../message.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { Publish, PublishObserver } from "../record.ts";
+import type { Arrival, MqttTelemetryInit, SinkObserver, SourceObserver } from "../streams/hooks.ts";
 import {
   SCOPE,
   SCOPE_VERSION,
@@ -41,7 +42,6 @@ import {
   streamMeters,
 } from "./_metrics.ts";
 import { W3C_TRACE_CONTEXT } from "./_trace_context.ts";
-import type { MqttTelemetryInit } from "./telemetry.ts";
 
 /** The API's no-op tracer provider, which answers while no SDK is registered. */
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -106,18 +106,8 @@ export function openTelemetry(
   return new Telemetry(options, kind, meters, tracer);
 }
 
-/** A message as telemetry saw it arrive. */
-export interface Arrival {
-  /** Its trace context: the consumer span's. */
-  context?: Context;
-  /** The acknowledgement, which records the duration and ends the span when released. */
-  ack?: Ack;
-  /** QoS 0: ends the span when the message is read. */
-  read?: () => void;
-}
-
-/** One stream's metrics and spans. */
-export class Telemetry {
+/** One stream's metrics and spans: the observer of a source or a sink. */
+export class Telemetry implements SourceObserver, SinkObserver {
   readonly #options: MqttOptions;
   readonly #attributes: Attributes;
   readonly #tracer?: Tracer;

@@ -1,14 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { FileStore } from "../../src/stores/_log_store.ts";
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { backoffDelay } from "../../src/options/_backoff.ts";
 import { Connection, type Unsettled } from "../../src/connection/connection.ts";
 import { quietLog, randomClientId, toClientOptions } from "../../src/connection/_client_options.ts";
 import { unsettled } from "../../src/connection/_outbound.ts";
+import { checkInternals, MqttAdapter } from "../../src/connection/_mqtt.ts";
 import type { IncomingPublish } from "../../src/message.ts";
 import mqtt from "mqtt";
 import { startHostile } from "../../testing/hostile.ts";
@@ -51,7 +49,7 @@ async function roundTrip(
       inboxes.get(connection)!.push(resolve)
     );
     const settled = new Promise<Unsettled | undefined>((resolve) =>
-      connection.outbound.publish(
+      connection.publish(
         {
           index: 0,
           topic: "check/round-trip",
@@ -184,6 +182,28 @@ describe("Connection against aedes", () => {
     await roundTrip(await open(broker.url));
   });
 
+  test("stats is one live view of the connection's counts", async () => {
+    await using broker = await startAedes();
+    const connection = await open(broker.url);
+    const stats = connection.stats;
+    assert.equal(connection.stats, stats, "the same object each time");
+    assert.deepEqual({ ...stats }, {
+      reconnects: 0,
+      broker: broker.url,
+      failovers: 0,
+      acked: 0,
+      beyondWindow: 0,
+      discarded: 0,
+      recoveredFailed: 0,
+      recoveredIncoming: 0,
+      recoveredOutgoing: 0,
+      damaged: 0,
+    });
+    await roundTrip(connection);
+    assert.equal(stats.acked, 1, "read when asked: the round trip's PUBACK");
+    assert.equal(connection.unacked, 0);
+  });
+
   test("a refused port fails with CONNECT_REFUSED after connectAttempts attempts", async () => {
     const port = await freePort();
     const started = Date.now();
@@ -223,6 +243,19 @@ describe("Connection against aedes", () => {
     );
     setTimeout(() => controller.abort(new Error("stop")), 200);
     await assert.rejects(connecting, /stop/);
+  });
+
+  test("an abort at any point of opening stops it, whatever it was waiting for", async () => {
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}?connectAttempts=-1&connectBackoff=50`;
+    // From the first await (TLS files, the store, the client) to the attempts.
+    for (const ms of [0, 0, 1, 2, 5, 20]) {
+      const controller = new AbortController();
+      const connecting = Connection.open(parseConnectionString(url), { signal: controller.signal });
+      if (ms === 0) queueMicrotask(() => controller.abort(new Error("stop")));
+      else setTimeout(() => controller.abort(new Error("stop")), ms);
+      await within(assert.rejects(connecting, /stop/), 5_000, `open() to stop (abort at ${ms} ms)`);
+    }
   });
 
   test("reconnects after the broker drops the client, and counts it", async () => {
@@ -377,39 +410,61 @@ describe("the outbound side reads mqtt.js's publish failures", () => {
 
 describe("the outbound side hands mqtt.js compact payloads", () => {
   test("a publish that is a view into a larger buffer is stored in a buffer of its own size", async () => {
-    // A broker that never acknowledges: the publish stays in mqtt.js's store, here the
-    // file store, which keeps the very packet mqtt.js stored (its deep copy).
+    // A broker that never acknowledges: the publish stays in mqtt.js's (memory) store, which
+    // keeps the very packet mqtt.js stored (its deep copy), seen here as it is put.
     await using server = await startHostile((conn) => conn.connack());
-    const folder = mkdtempSync(join(tmpdir(), "mqtt-streams-compact-"));
-    const connection = await Connection.open(
-      parseConnectionString(server.url, {
-        clientId: "compact",
-        persistence: "file",
-        localStorage: folder,
-      }),
-    );
+    const connection = await Connection.open(parseConnectionString(server.url));
+    const put = mqtt.Store.prototype.put;
+    const puts: { payload?: unknown }[] = [];
+    mqtt.Store.prototype.put = function (packet, cb) {
+      puts.push(packet as { payload?: unknown });
+      return put.call(this, packet, cb);
+    };
     try {
       const readBuffer = new Uint8Array(1 << 20);
       const view = readBuffer.subarray(4096, 4096 + 64).fill(7);
       await new Promise<void>((stored) =>
-        connection.outbound.publish(
+        connection.publish(
           { index: 0, topic: "t", payload: view, qos: 1, retain: false },
           () => {},
           () => stored(),
         )
       );
-      const outgoing = connection.persisted!.stores.outgoing as FileStore;
-      const [id] = outgoing.ids();
-      const packet = await new Promise<{ payload?: unknown }>((resolve, reject) =>
-        outgoing.get({ messageId: id }, (error, stored) => error ? reject(error) : resolve(stored!))
-      );
-      const payload = packet.payload as Uint8Array;
+      const payload = puts.at(-1)?.payload as Uint8Array;
       assert.deepEqual([...payload], [...view]);
       // Before: mqtt.js's deep copy took the whole 1 MiB the view looks into.
       assert.equal(payload.buffer.byteLength, 64);
     } finally {
+      mqtt.Store.prototype.put = put;
       await connection.end(true);
-      rmSync(folder, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the adapter to mqtt.js", () => {
+  test("this mqtt.js has every member the adapter patches or calls", () => {
+    // Never connected, so nothing to end.
+    assert.doesNotThrow(() => new MqttAdapter(mqtt.connect({ manualConnect: true })));
+  });
+
+  test("a member missing fails with CONNECT_REJECTED naming it and mqtt.js's version", () => {
+    const client = mqtt.connect({ manualConnect: true });
+    Object.defineProperty(client, "_sendPacket", { value: undefined });
+    assert.throws(
+      () => new MqttAdapter(client),
+      (error: unknown) =>
+        error instanceof MqttConnectError && error.code === "CONNECT_REJECTED" &&
+        error.message.includes(`Cannot connect with mqtt.js ${mqtt.MqttClient.VERSION} as`) &&
+        /'_sendPacket' must be a function: it is missing .*mqtt 5\.16/.test(error.message),
+    );
+  });
+
+  test("a member of another kind fails the same way", () => {
+    const client = mqtt.connect({ manualConnect: true });
+    Object.defineProperty(client, "_incomingQoS2Ids", { value: [] });
+    assert.throws(
+      () => checkInternals(client),
+      /'_incomingQoS2Ids' must be a Set: it is an object/,
+    );
   });
 });

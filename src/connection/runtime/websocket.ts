@@ -20,10 +20,10 @@ const TLS_OPTIONS: Record<string, string> = {
 };
 
 /** Bun's WebSocket takes TLS options as a second-argument field, beside the protocols. */
-type BunWebSocket = new (
-  url: string,
-  init: { protocols: string[]; tls: Record<string, unknown> },
-) => WebSocket;
+interface BunWebSocketInit {
+  protocols: string[];
+  tls: Record<string, unknown>;
+}
 
 /**
  * An mqtt.js client (not yet connected: `manualConnect`) whose transport is the runtime's
@@ -38,8 +38,9 @@ export function webSocketClient(options: IClientOptions): MqttClient {
   if (tls) {
     const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
     if (!isBun) throw noTls(tls);
+    // Bun's constructor takes an init object where the standard one takes protocols.
     opts.createWebsocket = (url, protocols) =>
-      new (WebSocket as unknown as BunWebSocket)(url, { protocols, tls });
+      Reflect.construct(WebSocket, [url, { protocols, tls } satisfies BunWebSocketInit]);
   }
   // client.options is the object the builder reads (mqtt.js fills in its defaults there).
   return new mqtt.MqttClient((client) => browserStreamBuilder(client, client.options), opts);

@@ -128,4 +128,4 @@ export {
 } from "./src/transforms/route.ts";
 export { merge, type MergeOptions, type Tagged, type TaggedUnion } from "./src/transforms/merge.ts";
 export { type RecordsOf, toRecord } from "./src/transforms/to_record.ts";
-export { type MessageJson, messageJson } from "./src/transforms/_json_line.ts";
+export { type MessageJson, messageJson } from "./src/transforms/json_line.ts";

@@ -1,6 +1,6 @@
 // The command line's words: usage texts, and parsing argv into a command. Pure: no I/O.
 import { parseArgs } from "node:util";
-import { redactText, redactUrl } from "../src/options/_redact.ts";
+import { redactConnectionString } from "../mod.ts";
 
 /** Bad arguments: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -68,7 +68,9 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     return { name: "help", text: USAGE.main };
   }
   if (!(name in USAGE) || name === "main") {
-    throw new UsageError(`unknown command '${redactUrl(name)}': expected sub, pub or bridge`);
+    throw new UsageError(
+      `unknown command '${redactConnectionString(name)}': expected sub, pub or bridge`,
+    );
   }
   let parsed;
   try {
@@ -102,7 +104,7 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
         // Each may be a connection string: shown as an error about it would show it.
         positionals.length === 0
           ? "nothing"
-          : positionals.map((p) => `'${redactUrl(p)}'`).join(" ")}`,
+          : positionals.map((p) => `'${redactConnectionString(p)}'`).join(" ")}`,
     );
   }
   if (name === "sub") {
@@ -136,7 +138,7 @@ function showArgument(quoted: string, args: readonly string[]): string {
   const arg = args.find((a) => a.includes(quoted));
   if (arg === undefined) return "…";
   const dashes = /^-*/.exec(arg)![0];
-  return dashes + redactUrl(arg.slice(dashes.length));
+  return dashes + redactConnectionString(arg.slice(dashes.length));
 }
 
 function positive(
@@ -147,7 +149,10 @@ function positive(
   if (text === undefined) return undefined;
   const n = Number(text);
   if (text.trim() === "" || !kind(n) || n <= 0) {
-    throw new UsageError(`${option} must be a positive number: got '${redactText(text)}'`);
+    // Any text may land here (a connection string pasted in the wrong place): redacted as one.
+    throw new UsageError(
+      `${option} must be a positive number: got '${redactConnectionString(text)}'`,
+    );
   }
   return n;
 }

@@ -2,6 +2,7 @@
 // cleanly, or throws what failed.
 import process from "node:process";
 import {
+  messageJson,
   type MqttMessage,
   type MqttRecord,
   MqttSink,
@@ -9,7 +10,6 @@ import {
   parseConnectionString,
   toRecord,
 } from "../mod.ts";
-import { fromBase64, messageJson } from "../src/transforms/_json_line.ts";
 import { type Command, UsageError } from "./_args.ts";
 import { controls, stdinLines, stdoutStream } from "./_io.ts";
 import { topicMap } from "./_topic_map.ts";
@@ -123,7 +123,15 @@ function recordOf(text: string, line: number): MqttRecord {
     throw new Error(`line ${line} is not a record: it needs "payload" as a string`);
   }
   const { topic, qos, retain, properties } = record;
-  const payload = record.encoding === "base64" ? fromBase64(record.payload) : record.payload;
+  if (record.encoding !== "base64") {
+    return { topic, qos, retain, properties, payload: record.payload };
+  }
+  let payload;
+  try {
+    payload = Uint8Array.from(atob(record.payload), (char) => char.charCodeAt(0));
+  } catch {
+    throw new Error(`line ${line} is not a record: "encoding" is base64 but "payload" is not`);
+  }
   return { topic, qos, retain, properties, payload };
 }
 

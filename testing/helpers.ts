@@ -210,3 +210,11 @@ export function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOption
   for (const pattern of patterns) assert.match(error.message, pattern);
   return error;
 }
+
+/**
+ * How many cases a seeded fuzz tries: `full`, or a tenth of it under `deno task test:unit`
+ * (MQTT_STREAMS_QUICK=1), which runs in seconds; `deno task test` always runs the full count.
+ */
+export function fuzzCount(full: number): number {
+  return process.env.MQTT_STREAMS_QUICK === "1" ? Math.ceil(full / 10) : full;
+}

@@ -5,7 +5,7 @@
 import { formatIssues, type MqttIssue } from "../errors.ts";
 import type { MqttMessage } from "../message.ts";
 import { type MqttPublishProperties, type MqttRecord, recordSinks } from "../record.ts";
-import { messageJson } from "./_json_line.ts";
+import { messageJson } from "./json_line.ts";
 
 /**
  * A message a transform refused, as its dead-letter stream receives it: a record an

@@ -1,7 +1,7 @@
 // Running a Standard Schema v1 over a message's value, for validate() and route().
 import type { MqttIssue } from "../errors.ts";
 import { MqttMessage } from "../message.ts";
-import { parseJson } from "./_json_line.ts";
+import { parseJson } from "./json_line.ts";
 import type { MqttInput } from "./_input.ts";
 import type { StandardSchemaIssue, StandardSchemaV1 } from "./standard_schema.ts";
 

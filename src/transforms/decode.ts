@@ -12,7 +12,7 @@ import {
   type MqttValue,
 } from "./mqtt_transform.ts";
 import { inputMessage, inputSource } from "./_input.ts";
-import { parseJson, utf8 } from "./_json_line.ts";
+import { parseJson, utf8 } from "./json_line.ts";
 
 /**
  * Decodes each message's payload as UTF-8 text. A payload that is not valid UTF-8 is

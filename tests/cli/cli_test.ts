@@ -175,6 +175,13 @@ test("cli pub stops at a line that is not a JSON record, naming it, and exits 1"
   records.child.stdin!.end('{"payload":"ok"}\n{"payload":\n');
   assert.equal((await exited(records.child)).code, 1);
   assert.match(records.output.stderr, /line 2 is not JSON/);
+  const base64 = cli(["pub", `${broker.url}?topic=a&qos=1`, "--json"], "pipe");
+  base64.child.stdin!.end('{"payload":"not base64!","encoding":"base64"}\n');
+  assert.equal((await exited(base64.child)).code, 1);
+  assert.match(
+    base64.output.stderr,
+    /line 1 is not a record: "encoding" is base64 but "payload" is not/,
+  );
 });
 
 test("cli sub closes cleanly on Ctrl-C: exit 0, and the broker sees it disconnect", async () => {

@@ -3,7 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { shown, stderrOf, thrown } from "./_shown.ts";
-import { prng } from "../../testing/helpers.ts";
+import { fuzzCount, prng } from "../../testing/helpers.ts";
 import {
   MqttOptionsError,
   MqttSink,
@@ -148,8 +148,11 @@ function* mutations(count: number, seed: number, drawn = { again: 0 }): Generato
   }
 }
 
+/** Mutated connection strings the fuzz tries. */
+const MUTATIONS = fuzzCount(10_000);
+
 describe("secrets: a seeded fuzz of connection strings", () => {
-  test("no message of 10,000 mutated connection strings holds the password, and every error is an MqttStreamError", async () => {
+  test(`no message of ${MUTATIONS} mutated connection strings holds the password, and every error is an MqttStreamError`, async () => {
     for (const valid of VALID) parseConnectionString(valid);
     const started = Date.now();
     let parsed = 0, refused = 0, cliRefused = 0, either = 0;
@@ -157,7 +160,7 @@ describe("secrets: a seeded fuzz of connection strings", () => {
     // Inputs whose password showed, by where: the library (parse, constructors) or the CLI.
     const leaked = { library: [] as string[], cli: [] as string[] };
     const foreign: string[] = [];
-    for (const input of mutations(10_000, 17, drawn)) {
+    for (const input of mutations(MUTATIONS, 17, drawn)) {
       const library: unknown[] = constructorErrors(input);
       let brokerUrl = "";
       const error = thrown(() => (brokerUrl = parseConnectionString(input).brokerUrl));
@@ -186,7 +189,7 @@ describe("secrets: a seeded fuzz of connection strings", () => {
       if (inLibrary || cli.some(leaks)) either++;
     }
     console.log(
-      `fuzz: 10000 strings (${drawn.again} drawn again), ${parsed} parsed, ${refused} refused, ` +
+      `fuzz: ${MUTATIONS} strings (${drawn.again} drawn again), ${parsed} parsed, ${refused} refused, ` +
         `${cliRefused} CLI argument errors; ` +
         `the password showed for ${either} (${leaked.library.length} in the library's errors, ` +
         `${leaked.cli.length} in the CLI's); ${foreign.length} errors were not MqttStreamError; ` +
@@ -198,7 +201,10 @@ describe("secrets: a seeded fuzz of connection strings", () => {
       `the password showed for ${either} inputs`,
     );
     assert.deepEqual(foreign.slice(0, 10), [], `${foreign.length} errors were not MqttStreamError`);
-    assert.ok(parsed > 1000 && refused > 1000, "the mutations reach both outcomes");
+    assert.ok(
+      parsed > MUTATIONS / 10 && refused > MUTATIONS / 10,
+      "the mutations reach both outcomes",
+    );
   });
 });
 

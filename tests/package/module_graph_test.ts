@@ -3,9 +3,10 @@
 // `@opentelemetry/api` (a no-op until an application registers an SDK): no `node:`
 // import, no other npm entry point, and no `Deno.`, `Bun.` or `process` in the code. What
 // needs a runtime is loaded with import() when asked for: the file store, TLS files, and
-// the runtime's WebSocket; this test lists those too, so a new one is a decision. And the
-// house rules: only src/connection/ imports mqtt, no import cycles, and the transforms
-// bundle without mqtt.js.
+// the runtime's WebSocket; this test lists those too, so a new one is a decision. And two
+// house rules seen through the module graph: only src/connection/ imports mqtt, and the
+// transforms bundle without mqtt.js. (The others, import cycles included, are in
+// tests/package/layout_test.ts, which reads the whole repository without a child process.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -64,7 +65,8 @@ function eager(graph: Map<string, GraphModule>) {
   return { eager: seen, lazy: [...lazy].filter((s) => !seen.has(s)) };
 }
 
-const relative = (specifier: string) => specifier.replace(new URL("../..", import.meta.url).href, "");
+const relative = (specifier: string) =>
+  specifier.replace(new URL("../..", import.meta.url).href, "");
 
 /**
  * The code of a module with its comments and string literals blanked out (a template
@@ -181,55 +183,6 @@ test("only src/connection/ imports mqtt, types included", () => {
     "modules of mod.ts's graph outside src/connection/ importing mqtt",
   );
 });
-
-test("mod.ts's static import graph has no cycle, type imports included", () => {
-  const graph = moduleGraph();
-  // Edges between our own files, static imports only (import() is a decision to load later).
-  const edges = new Map<string, string[]>();
-  for (const m of new Set(graph.values())) {
-    if (!m.specifier.startsWith("file:")) continue;
-    const targets = (m.dependencies ?? [])
-      .filter((d) => !d.isDynamic)
-      .flatMap((d) => [d.code?.specifier, d.type?.specifier])
-      .filter((s): s is string => s !== undefined && s.startsWith("file:"));
-    edges.set(m.specifier, [...new Set(targets)]);
-  }
-  const cycles = stronglyConnected(edges).filter((component) => component.length > 1);
-  assert.deepEqual(cycles.map((c) => c.map(relative).sort()), [], "import cycles");
-  assert.ok(edges.size > 30, `the walk saw only ${edges.size} of our modules`);
-});
-
-/** Tarjan's strongly connected components of a directed graph. */
-function stronglyConnected(edges: Map<string, string[]>): string[][] {
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const components: string[][] = [];
-  const visit = (node: string) => {
-    index.set(node, index.size);
-    low.set(node, index.get(node)!);
-    stack.push(node);
-    onStack.add(node);
-    for (const next of edges.get(node) ?? []) {
-      if (!index.has(next)) {
-        visit(next);
-        low.set(node, Math.min(low.get(node)!, low.get(next)!));
-      } else if (onStack.has(next)) low.set(node, Math.min(low.get(node)!, index.get(next)!));
-    }
-    if (low.get(node) !== index.get(node)) return;
-    const component: string[] = [];
-    let member: string;
-    do {
-      member = stack.pop()!;
-      onStack.delete(member);
-      component.push(member);
-    } while (member !== node);
-    components.push(component);
-  };
-  for (const node of edges.keys()) if (!index.has(node)) visit(node);
-  return components;
-}
 
 test("decodeJson bundled alone for a browser holds no mqtt.js", async () => {
   const decode = fileURLToPath(new URL("../../src/transforms/decode.ts", import.meta.url));

@@ -8,15 +8,38 @@ const loose = new TextDecoder();
 
 /** A message's fields as JSON can carry them: the payload as text, or base64 when it is not UTF-8. */
 export interface MessageJson {
+  /** The topic it was published to. */
   topic: string;
+  /** The QoS it was delivered at. */
   qos: 0 | 1 | 2;
+  /** Whether the broker delivered it as a retained message. */
   retain: boolean;
+  /** The payload: UTF-8 text as it is, anything else in base64. */
   payload: string;
+  /** "base64" when `payload` is base64; absent for text. */
   encoding?: "base64";
+  /** When it arrived, in ms since the epoch. */
   timestamp: number;
 }
 
-/** The JSON fields of `message`. */
+/**
+ * The fields of `message` as JSON can carry them: what `mqtt-streams sub` prints a line each,
+ * and what a dead letter on an MQTT 3.1.1 sink holds beside its issues.
+ *
+ * @param message A message a source delivered (or a transform passed on).
+ * @returns Its topic, QoS, retain flag, timestamp and payload (text, or base64 when the
+ * payload is not valid UTF-8).
+ *
+ * @example A message as a JSON line
+ * ```ts
+ * import { messageJson, MqttMessage } from "@mqtt-streams/core";
+ *
+ * const text = new MqttMessage("plant/1/temp", new TextEncoder().encode("21.5"), { qos: 1 });
+ * const bytes = new MqttMessage("plant/1/raw", new Uint8Array([0xff, 0x00]));
+ * console.log(JSON.stringify(messageJson(text))); // {"topic":"plant/1/temp","qos":1,…}
+ * console.log(messageJson(bytes).payload, messageJson(bytes).encoding); // /wA= base64
+ * ```
+ */
 export function messageJson(message: MqttMessage): MessageJson {
   const { topic, qos, retain, timestamp } = message;
   const text = utf8(message.payload);
@@ -49,11 +72,6 @@ function toBase64(bytes: Uint8Array): string {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(binary);
-}
-
-/** The bytes of base64 `text`. @throws {Error} When it is not base64. */
-export function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
 }
 
 /** The payload parsed as JSON, or the issue that says why it is not JSON. */

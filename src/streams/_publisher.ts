@@ -16,25 +16,10 @@ import { MqttPublishError, MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { MqttSinkChunk, Publish } from "../record.ts";
 import { RecordReader } from "./_record_reader.ts";
-import { showValue } from "../_redact.ts";
+import { FAILED, isTransient, publishError } from "./_publish_error.ts";
 import { type MqttSinkStats, sinkStats } from "./stats.ts";
 import { type MqttTelemetryInit, observeSink, type SinkObserver } from "./hooks.ts";
 
-/**
- * PUBACK/PUBREC reason codes that may clear up by themselves (MQTT 5 §3.4.2.1): retried
- * within publishAttempts. Every other code of 0x80 or more is a refusal that would
- * repeat (not authorized, topic name invalid, packet too large, QoS not supported, ...).
- */
-const TRANSIENT_REFUSALS = new Set([
-  0x80, // unspecified error
-  0x89, // server busy
-  0x91, // packet identifier in use
-  0x96, // message rate too high
-  0x97, // quota exceeded
-]);
-
-/** The error.type of a publish that failed without a reason code (its connection failed). */
-const FAILED = "MqttPublishError";
 /** The error.type of a publish given up on because the sink failed or was aborted. */
 const GIVEN_UP = "aborted";
 
@@ -283,7 +268,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     if (!this.#mayRetry(attempt)) {
       // Not counted in failed: a QoS 0 publish never takes a slot in the sink's window.
       publish.observer?.end(FAILED);
-      throw this.#fail(this.#publishError(publish, { kind: "failed", error }, attempt));
+      throw this.#fail(publishError(this.options, publish, { kind: "failed", error }, attempt));
     }
     this.#record(publish, { kind: "retried", attempt: attempt + 1 });
     return this.#publishQoS0(publish, attempt + 1);
@@ -307,7 +292,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
       return;
     }
     const transient = failure?.kind === "failed" ||
-      (failure?.kind === "refused" && TRANSIENT_REFUSALS.has(failure.reasonCode!));
+      (failure?.kind === "refused" && isTransient(failure.reasonCode!));
     if (transient && this.#mayRetry(attempt) && this.#error === undefined) {
       this.#record(publish, { kind: "retried", attempt: attempt + 1 });
       // The slot stays taken while the retry waits: the window bounds what is unsettled.
@@ -325,7 +310,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
         ? FAILED
         : `0x${failure.reasonCode.toString(16)}`;
       this.#record(publish, { kind: "failed", type });
-      this.#fail(this.#publishError(publish, failure, attempt));
+      this.#fail(publishError(this.options, publish, failure, attempt));
       return;
     }
     this.#record(publish, { kind: "acked" });
@@ -346,30 +331,6 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
 
   #mayRetry(attempt: number): boolean {
     return this.options.publishAttempts === -1 || attempt < this.options.publishAttempts;
-  }
-
-  #publishError(publish: Publish, failure: Unsettled, attempts: number): MqttPublishError {
-    const { reasonCode: code, reason, error } = failure;
-    const where = `Cannot publish to '${showValue(publish.topic)}' on ${this.options.brokerUrl}`;
-    if (code !== undefined && !TRANSIENT_REFUSALS.has(code)) {
-      return new MqttPublishError(
-        `${where}: the broker refused it with reason code 0x${
-          code.toString(16)
-        } (${reason}); not retried, as that refusal would repeat`,
-        publish.topic,
-        { cause: error, reasonCode: code },
-      );
-    }
-    const why = code !== undefined
-      ? `reason code 0x${code.toString(16)} (${reason})`
-      : error.message;
-    return new MqttPublishError(
-      `${where} after ${attempts} attempt${
-        attempts === 1 ? "" : "s"
-      } (publishAttempts=${this.options.publishAttempts}): ${why}`,
-      publish.topic,
-      { cause: error, reasonCode: code },
-    );
   }
 
   /**

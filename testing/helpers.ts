@@ -1,6 +1,9 @@
 // What the test files share besides brokers: waiting, mosquitto settings, child processes.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { MqttOptionsError, MqttStreamError } from "../mod.ts";
@@ -217,4 +220,39 @@ export function rejects(parse: () => unknown, ...patterns: RegExp[]): MqttOption
  */
 export function fuzzCount(full: number): number {
   return process.env.MQTT_STREAMS_QUICK === "1" ? Math.ceil(full / 10) : full;
+}
+
+/** Runs `deno check` on `files` with the repository's deno.json; returns its exit code and output. */
+export function denoCheck(files: string[]): { status: number | null; output: string } {
+  const config = fileURLToPath(new URL("../deno.json", import.meta.url));
+  return runDeno(["check", "--quiet", "--config", config, ...files]);
+}
+
+/**
+ * Asserts that each source in `mustFail` (by name) fails `deno check` with an error matching
+ * its `error`: each is written to a file of its own in a temporary folder, and all are checked
+ * in one run.
+ */
+export function assertEachFailsToCheck(
+  mustFail: Record<string, { source: string; error: RegExp }>,
+): void {
+  const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-types-"));
+  try {
+    const files = Object.entries(mustFail).map(([name, { source }], i) => {
+      const file = join(dir, `must_fail_${i}.ts`);
+      writeFileSync(file, `// ${name}\n${source}\n`);
+      return file;
+    });
+    const { status, output } = denoCheck(files);
+    assert.notEqual(status, 0, output);
+    // deno check prints each error, then "at file:///…/must_fail_N.ts:line:col".
+    const errors = output.split(/\n\n+/);
+    Object.entries(mustFail).forEach(([name, { error }], i) => {
+      const mine = errors.filter((text) => text.includes(`must_fail_${i}.ts:`));
+      assert.ok(mine.length > 0, `${name}: type-checked, but must not\n${output}`);
+      assert.ok(mine.some((text) => error.test(text)), `${name}: not ${error}\n${mine.join("\n")}`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

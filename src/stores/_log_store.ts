@@ -14,7 +14,11 @@
 //   CONNACK. The outgoing log writes its dels in one batch a task (or with the next put);
 //   the incoming log writes each at once (see file_store.ts).
 // - The log is rewritten with only the live packets when it opens (dropping damage, so
-//   new records never follow a torn one) and when it grows past four times the live size.
+//   new records never follow a torn one), and compacted when it grows past four times the
+//   live size: in the background, with asynchronous writes and fdatasyncs, a slice at a time
+//   (_compaction.ts says why a crash at any point of it loses nothing and brings nothing
+//   back), never inside a put. Only its last step, a rename and the few records appended
+//   during its last fdatasync, runs in one task.
 // - A write or sync that fails (ENOSPC, EROFS, EIO) fails the store for good: `failure`
 //   settles with a STORE_FAILED error naming the log and the OS code, and a put that was not
 //   stored is never called back (nor held). mqtt.js 5.16 mishandles a put's error: for an
@@ -24,24 +28,28 @@
 //   (src/connection/_stores.ts), once what the store did take is acknowledged: so a failed
 //   store still answers get and del from memory, and takes in memory the PUBREL of a QoS 2
 //   publish it holds. Once it holds nothing it empties its log: nothing is sent twice.
-import {
-  closeSync,
-  fdatasync,
-  fdatasyncSync,
-  ftruncateSync,
-  openSync,
-  readFileSync,
-  renameSync,
-} from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, readFileSync } from "node:fs";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { delRecord, putRecord, scanLog } from "./_log.ts";
 import type { Damage, FsyncMode, StoredPacket } from "./store.ts";
-import { storeError, syncFolder, writeFully } from "./_durable.ts";
+import { storeError, writeFully } from "./_durable.ts";
+import { compact, type CompactionHost, type CompactionStep } from "./_compaction.ts";
+import { Rewrite, rewriteNow } from "./_compaction.ts";
 import type { MqttStreamError } from "../errors.ts";
 
 type Callback = (error?: Error | null, packet?: StoredPacket) => void;
+
+/** Options of a {@linkcode FileStore}. */
+export interface FileStoreInit {
+  /** Write dels in one batch a task (or with the next put) rather than each at once. */
+  batchDeletes?: boolean;
+  /**
+   * Called at each step of a compaction, which waits for what it returns: tests copy the
+   * folder there (what a process killed at that step leaves) or fail the step.
+   */
+  onCompaction?: (step: CompactionStep) => void | Promise<void>;
+}
 
 /** A live packet, and the size of its put record. */
 interface Entry {
@@ -68,11 +76,27 @@ export class FileStore {
   #liveBytes = 0;
   #fileBytes = 0;
   #fd: number;
-  /** Records written since the log was opened or rewritten, and how many are synced. */
+  /** Records written since the log was opened, and how many the log's file has synced. */
   #written = 0;
   #synced = 0;
+  /**
+   * Records past this are not durable at `path` whatever the syncs say: a compaction's
+   * rename is not durable yet, and `path` may still name the old log after a power loss.
+   */
+  #durableCap = Infinity;
   #syncing = false;
-  #compactWanted = false;
+  /** Called when the fdatasync in flight has returned. */
+  #onSynced: (() => void)[] = [];
+  /** A compaction is under way, from its start to its rename made durable. */
+  #compacting = false;
+  /** The compaction's file, until the rename: every record appended goes to its tail too. */
+  #rewriting?: Rewrite;
+  /**
+   * No fdatasync of the log may start: the compaction is about to rename its file over the
+   * log, and a record such a sync made durable might not be synced in that file yet.
+   */
+  #frozen = false;
+  readonly #onCompaction?: (step: CompactionStep) => void | Promise<void>;
   /**
    * fsync=always: puts waiting for the sync that covers record number `upTo`, with what
    * their packet replaced (to undo it if the sync fails).
@@ -95,11 +119,12 @@ export class FileStore {
    *
    * @throws {MqttStreamError} code "STORE_FAILED" when it cannot be read or rewritten.
    */
-  constructor(path: string, fsync: FsyncMode, init: { batchDeletes?: boolean } = {}) {
+  constructor(path: string, fsync: FsyncMode, init: FileStoreInit = {}) {
     this.path = path;
     this.#fsync = fsync;
     this.failure = new Promise((resolve) => (this.#reportFailure = resolve));
     this.#batchDeletes = init.batchDeletes ?? false;
+    this.#onCompaction = init.onCompaction;
     let log: Uint8Array;
     try {
       log = readFileSync(path);
@@ -297,13 +322,17 @@ export class FileStore {
     }
     this.#fileBytes += record.length;
     this.#written++;
+    this.#rewriting?.follow(record);
     if (sync) this.#sync();
     return true;
   }
 
   /** Starts an fdatasync of what is written, unless one runs (it starts the next). */
   #sync(): void {
-    if (this.#syncing || this.#error || this.#fd === -1 || this.#synced === this.#written) return;
+    if (
+      this.#syncing || this.#frozen || this.#error || this.#fd === -1 ||
+      this.#synced === this.#written
+    ) return;
     this.#syncing = true;
     const upTo = this.#written;
     fdatasync(this.#fd, (error) => {
@@ -311,9 +340,9 @@ export class FileStore {
       if (error) this.#fail(storeError(`sync ${this.path}`, error));
       else {
         this.#synced = upTo;
-        this.#release(upTo);
-        if (this.#compactWanted) this.#compact();
+        this.#release(Math.min(upTo, this.#durableCap));
       }
+      for (const resume of this.#onSynced.splice(0)) resume();
       // A failed store still closes its file once asked to (the lock goes with it).
       if (this.#closed) this.#finishWhenIdle();
       else this.#sync();
@@ -327,47 +356,73 @@ export class FileStore {
     for (const { cb } of this.#waiters.splice(0, n)) cb();
   }
 
+  /** Starts a compaction in the background when the log is large and mostly dead. */
   #maybeCompact(): void {
-    if (this.#fileBytes > COMPACT_MIN_BYTES && this.#fileBytes > 4 * this.#liveBytes) {
-      if (this.#syncing) this.#compactWanted = true;
-      else this.#compact();
-    }
+    if (this.#compacting || this.#closed || this.#error) return;
+    if (this.#fileBytes <= COMPACT_MIN_BYTES || this.#fileBytes <= 4 * this.#liveBytes) return;
+    this.#compacting = true;
+    // From here on every record appended is the rewrite's too (its tail).
+    this.#rewriting = new Rewrite(this.path);
+    compact(this.#compactionHost(), this.#rewriting).then(
+      () => this.#compacted(),
+      (error) => {
+        this.#fail(storeError(`rewrite ${this.path}`, error));
+        this.#compacted();
+      },
+    );
   }
 
-  #compact(): void {
-    this.#compactWanted = false;
-    try {
-      const fd = this.#rewrite();
-      closeSync(this.#fd);
-      this.#fd = fd;
-    } catch (error) {
-      this.#fail(storeError(`rewrite ${this.path}`, error));
-    }
+  /** The store as its compaction sees it (see _compaction.ts). */
+  #compactionHost(): CompactionHost {
+    return {
+      path: this.path,
+      live: this.#index,
+      written: () => this.#written,
+      gone: () => this.#closed || this.#error !== undefined || this.#fd === -1,
+      freeze: () => (this.#frozen = true),
+      synced: () =>
+        this.#syncing
+          ? new Promise<void>((resume) => this.#onSynced.push(resume))
+          : Promise.resolve(),
+      adopt: (fd, bytes, synced) => {
+        const old = this.#fd;
+        this.#rewriting = undefined;
+        this.#fd = fd;
+        this.#fileBytes = bytes;
+        // What was called back was synced in both files; the rest waits for the folder.
+        this.#durableCap = this.#synced;
+        this.#synced = synced;
+        this.#frozen = false;
+        this.#sync();
+        return old;
+      },
+      renamed: () => {
+        this.#durableCap = Infinity;
+        this.#release(this.#synced);
+      },
+      step: this.#onCompaction,
+    };
   }
 
-  /**
-   * Replaces the log with one holding only the live packets (written to a temporary file,
-   * synced, renamed over the log, and the folder synced) and opens it for appending.
-   * Everything stored is durable afterwards.
-   */
+  /** A compaction ended, done or not: syncs go on, or the store closes. */
+  #compacted(): void {
+    this.#compacting = false;
+    this.#rewriting = undefined;
+    this.#frozen = false;
+    this.#durableCap = Infinity;
+    if (this.#closed) this.#finishWhenIdle();
+    else this.#sync();
+  }
+
+  /** The log rewritten with only the live packets when it opens (see rewriteNow). */
   #rewrite(): number {
-    const live = Array.from(this.#index.values(), (entry) => putRecord(entry.packet));
-    const temporary = `${this.path}.rewrite`;
     try {
-      const fd = openSync(temporary, "w");
-      try {
-        for (const record of live) writeFully(fd, record);
-        fdatasyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temporary, this.path);
-      syncFolder(dirname(this.path));
-      const appending = openSync(this.path, "a");
-      this.#fileBytes = live.reduce((sum, record) => sum + record.length, 0);
-      this.#written = this.#synced = 0;
-      this.#release(Infinity);
-      return appending;
+      const { fd, bytes } = rewriteNow(
+        this.path,
+        Array.from(this.#index.values(), (e) => e.packet),
+      );
+      this.#fileBytes = bytes;
+      return fd;
     } catch (error) {
       throw storeError(`rewrite ${this.path}`, error);
     }
@@ -390,7 +445,7 @@ export class FileStore {
 
   /** Closes the file once no sync is in flight, after a last one. */
   #finishWhenIdle(): void {
-    if (this.#syncing || this.#fd === -1) return;
+    if (this.#syncing || this.#compacting || this.#fd === -1) return;
     // Written here, then synced with the rest below: an fdatasync started now would still
     // run when the file is closed.
     this.#writeDeletes(false);

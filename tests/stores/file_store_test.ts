@@ -1,21 +1,25 @@
 // The file store on its own (src/stores/): mqtt.js's Store behaviour, what a reopened
-// folder holds, damaged and torn logs, compaction, fsync=always, and the folder's lock.
+// folder holds, damaged and torn logs, compaction (off the put path, and a process killed or
+// a step failing at each of its steps), fsync=always, and the folder's lock.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Buffer } from "node:buffer";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { setImmediate } from "node:timers";
 import type { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { Store } from "mqtt";
 import { MqttSource, MqttStreamError } from "../../mod.ts";
 import { openFileStores } from "../../src/stores/file_store.ts";
-import { FileStore } from "../../src/stores/_log_store.ts";
+import { FileStore, type FileStoreInit } from "../../src/stores/_log_store.ts";
+import type { CompactionStep } from "../../src/stores/_compaction.ts";
 import { crc32, putRecord, scanLog, tableCrc32 } from "../../src/stores/_log.ts";
 import type { StoredPacket } from "../../src/stores/store.ts";
 import { startAedes } from "../../testing/broker.ts";
-import { kill, spawnScript, waitFor, within } from "../../testing/helpers.ts";
+import { kill, sleep, spawnScript, waitFor, within } from "../../testing/helpers.ts";
 
 type Callback = (error?: Error | null, packet?: StoredPacket) => void;
 /** What both stores offer: mqtt.js's Store interface. */
@@ -54,6 +58,8 @@ function streamed(store: AnyStore): Promise<StoredPacket[]> {
       .on("error", reject);
   });
 }
+
+const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const call = (fn: (cb: Callback) => void) =>
   new Promise<{ error?: Error | null; packet?: StoredPacket }>((resolve) =>
@@ -307,6 +313,9 @@ describe("FileStore on disk", () => {
         const id = (i % 60_000) + 1;
         await put(store, publish(id, "x".repeat(100)));
         store.del({ messageId: id });
+        // The compaction runs in the background: it needs the event loop to turn, as it
+        // does between the packets of a real connection.
+        await nextTask();
       }
     }, { batchDeletes: true });
     // 30,000 × (a put of ~180 bytes and a del of 15) is about 5.9 MB written in all.
@@ -359,6 +368,223 @@ describe("FileStore on disk", () => {
       assert.equal(crc32(bytes, start, end, previous), tableCrc32(bytes, 0, end));
     }
   });
+});
+
+describe("FileStore compaction, off the put path", () => {
+  let dir: string;
+  let log: string;
+  beforeEach(() => {
+    dir = temporary();
+    log = join(dir, "outgoing.log");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const KIB = "k".repeat(1024);
+  const STEPS: CompactionStep[] = [
+    "opened",
+    "slice",
+    "copied",
+    "synced",
+    "frozen",
+    "renamed",
+    "done",
+  ];
+
+  /** A store and, beside it, the live packets it should hold (id → payload, in its order). */
+  function modelled(path: string, init: FileStoreInit, fsync: "batch" | "always" = "batch") {
+    const steps: CompactionStep[] = [];
+    const model = new Map<number, string>();
+    const store = new FileStore(path, fsync, {
+      ...init,
+      onCompaction: (step) => {
+        steps.push(step);
+        return init.onCompaction?.(step);
+      },
+    });
+    return {
+      store,
+      model,
+      steps,
+      put(id: number, payload: string) {
+        store.put(publish(id, payload));
+        model.set(id, payload);
+      },
+      del(id: number) {
+        store.del({ messageId: id });
+        model.delete(id);
+      },
+      /** A put of a new packet, a del of the oldest and a replaced one: the compaction's tail. */
+      churn(n: number) {
+        this.put(5000 + n, `new ${n}`);
+        this.del(model.keys().next().value!);
+        this.put(model.keys().next().value!, `replaced ${n}`);
+      },
+      /** 300 live packets of 1 KiB (two slices), then put/del pairs until a compaction begins. */
+      async untilCompacting() {
+        for (let id = 1; id <= 300; id++) this.put(id, `${id} ${KIB}`);
+        for (let n = 0; steps.length === 0; n++) {
+          assert.ok(n < 20_000, "a compaction began");
+          this.put(1000 + (n % 1000), KIB);
+          this.del(1000 + (n % 1000));
+          if (n % 50 === 0) await nextTask();
+        }
+      },
+    };
+  }
+
+  /** What the log at `path` holds when opened: its packets' ids and payloads, in order. */
+  async function reopened(path: string): Promise<[number, unknown][]> {
+    return await withStore(path, async (store) => {
+      assert.deepEqual(store.damage, []);
+      return (await streamed(store)).map((p) => [p.messageId!, p.payload]);
+    });
+  }
+
+  test("the put that makes the log due for compaction returns, called back, before anything is rewritten", async () => {
+    const { store, steps } = modelled(log, { batchDeletes: true });
+    try {
+      const inode = statSync(log).ino;
+      let calledBack = 0;
+      // 1,200 put/del pairs of 1 KiB pass the 1 MiB at which a mostly dead log is compacted.
+      for (let id = 1; id <= 1200; id++) {
+        store.put(publish(id, KIB), () => calledBack++);
+        store.del({ messageId: id });
+      }
+      assert.equal(calledBack, 1200);
+      assert.equal(steps.length, 0, "no step of the compaction ran inside a put");
+      assert.equal(statSync(log).ino, inode, "the log is not replaced yet");
+      const grown = statSync(log).size;
+      await waitFor(() => steps.includes("done"), "the compaction", 10_000);
+      assert.notEqual(statSync(log).ino, inode);
+      // What was appended after the put that made it due is copied too (the compaction's
+      // tail): about the last 250 pairs.
+      const size = statSync(log).size;
+      assert.ok(size < grown / 3, `the log went from ${grown} to ${size} bytes`);
+    } finally {
+      await new Promise<void>((resolve) => store.close(() => resolve()));
+    }
+    assert.deepEqual(await reopened(log), []);
+  });
+
+  test("with fsync=always, a put made while a compaction is under way is called back without waiting for it", async () => {
+    let resume!: () => void;
+    const held = new Promise<void>((resolve) => (resume = resolve));
+    const { store, steps } = modelled(log, {
+      onCompaction: (step) => step === "copied" ? held : undefined,
+    }, "always");
+    try {
+      for (let id = 1; !steps.includes("copied"); id++) {
+        assert.ok(id < 5000, "a compaction began");
+        await put(store, publish(id, KIB));
+        store.del({ messageId: id });
+      }
+      await within(put(store, publish(9001, "during")), 5000, "the put during the compaction");
+      assert.deepEqual(steps, ["opened", "copied"], "the compaction is still held");
+      resume();
+      await waitFor(() => steps.includes("done"), "the compaction", 10_000);
+      await within(put(store, publish(9002, "after")), 5000, "the put after the compaction");
+    } finally {
+      resume();
+      await new Promise<void>((resolve) => store.close(() => resolve()));
+    }
+    assert.deepEqual(await reopened(log), [[9001, "during"], [9002, "after"]]);
+  });
+
+  test("with fsync=always, a put made from the freeze to the rename is called back only once the rename is durable", async () => {
+    const holds = new Map<CompactionStep, () => void>();
+    const held = (step: CompactionStep) => new Promise<void>((resolve) => holds.set(step, resolve));
+    const reached = new Map<CompactionStep, Promise<void>>();
+    const arrived = new Map<CompactionStep, () => void>();
+    for (const step of ["frozen", "renamed"] as const) {
+      reached.set(step, new Promise((resolve) => arrived.set(step, resolve)));
+    }
+    const { store, steps } = modelled(log, {
+      onCompaction: (step) => {
+        if (!arrived.has(step)) return;
+        arrived.get(step)!();
+        return held(step);
+      },
+    }, "always");
+    const calledBack: number[] = [];
+    try {
+      for (let id = 1; steps.length === 0; id++) {
+        assert.ok(id < 5000, "a compaction began");
+        await put(store, publish(id, KIB));
+        store.del({ messageId: id });
+      }
+      await within(reached.get("frozen")!, 10_000, "the freeze");
+      store.put(publish(9001, "frozen"), () => calledBack.push(9001));
+      // Long enough for several fdatasyncs, were the old log still synced.
+      await sleep(200);
+      assert.equal(calledBack.length, 0, "no sync of the old log calls back while frozen");
+      holds.get("frozen")!();
+      await within(reached.get("renamed")!, 10_000, "the rename");
+      store.put(publish(9002, "renamed"), () => calledBack.push(9002));
+      // The new log syncs both, but the folder is not synced: the rename may not be durable.
+      await sleep(200);
+      assert.equal(calledBack.length, 0, "nothing is called back before the rename is durable");
+      holds.get("renamed")!();
+      await waitFor(() => calledBack.length === 2, "both puts called back", 5000);
+    } finally {
+      for (const resume of holds.values()) resume();
+      await new Promise<void>((resolve) => store.close(() => resolve()));
+    }
+    assert.deepEqual(await reopened(log), [[9001, "frozen"], [9002, "renamed"]]);
+  });
+
+  test("a process killed at any step of a compaction leaves a folder that reopens with exactly the live packets", async () => {
+    const killed: { step: CompactionStep; folder: string; live: [number, string][] }[] = [];
+    let n = 0;
+    const it = modelled(log, {
+      onCompaction: (step) => {
+        // Packets put, deleted and replaced while the compaction runs, then the folder as a
+        // SIGKILL here would leave it: with fsync=batch the kernel has every write.
+        it.churn(n++);
+        const folder = join(dir, `killed-${killed.length}-${step}`);
+        mkdirSync(folder);
+        for (const file of readdirSync(dir)) {
+          if (file.startsWith("outgoing.log")) copyFileSync(join(dir, file), join(folder, file));
+        }
+        killed.push({ step, folder, live: Array.from(it.model) });
+      },
+    });
+    try {
+      await it.untilCompacting();
+      await waitFor(() => it.steps.includes("done"), "the compaction", 10_000);
+    } finally {
+      await new Promise<void>((resolve) => it.store.close(() => resolve()));
+    }
+    assert.deepEqual(new Set(it.steps), new Set(STEPS), "every step was passed");
+    for (const { step, folder, live } of killed) {
+      const path = join(folder, "outgoing.log");
+      assert.deepEqual(await reopened(path), live, `killed at "${step}"`);
+      assert.equal(existsSync(`${path}.rewrite`), false, "reopening drops a compaction's file");
+    }
+    assert.deepEqual(await reopened(log), Array.from(it.model));
+  });
+
+  for (const failing of STEPS) {
+    test(`a compaction failing at "${failing}" fails the store, whose folder reopens with exactly the live packets`, async () => {
+      const it = modelled(log, {
+        onCompaction: (step) => {
+          it.churn(STEPS.indexOf(step));
+          if (step === failing) throw new Error(`injected at ${step}`);
+        },
+      });
+      let live: [number, string][];
+      try {
+        await it.untilCompacting();
+        const error = await within(it.store.failure, 10_000, "the store's failure");
+        live = Array.from(it.model);
+        assert.equal(error.code, "STORE_FAILED");
+        assert.match(error.message, new RegExp(`rewrite .*injected at ${failing}`));
+      } finally {
+        await new Promise<void>((resolve) => it.store.close(() => resolve()));
+      }
+      assert.equal(existsSync(`${log}.rewrite`), false, "the compaction's file is deleted");
+      assert.deepEqual(await reopened(log), live);
+    });
+  }
 });
 
 describe("the store folder's lock", () => {

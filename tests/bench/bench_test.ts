@@ -33,7 +33,7 @@ function assertRow(markdown: string, start: string[], ratios: number) {
 
 /** Runs `bench/<script>` with `args`, asserts it exits 0, and returns what it printed. */
 async function runBench(script: string, args: string[]): Promise<string> {
-  const child = spawnScript(new URL(`../bench/${script}`, import.meta.url), args);
+  const child = spawnScript(new URL(`../../bench/${script}`, import.meta.url), args);
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));

@@ -10,7 +10,7 @@ import { denoExecutable, spawnScript, within } from "../../testing/helpers.ts";
 
 /** Runs an example in a child process of the same runtime; returns its exit code and output. */
 function run(example: string): Promise<{ code: number | null; output: string }> {
-  const child = spawnScript(new URL(`../examples/${example}`, import.meta.url), []);
+  const child = spawnScript(new URL(`../../examples/${example}`, import.meta.url), []);
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);

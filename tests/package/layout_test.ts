@@ -206,7 +206,7 @@ const BROKER_HARNESS = [
 const NETWORK = /^(aedes|ws|node:(net|http|https|http2|tls|dgram))$/;
 /** A call that starts a child process (a broker, the CLI, Deno, Node, a browser). */
 const CHILD_PROCESS =
-  /\b(spawnScript|spawn|spawnSync|execFile|execFileSync|execSync|fork|runDeno|runToEnd)\s*\(|\bDeno\.Command\b|\bnew\s+Worker\s*\(/;
+  /\b(spawnScript|spawn|spawnSync|execFile|execFileSync|execSync|fork|runDeno|runToEnd|denoCheck|assertEachFailsToCheck)\s*\(|\bDeno\.Command\b|\bnew\s+Worker\s*\(/;
 
 /**
  * Why a test file is not a unit test, or undefined if it is one: it (or a helper of the test

@@ -236,21 +236,6 @@ export class Connection implements AsyncDisposable {
     return this.#identifiers;
   }
 
-  /** Successful reconnects after the first connect. */
-  get reconnects(): number {
-    return this.#reconnects;
-  }
-
-  /** The broker of the current (or last) connection: one of `options.brokers`, or one it was redirected to. */
-  get broker(): string | undefined {
-    return this.#attempts.broker;
-  }
-
-  /** Reconnects that landed on a broker other than the one before. */
-  get failovers(): number {
-    return this.#attempts.failovers;
-  }
-
   /** What the connection counts: a live view (the same object each time), read when asked. */
   get stats(): ConnectionStats {
     return this.#stats;
@@ -445,7 +430,7 @@ export class Connection implements AsyncDisposable {
   subscribe(subscriptions: readonly Subscription[], qos: 0 | 1 | 2): Promise<number[]> {
     return subscribe(this.#mqtt.client, subscriptions, qos, {
       options: this.options,
-      broker: this.broker,
+      broker: this.#attempts.broker,
       answered: this.#attempts.subscribing(),
       paused: () => this.#inbound?.paused ?? false,
       abandon: (why) => {

@@ -265,7 +265,7 @@ describe("Connection against aedes", () => {
       const reconnected = new Promise<void>((resolve) => connection.onConnect(() => resolve()));
       broker.dropClients();
       await reconnected;
-      assert.equal(connection.reconnects, 1);
+      assert.equal(connection.stats.reconnects, 1);
     } finally {
       await connection.end();
     }

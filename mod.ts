@@ -92,6 +92,12 @@ export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/streams/source.ts";
 export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
 export { type MqttTelemetryInit } from "./src/streams/hooks.ts";
+export type {
+  MqttAuthenticate,
+  MqttAuthStep,
+  MqttCredentials,
+  MqttCredentialsInit,
+} from "./src/connection/credentials.ts";
 export {
   MqttSink,
   type MqttSinkChunk,

@@ -157,6 +157,11 @@ export class Attempts {
     return this.#connectedTo;
   }
 
+  /** The broker the next attempt goes to (where {@linkcode aim} will point it). */
+  get next(): string {
+    return this.#redirect ?? this.#options.brokers[this.#next];
+  }
+
   /** The broker of the current (or last) attempt. */
   get target(): string {
     return this.#target;

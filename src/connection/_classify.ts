@@ -12,6 +12,7 @@ import { MQTT_MAX_PACKET_SIZE } from "../options/_schema.ts";
 import type { Oversized } from "./_packet_size.ts";
 import { ConnackTimeout, type Failure, shortestShare } from "./_attempts.ts";
 import { RedirectRefused } from "./_redirect.ts";
+import { HookFailed } from "./_credentials.ts";
 
 /** CONNACK codes that send the client to another broker (MQTT 5 §4.11): tried there. */
 const REDIRECT_TEMPORARY = 0x9c;
@@ -38,6 +39,10 @@ export function classify(error: unknown, options: MqttOptions): Classified {
     // Another round may find the cluster redirecting elsewhere, or not at all.
     return { code: "CONNECT_REJECTED", reason: error.message, permanent: false };
   }
+  if (error instanceof HookFailed) {
+    // The token service may be back on the next attempt: retried within connectAttempts.
+    return { code: "CONNECT_AUTH", reason: error.message, permanent: false };
+  }
   if (error instanceof ConnackTimeout && options.brokers.length === 1) {
     return connackTimeout(options);
   }
@@ -56,7 +61,7 @@ export function classify(error: unknown, options: MqttOptions): Classified {
   const e = error as { message?: string; code?: string | number } | undefined;
   const handshake = webSocketHandshake(error);
   if (handshake !== undefined) return handshake;
-  const message = webSocketDetail(error) ?? e?.message ?? String(error);
+  const message = withoutQueries(webSocketDetail(error) ?? e?.message ?? String(error));
   if (typeof e?.code === "number" && message.startsWith("Connection refused")) {
     const what = `CONNACK ${e.code}: ${message.replace(/^Connection refused: /, "")}`;
     if (AUTH_CONNACK.has(e.code)) {
@@ -127,6 +132,27 @@ export function classify(error: unknown, options: MqttOptions): Classified {
   };
 }
 
+/** A URL's query in a message (Bun names the WebSocket URL it failed to open). */
+const URL_QUERY = /(\bwss?:\/\/[^\s'"?#]*)\?[^\s'"]*/g;
+
+/**
+ * `text` without the query of any ws:// or wss:// URL in it: a URL signed per connection
+ * (the init's webSocketUrl) carries its signature there, which is never printed.
+ */
+function withoutQueries(text: string): string {
+  return text.replace(URL_QUERY, "$1?…");
+}
+
+/**
+ * `error`, or, when a WebSocket error names a URL with a query (a signature), a plain error
+ * saying the same without it: the cause of an MqttConnectError is printed with it.
+ */
+function shown(error: unknown): unknown {
+  const detail = webSocketDetail(error);
+  if (detail === undefined || withoutQueries(detail) === detail) return error;
+  return new Error(withoutQueries(detail));
+}
+
 /** No CONNACK within connectionTimeout, from one broker. */
 function connackTimeout(options: MqttOptions): Classified {
   return {
@@ -159,7 +185,7 @@ const HANDSHAKE =
  * other error, a WebSocket lost after it opened included.
  */
 function webSocketHandshake(error: unknown): Classified | undefined {
-  const why = HANDSHAKE.exec(webSocketDetail(error) ?? "")?.[1];
+  const why = HANDSHAKE.exec(withoutQueries(webSocketDetail(error) ?? ""))?.[1];
   if (why === undefined) return undefined;
   if (/certificate|TLS|SSL|handshake|alert/i.test(why)) {
     const reason = why.startsWith("TLS handshake failed") ? why : `TLS handshake failed: ${why}`;
@@ -207,7 +233,8 @@ export function endingError(ending: Ending, options: MqttOptions): MqttStreamErr
       reason: silentClose(closedAfterConnack, why !== "lost" && options),
     }
     : classify(error, options);
-  const cause = { cause: error };
+  // A hook's failure is caused by the hook's own error (a time-out has none: it is its own).
+  const cause = { cause: error instanceof HookFailed ? error.cause ?? error : shown(error) };
   if (code === "PROTOCOL") {
     return new MqttProtocolError(`Protocol error on the connection to ${broker}: ${reason}`, cause);
   }

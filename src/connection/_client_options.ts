@@ -15,16 +15,20 @@ export function randomClientId(): string {
 
 /**
  * Points mqtt.js's client options (the object its transport builders read, and fill in)
- * at `broker`, one of several, before an attempt: host, port and the TLS server name. The
+ * at `broker`, one of several, before an attempt: host, port and the TLS server name (SNI,
+ * and the name the certificate is verified against: `servername` if given, else the host). The
  * CONNACK timer of the attempt is Attempts' (a broker's share of connectionTimeout), so
  * mqtt.js's own is put out of the way.
  */
-export function aimAt(clientOptions: IClientOptions, broker: string): void {
+export function aimAt(clientOptions: IClientOptions, broker: string, servername?: string): void {
   const { hostname, port } = brokerAddress(broker);
   clientOptions.hostname = clientOptions.host = hostname;
   clientOptions.port = port;
-  // mqtt.js sets the TLS server name (SNI) from the host at the first attempt, and keeps it.
-  delete (clientOptions as { servername?: string }).servername;
+  // mqtt.js sets the TLS server name (SNI) from the host at the first attempt, and keeps it:
+  // each attempt sends its own broker's name, or ssl.servername when given.
+  const tls = clientOptions as { servername?: string };
+  if (servername === undefined) delete tls.servername;
+  else tls.servername = servername;
   // mqtt.js 5.16 reads connectTimeout in connect(), attempt by attempt, after building the
   // transport (through the streamBuilder that calls this). Its timeout arms the next attempt
   // before the close where Attempts sets that attempt's delay (a silent first broker of

@@ -16,7 +16,9 @@
 // - `outgoing`, `outgoingStore.get`, `_removeOutgoingAndStoreMessage`, the socket's
 //   cork/uncork: the outbound side (_outbound.ts); `outgoing[id]`: the file store (_stores.ts).
 // - `streamBuilder` (each attempt's broker, the incoming packet-size guard), `_flushVolatile`,
-//   the socket's write/destroy/errored: the Connection; `options.timerVariant` and the
+//   `_reconnect`, `_setupReconnect`, `_clearReconnect` (an attempt waits for the init's
+//   hooks, _credentials.ts), the socket's write/destroy/errored: the Connection;
+//   `handleAuth`: enhanced authentication (_auth.ts); `options.timerVariant` and the
 //   socket's ref/unref: idling (_timers.ts).
 // The socket's members are feature-detected at each use instead (transports differ: TCP,
 // TLS, a duplex over a WebSocket), and each use works without them.
@@ -32,6 +34,8 @@ import type {
 import { MqttConnectError } from "../errors.ts";
 import type { Pipeable } from "./_packet_size.ts";
 import type {
+  AuthPacket,
+  AuthPort,
   IdlingPort,
   InboundPort,
   OutboundPort,
@@ -72,6 +76,14 @@ interface Internals {
   _flushVolatile(): void;
   /** Builds the transport of each attempt. */
   streamBuilder(client: MqttClient): object;
+  /** Answers the broker's AUTH packets (MQTT 5 §4.12): mqtt.js's default sends nothing. */
+  handleAuth(packet: AuthPacket, callback: (error?: Error, packet?: AuthPacket) => void): void;
+  /** What mqtt.js's reconnect timer calls: emits 'reconnect' and starts the next attempt. */
+  _reconnect(): void;
+  /** Arms the reconnect timer (an interval of options.reconnectPeriod), unless one is armed. */
+  _setupReconnect(): void;
+  /** Stops the reconnect timer. */
+  _clearReconnect(): void;
 }
 
 /** The parts of a Node-style socket the connection uses; any may be missing. */
@@ -107,6 +119,10 @@ export const MQTT_INTERNALS: Readonly<Record<string, Kind>> = {
   _removeOutgoingAndStoreMessage: "function",
   _flushVolatile: "function",
   streamBuilder: "function",
+  handleAuth: "function",
+  _reconnect: "function",
+  _setupReconnect: "function",
+  _clearReconnect: "function",
   sendPing: "function",
   reschedulePing: "function",
   keepalive: "number",
@@ -171,7 +187,8 @@ export function reasonName(code: number): string | undefined {
 }
 
 /** One mqtt.js client, through the ports of _ports.ts; the Connection holds it. */
-export class MqttAdapter implements InboundPort, OutboundPort, IdlingPort, OutgoingRegistry {
+export class MqttAdapter
+  implements InboundPort, OutboundPort, IdlingPort, OutgoingRegistry, AuthPort {
   /** The client, for its documented API (connect, end, events, subscribe, options). */
   readonly client: MqttClient;
   readonly #internals: Internals;
@@ -366,6 +383,49 @@ export class MqttAdapter implements InboundPort, OutboundPort, IdlingPort, Outgo
       guard(transport);
       return transport;
     };
+  }
+
+  /**
+   * Makes each reconnect mqtt.js's timer starts wait for `prepare` (the init's hooks, which
+   * may be async): the timer is stopped meanwhile, and the attempt starts only if `prepare`
+   * resolves true. One that resolves false arms the next attempt itself, or ends the
+   * connection (see {@linkcode rearmReconnect}).
+   */
+  beforeReconnect(prepare: () => Promise<boolean>): void {
+    const internals = this.#internals;
+    const reconnect = internals._reconnect.bind(this.client);
+    let preparing = false;
+    internals._reconnect = () => {
+      if (preparing) return;
+      preparing = true;
+      internals._clearReconnect();
+      // prepare() never rejects: a failure is its attempt's, said where it is handled.
+      prepare().then((go) => {
+        preparing = false;
+        if (go) reconnect();
+      });
+    };
+  }
+
+  /** Arms mqtt.js's reconnect timer with its options.reconnectPeriod (after a failed prepare). */
+  rearmReconnect(): void {
+    this.#internals._setupReconnect();
+  }
+
+  /** No further attempt: a period of 0 arms none, and an armed timer is stopped. */
+  stopReconnecting(): void {
+    this.client.options.reconnectPeriod = 0;
+    this.#internals._clearReconnect();
+  }
+
+  handleAuth(
+    answer: (packet: AuthPacket, reply: (error?: Error, packet?: AuthPacket) => void) => void,
+  ): void {
+    this.#internals.handleAuth = answer;
+  }
+
+  sendAuth(packet: AuthPacket): void {
+    this.#send(packet as unknown as Packet);
   }
 
   /** Fails the unanswered SUBSCRIBE/UNSUBSCRIBE packets, as mqtt.js does on a close. */

@@ -98,3 +98,28 @@ export interface OutgoingRegistry {
   /** Registers `cb` as the answer to the publish `messageId`, recovered from the store. */
   registerOutgoing(messageId: number, cb: (error?: Error) => void): void;
 }
+
+/** An MQTT 5 AUTH packet (§3.15), as enhanced authentication (_auth.ts) sends and reads it. */
+export interface AuthPacket {
+  cmd: "auth";
+  /** 0x00 Success, 0x18 Continue authentication, 0x19 Re-authenticate. */
+  reasonCode: number;
+  properties?: { authenticationMethod?: string; authenticationData?: Uint8Array };
+}
+
+/** What enhanced authentication (_auth.ts) needs of mqtt.js. */
+export interface AuthPort {
+  readonly connected: boolean;
+  /**
+   * Takes over mqtt.js's answer to the broker's AUTH packets: `answer` gets each one and
+   * calls `reply` with the AUTH to send back (a challenge's answer), with nothing (the
+   * exchange succeeded), or with an error, which ends the attempt or connection with it.
+   */
+  handleAuth(
+    answer: (packet: AuthPacket, reply: (error?: Error, packet?: AuthPacket) => void) => void,
+  ): void;
+  /** Sends an AUTH packet (a re-authentication's 0x19) on the current connection. */
+  sendAuth(packet: AuthPacket): void;
+  /** Destroys the transport at once: its close ends the attempt or connection. */
+  destroySocket(): void;
+}

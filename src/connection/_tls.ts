@@ -9,6 +9,10 @@ export async function tlsOptions(options: MqttOptions): Promise<Record<string, u
   const tls: Record<string, unknown> = { rejectUnauthorized: options["ssl.verify"] };
   if (options["ssl.protocol"] !== "TLS") tls.minVersion = options["ssl.protocol"];
   if (options["ssl.ciphers"]) tls.ciphers = options["ssl.ciphers"];
+  // AWS IoT Core takes MQTT on port 443 when the client offers x-amzn-mqtt-ca (RFC 7301).
+  if (options["ssl.alpn"]) tls.ALPNProtocols = options["ssl.alpn"];
+  // The name sent (SNI) and verified; aimAt sets it again at each attempt.
+  if (options["ssl.servername"]) tls.servername = options["ssl.servername"];
   const ca: (string | Uint8Array)[] = [];
   if (options["ssl.ca"] !== undefined) ca.push(await pem(options["ssl.ca"], "ssl.ca"));
   const trust = options["ssl.trust.store"];

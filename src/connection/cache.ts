@@ -21,6 +21,7 @@
 import { Connection } from "./connection.ts";
 import type { MqttOptions } from "../options/options.ts";
 import { unrefTimer } from "./_timers.ts";
+import type { MqttCredentialsInit } from "./credentials.ts";
 
 /** Options of one sink: sinks that differ only in these share a connection. */
 const PER_SINK: ReadonlySet<string> = new Set<keyof MqttOptions>([
@@ -64,14 +65,25 @@ export function cachedConnections(): number {
   return entries.size;
 }
 
+/** What a sink acquires a connection with, besides its options. */
+export interface AcquireInit {
+  /** Stops waiting for the connection (it stays open for the other sinks). */
+  signal?: AbortSignal;
+  /** The init's hooks: part of the identity, by which functions they are. */
+  hooks?: MqttCredentialsInit;
+}
+
 /**
- * A lease on the shared connection for `options`, opened if there is none.
+ * A lease on the shared connection for `options` (and `hooks`), opened if there is none.
  *
  * @throws {MqttConnectError} When a new connection cannot be opened.
  */
-export async function acquire(options: MqttOptions, signal?: AbortSignal): Promise<Lease> {
+export async function acquire(
+  options: MqttOptions,
+  { signal, hooks = {} }: AcquireInit = {},
+): Promise<Lease> {
   signal?.throwIfAborted();
-  const key = await identity(options);
+  const key = await identity(options, hooks);
   let entry = entries.get(key);
   if (!entry) {
     const stop = new AbortController();
@@ -79,7 +91,7 @@ export async function acquire(options: MqttOptions, signal?: AbortSignal): Promi
       key,
       refs: 0,
       stop,
-      opening: Connection.open(options, { signal: stop.signal }),
+      opening: Connection.open(options, { signal: stop.signal, hooks }),
     };
     entry = created;
     entries.set(key, created);
@@ -155,15 +167,26 @@ function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
+/** A number for each hook function seen: its identity in the cache's keys. */
+const hookIds = new WeakMap<object, number>();
+let hookCount = 0;
+
 /**
- * The connection identity of `options`, as a SHA-256 digest: credentials and keys take
- * part in it but never sit in the cache in the clear.
+ * The connection identity of `options` and `hooks`, as a SHA-256 digest: credentials and
+ * keys take part in it but never sit in the cache in the clear. A hook takes part by which
+ * function it is, never by what it returned: two sinks share a connection only when given
+ * the same function objects.
  */
-async function identity(options: MqttOptions): Promise<string> {
+async function identity(options: MqttOptions, hooks: MqttCredentialsInit): Promise<string> {
   const parts = Object.entries(options)
     .filter(([name, value]) => !PER_SINK.has(name) && value !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, value]) => [name, canonical(value)]);
+  for (const [name, hook] of Object.entries(hooks).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (typeof hook !== "function") continue;
+    if (!hookIds.has(hook)) hookIds.set(hook, ++hookCount);
+    parts.push([`hook:${name}`, hookIds.get(hook)]);
+  }
   const digest = await crypto.subtle.digest(
     "SHA-256",
     new TextEncoder().encode(JSON.stringify(parts)),

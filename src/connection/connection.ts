@@ -5,7 +5,7 @@
 // messages, acknowledged when released) and outbound (_outbound.ts: publish and settle, the
 // broker's window, batching, flush). Sources and sinks call the members of this face only.
 import type { IClientOptions, IConnackPacket } from "mqtt";
-import { MqttStreamError } from "../errors.ts";
+import { MqttConnectError, MqttOptionsError, MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { Publish } from "../record.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
@@ -21,6 +21,9 @@ import { guardIncoming, type Oversized } from "./_packet_size.ts";
 import { adapt, type MqttAdapter } from "./_mqtt.ts";
 import { type ConnectionStats, connectionStats } from "./_connection_stats.ts";
 import type { FileStores } from "../stores/store.ts";
+import { Credentials } from "./_credentials.ts";
+import { Authentication } from "./_auth.ts";
+import type { MqttCredentialsInit } from "./credentials.ts";
 
 export type { Ack, Deliver } from "./_inbound.ts";
 export type { ConnectionStats } from "./_connection_stats.ts";
@@ -40,6 +43,8 @@ export interface OpenOptions {
    * session holds are not missed.
    */
   deliver?: Deliver;
+  /** Functions called before every attempt: credentials, enhanced authentication, a signed URL. */
+  hooks?: MqttCredentialsInit;
 }
 
 /**
@@ -69,12 +74,19 @@ export class Connection implements AsyncDisposable {
   #onClose: (() => void)[] = [];
   #identifiers = false;
   readonly #stats: ConnectionStats;
+  /** What each attempt connects with, from the init's hooks. */
+  readonly #credentials: Credentials;
+  /** MQTT 5 enhanced authentication, with authenticationMethod. */
+  readonly #auth?: Authentication;
+  /** Aborted when the connection is over: a hook still running is abandoned. */
+  readonly #stop = new AbortController();
 
   private constructor(
     mqtt: MqttAdapter,
     options: MqttOptions,
     deliver?: Deliver,
     stores?: FileStores,
+    hooks: MqttCredentialsInit = {},
   ) {
     const client = mqtt.client;
     this.#mqtt = mqtt;
@@ -97,6 +109,15 @@ export class Connection implements AsyncDisposable {
     }
     this.#outbound = new Outbound(mqtt, options, this.closed);
     this.#idling = new Idling(mqtt);
+    this.#credentials = new Credentials(options, hooks);
+    if (options.authenticationMethod !== undefined && hooks.authenticate) {
+      this.#auth = new Authentication(mqtt, this.#credentials, options, (error) => {
+        this.#lastError = error;
+        mqtt.destroySocket();
+      }, this.#stop.signal);
+    }
+    // mqtt.js's reconnects wait for the hooks (the first attempt waits in open()).
+    if (this.#credentials.needed) mqtt.beforeReconnect(() => this.#prepare());
     this.#stats = connectionStats(
       () => this.#reconnects,
       this.#attempts,
@@ -126,6 +147,7 @@ export class Connection implements AsyncDisposable {
       if (redirected) this.#lastError = this.#attempts.redirect(redirected) ?? this.#lastError;
       if (packet.cmd === "connack") {
         this.#attempts.connack();
+        this.#auth?.connack(packet.properties?.authenticationData);
         this.#identifiers = options.mqttVersion === 5 &&
           packet.properties?.subscriptionIdentifiersAvailable !== false;
         // The sides, in this order: what the inbound side delivered, what the store holds,
@@ -154,7 +176,9 @@ export class Connection implements AsyncDisposable {
     mqtt.eachAttempt(
       (clientOptions) => {
         // Each attempt: the broker it goes to, and its own errors only.
-        aimAt(clientOptions, this.#attempts.aim());
+        aimAt(clientOptions, this.#attempts.aim(), options["ssl.servername"]);
+        this.#credentials.apply(clientOptions);
+        this.#auth?.attempt();
         this.#lastError = undefined;
       },
       (transport) =>
@@ -189,10 +213,11 @@ export class Connection implements AsyncDisposable {
       await stores?.close().catch(() => {});
       throw error;
     }
-    const connection = new Connection(mqtt, options, init.deliver, stores);
+    const connection = new Connection(mqtt, options, init.deliver, stores, init.hooks);
     const connected = new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         connection.#over = true;
+        connection.#stop.abort();
         connection.#attempts.stop();
         connection.#stopReconnecting();
         connection.#endNow();
@@ -211,8 +236,10 @@ export class Connection implements AsyncDisposable {
         if (error) reject(error);
       });
     });
+    // The first attempt waits for the hooks too; one that failed armed the next, or ended it.
+    const prepared = !connection.#credentials.needed || await connection.#prepare();
     try {
-      mqtt.client.connect();
+      if (prepared) mqtt.client.connect();
     } catch (error) {
       // The transport could not even be built (Bun's TLS throws on a key it cannot
       // decrypt): a permanent failure, said like any other.
@@ -343,6 +370,54 @@ export class Connection implements AsyncDisposable {
     this.#fail("refused", this.options.mqttVersion === 5 ? [0xe0, 0x01, reason] : undefined);
   }
 
+  /**
+   * Runs the init's hooks for the next attempt. Resolves whether to make it: a hook that
+   * failed ended the attempt before it had a transport, which counts like any failed attempt
+   * (the next one is armed, or the connection ends with CONNECT_AUTH). Never rejects.
+   */
+  async #prepare(): Promise<boolean> {
+    try {
+      await this.#credentials.fetch(this.#attempts.next, this.#stop.signal);
+      return !this.#over;
+    } catch (error) {
+      if (this.#over) return false;
+      this.#attempts.retrying();
+      this.#attempts.aim();
+      this.#lastError = error;
+      this.#closedNow();
+      if (!this.#over) this.#mqtt.rearmReconnect();
+      return false;
+    }
+  }
+
+  /**
+   * Re-authenticates (MQTT 5 §4.12.1) without dropping the connection, or, while it is
+   * down, waits for the next one, whose CONNECT authenticates afresh.
+   *
+   * @throws {MqttOptionsError} When no authenticationMethod (and authenticate hook) is set.
+   * @throws {MqttStreamError} When the connection ends first, with its error.
+   */
+  reauthenticate(): Promise<void> {
+    if (!this.#auth) {
+      return Promise.reject(
+        new MqttOptionsError(
+          "authenticationMethod",
+          "Cannot re-authenticate as 'authenticationMethod' must name an MQTT 5 enhanced authentication method: current value is none (set it with mqttVersion=5, and an authenticate function in the stream's init)",
+        ),
+      );
+    }
+    if (this.#over) {
+      return this.closed.then((error) => {
+        throw error ?? new MqttConnectError(
+          "CONNECT_CLOSED",
+          "Cannot re-authenticate as the connection is closed",
+          0,
+        );
+      });
+    }
+    return this.#auth.reauthenticate();
+  }
+
   /** mqtt.js's end(true), which throws when connect() failed before making a stream. */
   #endNow(): void {
     if (this.#mqtt.hasTransport) this.#mqtt.client.end(true);
@@ -354,7 +429,7 @@ export class Connection implements AsyncDisposable {
    * reconnect: a period of 0 means none.
    */
   #stopReconnecting(): void {
-    this.#mqtt.client.options.reconnectPeriod = 0;
+    this.#mqtt.stopReconnecting();
   }
 
   /** The connection (or an attempt) closed: end for good, or set the delay of the next attempt. */
@@ -369,6 +444,7 @@ export class Connection implements AsyncDisposable {
   #fail(why: "lost" | "exhausted" | "refused", farewell?: number[]): void {
     if (this.#over) return;
     this.#over = true;
+    this.#stop.abort();
     this.#attempts.stop();
     // Already said in full (an oversized packet, a store that cannot write), or said now.
     const error = this.#lastError instanceof MqttStreamError ? this.#lastError : endingError({
@@ -381,7 +457,9 @@ export class Connection implements AsyncDisposable {
     }, this.options);
     this.#close(farewell);
     // A store that failed comes first: a drop while it drained is its consequence.
-    this.#settle(this.#persisted?.failure ?? error);
+    const ending = this.#persisted?.failure ?? error;
+    this.#auth?.end(ending);
+    this.#settle(ending);
   }
 
   /** Closes at once, on a failure; after writing `farewell` (a DISCONNECT), if given. */
@@ -458,6 +536,8 @@ export class Connection implements AsyncDisposable {
       this.#over = true;
       this.#settle(undefined);
     }
+    this.#stop.abort();
+    this.#auth?.end(new MqttConnectError("CONNECT_CLOSED", "The connection was ended", 0));
     this.#attempts.stop();
     this.#inbound?.dispose();
     this.#stopReconnecting();

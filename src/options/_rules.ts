@@ -83,6 +83,47 @@ export function fileStoreNeedsClientId<T extends { persistence: string; clientId
   });
 }
 
+/**
+ * authenticationMethod needs MQTT 5 (3.1.1 has no AUTH packet), and reauthenticateInterval
+ * needs authenticationMethod (the options' values, checked).
+ */
+export function enhancedAuthNeedsMqtt5<
+  T extends { mqttVersion: number; authenticationMethod?: string; reauthenticateInterval: number },
+>() {
+  return v.rawCheck<T>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const options = dataset.value;
+    if (options.authenticationMethod !== undefined && options.mqttVersion !== 5) {
+      addIssue({
+        message: "enhanced authentication needs mqttVersion=5 (MQTT 3.1.1 has no AUTH packet)",
+        path: at(options, "authenticationMethod"),
+      });
+    } else if (options.reauthenticateInterval > 0 && options.authenticationMethod === undefined) {
+      addIssue({
+        message: "re-authentication needs an authenticationMethod",
+        path: at(options, "reauthenticateInterval"),
+      });
+    }
+  });
+}
+
+/**
+ * ssl.alpn needs mqtts://: a WebSocket's TLS negotiates HTTP (http/1.1), which carries the
+ * WebSocket that carries MQTT.
+ */
+export function alpnNeedsMqtts<T extends { brokerUrl: string; "ssl.alpn"?: string[] }>() {
+  return v.rawCheck<T>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const options = dataset.value;
+    if (options["ssl.alpn"] !== undefined && !options.brokerUrl.startsWith("mqtts:")) {
+      addIssue({
+        message: "ssl.alpn needs an mqtts:// broker URL (over wss:// TLS negotiates HTTP)",
+        path: at(options, "ssl.alpn"),
+      });
+    }
+  });
+}
+
 /** What completeOptions reads of the validated options. */
 interface Completable {
   brokerUrl: string;

@@ -13,6 +13,7 @@ import {
   mqttVersion,
   payload,
   pemOrPath,
+  protocolList,
   qos,
   secret,
   storeType,
@@ -22,8 +23,10 @@ import {
   type Typed,
 } from "./_values.ts";
 import {
+  alpnNeedsMqtts,
   certWithKey,
   completeOptions,
+  enhancedAuthNeedsMqtt5,
   fileStoreNeedsClientId,
   sslNeedsTls,
   willNeedsTopic,
@@ -99,6 +102,21 @@ export const OPTION_FIELDS = v.object({
       allowed: "a string",
       secret: true,
     }),
+  ),
+  authenticationMethod: v.optional(
+    option(
+      text(),
+      "MQTT 5 enhanced authentication (§4.12): the method named in the CONNECT, such as SCRAM-SHA-256 or a broker's OAUTH2-JWT. The exchange itself is the stream init's `authenticate` hook, which gives the CONNECT's authentication data and answers each AUTH challenge; needs mqttVersion=5.",
+      { allowed: "a method name, such as SCRAM-SHA-256" },
+    ),
+  ),
+  reauthenticateInterval: v.optional(
+    option(
+      integer(0, 2_147_483),
+      "MQTT 5: seconds between re-authentications (§4.12.1, AUTH 0x19) on a connection, for credentials with a lifetime (a JWT); the connection stays up and messages keep flowing. 0 re-authenticates only when asked (source.reauthenticate()). Needs authenticationMethod.",
+      { allowed: "an integer from 0 to 2147483 (seconds)" },
+    ),
+    0,
   ),
   cleanSession: v.optional(
     option(boolean(), "Start a fresh session (true) or resume the stored one (false).", {
@@ -291,6 +309,20 @@ export const OPTION_FIELDS = v.object({
     }),
     true,
   ),
+  "ssl.alpn": v.optional(
+    option(
+      protocolList(),
+      "TLS ALPN protocols to offer (RFC 7301), separated by commas: x-amzn-mqtt-ca lets AWS IoT Core take MQTT on port 443. mqtts:// only.",
+      { allowed: "protocol names separated by commas, such as x-amzn-mqtt-ca" },
+    ),
+  ),
+  "ssl.servername": v.optional(
+    option(
+      text(),
+      "The TLS server name (SNI) to send and to verify the broker's certificate against, when it differs from the host connected to (an IP address, a load balancer, a tunnel).",
+      { allowed: "a host name" },
+    ),
+  ),
   connectAttempts: v.optional(
     option(
       attempts(),
@@ -430,6 +462,8 @@ export const OPTIONS_SCHEMA = v.pipe(
   OPTION_FIELDS,
   // The values together.
   fileStoreNeedsClientId<Fields>(),
+  enhancedAuthNeedsMqtt5<Fields>(),
+  alpnNeedsMqtts<Fields>(),
   v.transform(completeOptions<Fields>),
 );
 

@@ -131,6 +131,25 @@ export const topicFilters = () =>
       ),
     ),
   );
+/**
+ * TLS ALPN protocol names (RFC 7301), separated by commas in a URL, or an array: each 1 to
+ * 255 characters of printable ASCII, as the protocol ids a server compares byte for byte.
+ */
+export const protocolList = () =>
+  typed(
+    "string[]",
+    v.pipe(
+      v.unknown(),
+      v.transform((x) => (typeof x === "string" ? x.split(",").map((p) => p.trim()) : x)),
+      v.array(
+        v.pipe(
+          v.string(),
+          v.regex(/^[\x21-\x7e]{1,255}$/, "a protocol is 1 to 255 printable ASCII characters"),
+        ),
+      ),
+      v.minLength(1, "name at least one protocol"),
+    ),
+  );
 /** A topic to publish to: no wildcards. */
 export const topicName = () =>
   typed(

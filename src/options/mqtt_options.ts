@@ -66,6 +66,23 @@ export interface MqttOptions {
    */
   password?: Secret;
   /**
+   * MQTT 5 enhanced authentication (§4.12): the method named in the CONNECT, such as SCRAM-SHA-256
+   * or a broker's OAUTH2-JWT. The exchange itself is the stream init's `authenticate` hook, which
+   * gives the CONNECT's authentication data and answers each AUTH challenge; needs mqttVersion=5.
+   *
+   * Allowed: a method name, such as SCRAM-SHA-256.
+   */
+  authenticationMethod?: string;
+  /**
+   * MQTT 5: seconds between re-authentications (§4.12.1, AUTH 0x19) on a connection, for
+   * credentials with a lifetime (a JWT); the connection stays up and messages keep flowing. 0
+   * re-authenticates only when asked (source.reauthenticate()). Needs authenticationMethod.
+   *
+   * Allowed: an integer from 0 to 2147483 (seconds).
+   * @default {0}
+   */
+  reauthenticateInterval: number;
+  /**
    * Start a fresh session (true) or resume the stored one (false).
    *
    * Allowed: true or false.
@@ -247,6 +264,20 @@ export interface MqttOptions {
    * @default {true}
    */
   "ssl.verify": boolean;
+  /**
+   * TLS ALPN protocols to offer (RFC 7301), separated by commas: x-amzn-mqtt-ca lets AWS IoT Core
+   * take MQTT on port 443. mqtts:// only.
+   *
+   * Allowed: protocol names separated by commas, such as x-amzn-mqtt-ca.
+   */
+  "ssl.alpn"?: string[];
+  /**
+   * The TLS server name (SNI) to send and to verify the broker's certificate against, when it
+   * differs from the host connected to (an IP address, a load balancer, a tunnel).
+   *
+   * Allowed: a host name.
+   */
+  "ssl.servername"?: string;
   /**
    * Connection attempts before failing, for the first connect and for each outage; -1 tries for
    * ever. With several brokers, an attempt is a round that tries each once.

@@ -18,7 +18,9 @@ import type { MqttSinkChunk, Publish } from "../record.ts";
 import { RecordReader } from "./_record_reader.ts";
 import { FAILED, isTransient, publishError } from "./_publish_error.ts";
 import { type MqttSinkStats, sinkStats } from "./stats.ts";
-import { type MqttTelemetryInit, observeSink, type SinkObserver } from "./hooks.ts";
+import type { MqttCredentialsInit } from "../connection/credentials.ts";
+import type { EngineInit } from "./_init.ts";
+import { observeSink, type SinkObserver } from "./hooks.ts";
 
 /** The error.type of a publish given up on because the sink failed or was aborted. */
 const GIVEN_UP = "aborted";
@@ -67,14 +69,18 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
   /** What observes the sink (telemetry, see hooks.ts), if anything does. */
   readonly #observer?: SinkObserver;
 
-  constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
+  /** The init's hooks, for the connection (and the cache's identity of it). */
+  readonly #hooks: MqttCredentialsInit;
+
+  constructor(options: MqttOptions, { signal, telemetry, hooks }: EngineInit) {
     this.options = options;
     this.#signal = signal;
+    this.#hooks = hooks;
     this.#reader = new RecordReader(options);
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection);
-    this.#observer = observeSink(this, providers);
+    this.#observer = observeSink(this, telemetry);
   }
 
   /**
@@ -109,7 +115,23 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     }
   }
 
-  async start(controller: WritableStreamDefaultController): Promise<void> {
+  /** Settles once the sink holds its connection (or its start failed). */
+  #started?: Promise<void>;
+
+  start(controller: WritableStreamDefaultController): Promise<void> {
+    return this.#started = this.#open(controller);
+  }
+
+  /**
+   * Re-authenticates the sink's connection once it holds one (MQTT 5 enhanced
+   * authentication, see Connection.reauthenticate); every sink sharing it is served.
+   */
+  async reauthenticate(): Promise<void> {
+    await this.#started;
+    await this.#connection.reauthenticate();
+  }
+
+  async #open(controller: WritableStreamDefaultController): Promise<void> {
     this.#controller = controller;
     // The stream aborts this signal at once, before it waits for the write in flight to
     // settle (writer.abort(), sink.abort()): failing here rejects that write, which a
@@ -123,7 +145,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     }, { once: true });
     const starting = this.#starting.signal;
     const signal = this.#signal ? AbortSignal.any([this.#signal, starting]) : starting;
-    const lease = await acquire(this.options, signal);
+    const lease = await acquire(this.options, { signal, hooks: this.#hooks });
     this.#lease = lease;
     if (this.#error !== undefined) return void await lease.release(true);
     const { connection } = lease;

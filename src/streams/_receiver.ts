@@ -6,7 +6,9 @@ import { MqttStreamError, MqttSubscribeError } from "../errors.ts";
 import { type IncomingPublish, type MqttMessage, receivedMessage } from "../message.ts";
 import type { MqttOptions } from "../options/options.ts";
 import { type MqttSourceStats, sourceStats } from "./stats.ts";
-import { type MqttTelemetryInit, observeSource, type SourceObserver } from "./hooks.ts";
+import type { MqttCredentialsInit } from "../connection/credentials.ts";
+import type { EngineInit } from "./_init.ts";
+import { observeSource, type SourceObserver } from "./hooks.ts";
 import { matchingFilters, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
 
 /** A message in the stream's queue, with its acknowledgement. */
@@ -47,9 +49,13 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
   /** What observes the source (telemetry, see hooks.ts), if anything does. */
   readonly #observer?: SourceObserver;
 
-  constructor(options: MqttOptions, signal?: AbortSignal, providers: MqttTelemetryInit = {}) {
+  /** The init's hooks, for the connection. */
+  readonly #hooks: MqttCredentialsInit;
+
+  constructor(options: MqttOptions, { signal, telemetry, hooks }: EngineInit) {
     this.options = options;
     this.#signal = signal;
+    this.#hooks = hooks;
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
     this.stats = sourceStats(this.#counts, this.#unread, this.#held, () => this.#connection);
@@ -61,7 +67,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
       options,
       stats: this.stats,
       overflowDropped: () => counts.dropped,
-    }, providers);
+    }, telemetry);
   }
 
   /** Settles when the first subscription is in place (or the start failed). */
@@ -84,10 +90,23 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#controller = controller;
     const subscribed = new Promise<void>((resolve) => (this.#resolveSubscribed = resolve));
     const opened = this.#open();
+    this.#opened = opened;
     this.ready = opened.then(() => Promise.race([subscribed, this.#failed]));
     // The stream reports a failure itself; `ready` is for callers who want to wait.
     this.ready.catch(() => {});
     return opened;
+  }
+
+  /** Settles once connected (or the start failed). */
+  #opened?: Promise<void>;
+
+  /**
+   * Re-authenticates the connection once it is open (MQTT 5 enhanced authentication, see
+   * Connection.reauthenticate).
+   */
+  async reauthenticate(): Promise<void> {
+    await this.#opened;
+    await this.#connection!.reauthenticate();
   }
 
   async #open(): Promise<void> {
@@ -95,6 +114,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     const connection = await Connection.open(this.options, {
       signal: this.#signal ? AbortSignal.any([this.#signal, starting]) : starting,
       deliver: (packet, ack) => this.#deliver(packet, ack),
+      hooks: this.#hooks,
     });
     this.#connection = connection;
     if (this.#done) return void await connection.end(true);

@@ -6,6 +6,8 @@
  */
 import { MqttOptionsError, MqttStreamError } from "../errors.ts";
 import type { MqttTelemetryInit } from "./hooks.ts";
+import type { MqttCredentialsInit } from "../connection/credentials.ts";
+import { checkHooks, splitInit } from "./_init.ts";
 import { Publisher } from "./_publisher.ts";
 import type { MqttSinkStats } from "./stats.ts";
 import {
@@ -31,7 +33,7 @@ export type { MqttSinkChunk, MqttSinkStats };
  * console.log(init.qos); // 2
  * ```
  */
-export type MqttSinkInit = MqttOptionsInit & MqttTelemetryInit & {
+export type MqttSinkInit = MqttOptionsInit & MqttTelemetryInit & MqttCredentialsInit & {
   /** Aborting it aborts the sink: it disconnects at once and errors with the signal's reason. */
   signal?: AbortSignal;
 };
@@ -101,8 +103,9 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
    * @throws {MqttOptionsError} When an option is invalid, or `topic` is not one topic name.
    */
   constructor(connection: MqttConnection, init: MqttSinkInit = {}) {
-    const { signal, meterProvider, tracerProvider, ...overrides } = init;
+    const { overrides, engine } = splitInit(init);
     const options = parseConnectionString(connection, overrides);
+    checkHooks(engine.hooks, options);
     if (options.topic.length > 1) {
       throw new MqttOptionsError(
         "topic",
@@ -120,10 +123,35 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
         } (${problem})`,
       );
     }
-    const publisher = new Publisher(options, signal, { meterProvider, tracerProvider });
+    const publisher = new Publisher(options, engine);
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
     recordSinks.set(this, { mqttVersion: options.mqttVersion });
+  }
+
+  /**
+   * MQTT 5 enhanced authentication: authenticates the connection again (§4.12.1, AUTH 0x19)
+   * with the init's `authenticate` function, without dropping it; messages keep flowing.
+   * While the connection is down, it waits for the next one, whose CONNECT authenticates
+   * afresh. `reauthenticateInterval` does this on a timer.
+   *
+   * @returns Resolves once the broker accepted the new authentication.
+   * @throws {MqttOptionsError} When no `authenticationMethod` is set.
+   * @throws {MqttStreamError} The error the sink failed with, if it fails first.
+   *
+   * @example Renew a token before it expires
+   * ```ts ignore
+   * import { MqttSink } from "@mqtt-streams/core";
+   *
+   * const sink = new MqttSink("mqtts://broker.example?topic=t&mqttVersion=5&authenticationMethod=OAUTH2-JWT", {
+   *   authenticate: async ({ step }) => step === "success" ? undefined : await freshToken(),
+   * });
+   * setInterval(() => sink.reauthenticate().catch(console.error), 50 * 60_000);
+   * declare function freshToken(): Promise<string>;
+   * ```
+   */
+  reauthenticate(): Promise<void> {
+    return this.#publisher.reauthenticate();
   }
 
   /**

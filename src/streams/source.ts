@@ -6,6 +6,8 @@
  */
 import { MqttOptionsError } from "../errors.ts";
 import type { MqttTelemetryInit } from "./hooks.ts";
+import type { MqttCredentialsInit } from "../connection/credentials.ts";
+import { checkHooks, splitInit } from "./_init.ts";
 import type { MqttMessage } from "../message.ts";
 import { Receiver } from "./_receiver.ts";
 import type { MqttSourceStats } from "./stats.ts";
@@ -19,7 +21,7 @@ import {
 export type { MqttSourceStats };
 
 /** The options of an {@linkcode MqttSource}: any connection option, and a signal. */
-export type MqttSourceInit = MqttOptionsInit & MqttTelemetryInit & {
+export type MqttSourceInit = MqttOptionsInit & MqttTelemetryInit & MqttCredentialsInit & {
   /** Aborting it unsubscribes (unless the session is persistent), disconnects and errors the stream with the signal's reason. */
   signal?: AbortSignal;
 };
@@ -79,15 +81,16 @@ export class MqttSource extends ReadableStream<MqttMessage> {
    * @throws {MqttOptionsError} When an option is invalid, or no `topic` is given.
    */
   constructor(connection: MqttConnection, init: MqttSourceInit = {}) {
-    const { signal, meterProvider, tracerProvider, ...overrides } = init;
+    const { overrides, engine } = splitInit(init);
     const options = parseConnectionString(connection, overrides);
+    checkHooks(engine.hooks, options);
     if (options.topic.length === 0) {
       throw new MqttOptionsError(
         "topic",
         "Cannot subscribe as 'topic' must name at least one topic filter: current value is none (add ?topic=a/b to the URL)",
       );
     }
-    const receiver = new Receiver(options, signal, { meterProvider, tracerProvider });
+    const receiver = new Receiver(options, engine);
     super(receiver, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#receiver = receiver;
   }
@@ -114,6 +117,31 @@ export class MqttSource extends ReadableStream<MqttMessage> {
    */
   get ready(): Promise<void> {
     return this.#receiver.ready;
+  }
+
+  /**
+   * MQTT 5 enhanced authentication: authenticates the connection again (§4.12.1, AUTH 0x19)
+   * with the init's `authenticate` function, without dropping it; messages keep flowing.
+   * While the connection is down, it waits for the next one, whose CONNECT authenticates
+   * afresh. `reauthenticateInterval` does this on a timer.
+   *
+   * @returns Resolves once the broker accepted the new authentication.
+   * @throws {MqttOptionsError} When no `authenticationMethod` is set.
+   * @throws {MqttStreamError} The error the source failed with, if it fails first.
+   *
+   * @example Renew a token before it expires
+   * ```ts ignore
+   * import { MqttSource } from "@mqtt-streams/core";
+   *
+   * const source = new MqttSource("mqtts://broker.example?topic=t&mqttVersion=5&authenticationMethod=OAUTH2-JWT", {
+   *   authenticate: async ({ step }) => step === "success" ? undefined : await freshToken(),
+   * });
+   * setInterval(() => source.reauthenticate().catch(console.error), 50 * 60_000);
+   * declare function freshToken(): Promise<string>;
+   * ```
+   */
+  reauthenticate(): Promise<void> {
+    return this.#receiver.reauthenticate();
   }
 
   /** The validated options the source runs with. */

@@ -17,6 +17,7 @@ const TLS_OPTIONS: Record<string, string> = {
   minVersion: "ssl.protocol",
   ciphers: "ssl.ciphers",
   rejectUnauthorized: "ssl.verify",
+  servername: "ssl.servername",
 };
 
 /** Bun's WebSocket takes TLS options as a second-argument field, beside the protocols. */

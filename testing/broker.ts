@@ -383,3 +383,29 @@ export async function startProxy(port: number, scheme = "mqtt"): Promise<TestPro
     [Symbol.asyncDispose]: close,
   };
 }
+
+/**
+ * Makes a server certificate whose only name is `name` (subjectAltName DNS:`name`, no IP, no
+ * localhost), signed by the CA of `certificates` (made by {@linkcode makeCertificates}), in its
+ * folder: for a server reached at 127.0.0.1 that a client must name by SNI, as a cloud broker
+ * behind a shared port is. Returns the paths of the PEM certificate and key.
+ */
+export function makeServerCertificate(
+  certificates: Certificates,
+  name: string,
+): { cert: string; key: string } {
+  const dir = certificates.dir;
+  const base = `server-${name.replace(/[^\w.-]/g, "_")}`;
+  writeFileSync(join(dir, `${base}.ext`), `subjectAltName=DNS:${name}\n`);
+  openssl(
+    dir,
+    `req -newkey rsa:2048 -nodes -keyout ${base}.key -out ${base}.csr`,
+    "-subj",
+    `/CN=${name}`,
+  );
+  openssl(
+    dir,
+    `x509 -req -in ${base}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${base}.pem -days 2 -extfile ${base}.ext`,
+  );
+  return { cert: join(dir, `${base}.pem`), key: join(dir, `${base}.key`) };
+}

@@ -1,9 +1,10 @@
 // The core behaviours against every broker the tests can start: aedes (MQTT 3.1.1) over
-// TCP and over WebSocket, mosquitto over MQTT 5, and NATS server's MQTT listener. (Debian's
-// mosquitto 2.0.11 will not open a websockets listener here: "Unable to start any
-// listening sockets".) The README's broker
-// matrix is this file's outcome.
-import { describe, test } from "node:test";
+// TCP and over WebSocket, mosquitto over MQTT 5, NATS server's MQTT listener and RabbitMQ's
+// MQTT plugin. (Debian's mosquitto 2.0.11 will not open a websockets listener here: "Unable
+// to start any listening sockets".) One broker a column, started before its tests (RabbitMQ
+// takes about ten seconds to boot); each test has topics and client ids of its own. The
+// matrix of docs/brokers.md is this file's outcome.
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type MqttMessage, MqttSink, MqttSource } from "../../mod.ts";
 import {
@@ -14,6 +15,7 @@ import {
   type TestBroker,
 } from "../../testing/broker.ts";
 import { skipWithoutNats, startNats } from "../../testing/nats.ts";
+import { skipWithoutRabbitMQ, startRabbitMQ } from "../../testing/rabbitmq.ts";
 import { LOSSLESS, sleep, within } from "../../testing/helpers.ts";
 
 type QoS = 0 | 1 | 2;
@@ -48,6 +50,14 @@ const BROKERS: MatrixBroker[] = [
     name: "NATS (MQTT 3.1.1, TCP, ack_wait 2 s)",
     start: () => startNats(),
     skip: skipWithoutNats,
+    qos: [0, 1],
+    query: "",
+  },
+  {
+    // It grants QoS 2 as QoS 1 (tests/streams/rabbitmq_test.ts).
+    name: "RabbitMQ 3.10 (MQTT 3.1.1, TCP)",
+    start: () => startRabbitMQ(),
+    skip: skipWithoutRabbitMQ,
     qos: [0, 1],
     query: "",
   },
@@ -90,9 +100,16 @@ const numbered = (from: number, to: number) =>
 
 for (const broker of BROKERS) {
   describe(`broker matrix: ${broker.name}`, { skip: broker.skip?.() }, () => {
+    let server: TestBroker;
+    before(async () => {
+      server = await broker.start();
+    }, { timeout: 120_000 });
+    after(async () => {
+      await server?.close();
+    });
+
     for (const qos of broker.qos) {
       test(`round-trips 50 messages at QoS ${qos}, in order`, async () => {
-        await using server = await broker.start();
         const topic = `matrix/${uniqueId()}`;
         const query = `?topic=${topic}&qos=${qos}${broker.query}`;
         await using source = new MqttSource(`${server.url}${query}`);
@@ -105,7 +122,6 @@ for (const broker of BROKERS) {
     }
 
     test("resumes a persistent session: QoS 1 messages sent while the source was away arrive", async () => {
-      await using server = await broker.start();
       const topic = `matrix/${uniqueId()}`;
       const url = `${server.url}?topic=${topic}&qos=1&clientId=${uniqueId()}${broker.query}`;
       const first = new MqttSource(url);
@@ -120,7 +136,6 @@ for (const broker of BROKERS) {
     });
 
     test("a source that subscribes after a retained publish receives it, marked retained", async () => {
-      await using server = await broker.start();
       const topic = `matrix/${uniqueId()}`;
       const sink = new MqttSink(`${server.url}?topic=${topic}&qos=1${broker.query}`);
       const writer = sink.getWriter();
@@ -133,7 +148,6 @@ for (const broker of BROKERS) {
     });
 
     test("reconnects after the connection drops and loses no QoS 1 message", async () => {
-      await using server = await broker.start();
       const scheme = new URL(server.url).protocol.slice(0, -1);
       await using proxy = await startProxy(server.port, scheme);
       const topic = `matrix/${uniqueId()}`;

@@ -112,7 +112,9 @@ export function classify(error: unknown, options: MqttOptions): Classified {
   if (/CERT|SSL|TLS|certificate|handshake|self.signed|issuer/i.test(`${code} ${message}`)) {
     return {
       code: "CONNECT_TLS",
-      reason: `TLS handshake failed: ${message}${code ? ` (${code})` : ""}`,
+      reason: `TLS handshake failed: ${message}${code ? ` (${code})` : ""}${
+        tlsAdvice(`${code} ${message}`)
+      }`,
       permanent: true,
     };
   }
@@ -151,6 +153,20 @@ function shown(error: unknown): unknown {
   const detail = webSocketDetail(error);
   if (detail === undefined || withoutQueries(detail) === detail) return error;
   return new Error(withoutQueries(detail));
+}
+
+/** What to set when a TLS failure names what the broker wanted: an ALPN protocol, a server name. */
+function tlsAdvice(text: string): string {
+  if (/NO_APPLICATION_PROTOCOL|NoApplicationProtocol/i.test(text)) {
+    return ": the broker wants a TLS ALPN protocol this client did not offer: set ssl.alpn (AWS IoT Core on port 443: x-amzn-mqtt-ca)";
+  }
+  if (/UNRECOGNI[SZ]ED_?NAME/i.test(text)) {
+    return ": the broker does not serve the TLS server name sent (none is sent for an IP address): set ssl.servername to the name it serves";
+  }
+  if (/ALTNAME|Hostname\/IP does not match|host ?name mismatch/i.test(text)) {
+    return ": set ssl.servername to the name in the broker's certificate, if it is the broker's";
+  }
+  return "";
 }
 
 /** No CONNACK within connectionTimeout, from one broker. */

@@ -182,7 +182,7 @@ describe("TLS with ALPN and SNI (AWS IoT Core's port 443)", {
     const { error, ms } = await connectFailure(stack.url(`topic=${topicOf()}`));
     console.log(`without ssl.alpn (${ms} ms): ${error.message}`);
     assert.equal(error.code, "CONNECT_TLS", error.message);
-    assert.match(error.message, /TLS|ALPN|handshake|application protocol/i);
+    assert.match(error.message, /TLS handshake failed: .*set ssl.alpn/);
     assert.equal(error.attempts, 1);
     assert.ok(ms < CONNECTION_TIMEOUT * 1000, `took ${ms} ms: a timeout, not the refusal`);
     await waitFor(() => stack.front.handshakes.refused.alpn === 1, "the front's refusal", 5_000);
@@ -194,7 +194,7 @@ describe("TLS with ALPN and SNI (AWS IoT Core's port 443)", {
     const { error, ms } = await connectFailure(stack.url(`topic=${topicOf()}&ssl.alpn=${ALPN}`));
     console.log(`without ssl.servername (${ms} ms): ${error.message}`);
     assert.equal(error.code, "CONNECT_TLS", error.message);
-    assert.match(error.message, /TLS|SNI|name|handshake|certificate/i);
+    assert.match(error.message, /TLS handshake failed: .*set ssl.servername/);
     assert.ok(ms < CONNECTION_TIMEOUT * 1000, `took ${ms} ms: a timeout, not the refusal`);
     // No SNI is sent for an IP address (RFC 6066 §3), so the front refuses it.
     await waitFor(() => stack.front.handshakes.refused.sni === 1, "the front's refusal", 5_000);

@@ -28,11 +28,16 @@ export interface AedesConfig {
    * with TLS (wss://, certificates made for this broker by openssl).
    */
   transport?: "tcp" | "ws" | "wss";
+  /**
+   * ws:// and wss://: whether to accept a WebSocket upgrade, from its request's path and
+   * query (a managed broker's signed URL); a refused one gets HTTP 401.
+   */
+  verifyUpgrade?: (pathAndQuery: string) => boolean;
 }
 
 /** Starts aedes (MQTT 3.1.1) on 127.0.0.1, on `port` or a random one. */
 export async function startAedes(
-  { port: wanted = 0, transport = "tcp" }: AedesConfig = {},
+  { port: wanted = 0, transport = "tcp", verifyUpgrade }: AedesConfig = {},
 ): Promise<
   TestBroker & { broker: Aedes; dropClients(): void; certificates?: Certificates }
 > {
@@ -50,7 +55,9 @@ export async function startAedes(
       });
     } else web = createHttpServer();
     // MQTT over WebSocket (MQTT 3.1.1 §6): one binary message stream per client.
-    new WebSocketServer({ server: web }).on("connection", (socket) => {
+    const verifyClient = verifyUpgrade &&
+      ((info: { req: { url?: string } }) => verifyUpgrade(info.req.url ?? "/"));
+    new WebSocketServer({ server: web, verifyClient }).on("connection", (socket) => {
       broker.handle(createWebSocketStream(socket) as unknown as Socket);
     });
     server = web;

@@ -146,12 +146,16 @@ function withoutQueries(text: string): string {
 }
 
 /**
- * `error`, or, when a WebSocket error names a URL with a query (a signature), a plain error
- * saying the same without it: the cause of an MqttConnectError is printed with it.
+ * `error`, or, when a WebSocket error names or holds a URL with a query (a signature), a
+ * plain error saying the same without it: the cause of an MqttConnectError is printed with it.
  */
 function shown(error: unknown): unknown {
   const detail = webSocketDetail(error);
-  if (detail === undefined || withoutQueries(detail) === detail) return error;
+  if (detail === undefined) return error;
+  // The runtime's event holds its WebSocket, whose `url` is the signed one.
+  const url = (error as { event?: { target?: { url?: unknown } } }).event?.target?.url;
+  const signed = typeof url === "string" && url.includes("?");
+  if (!signed && withoutQueries(detail) === detail) return error;
   return new Error(withoutQueries(detail));
 }
 
@@ -206,6 +210,15 @@ function webSocketHandshake(error: unknown): Classified | undefined {
   if (/certificate|TLS|SSL|handshake|alert/i.test(why)) {
     const reason = why.startsWith("TLS handshake failed") ? why : `TLS handshake failed: ${why}`;
     return { code: "CONNECT_TLS", reason, permanent: true };
+  }
+  if (/status code:? 40[13]\b/i.test(why)) {
+    // A signed URL expired or a token refused: a new attempt signs a new one (webSocketUrl).
+    return {
+      code: "CONNECT_AUTH",
+      reason:
+        `the server refused the WebSocket upgrade (${why}): it did not accept the URL's signature or the credentials`,
+      permanent: false,
+    };
   }
   if (/status code/i.test(why)) {
     // An HTTP server answered but did not switch protocols: a wrong path, or no MQTT there.

@@ -201,6 +201,8 @@ const BROKER_HARNESS = [
   "testing/nats.ts",
   "testing/rabbitmq.ts",
   "testing/hostile.ts",
+  "testing/tls_front.ts",
+  "testing/auth_front.ts",
 ];
 /** Packages and modules that serve or reach a network: an embedded broker, a server, a socket. */
 const NETWORK = /^(aedes|ws|node:(net|http|https|http2|tls|dgram))$/;

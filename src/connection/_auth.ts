@@ -24,14 +24,26 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/** What the connection gives its enhanced authentication. */
+export interface AuthenticationInit {
+  /** Ends the current attempt or connection with `error`; the next attempt authenticates afresh. */
+  fail(error: unknown): void;
+  /** Ends the connection for good with `error`: the hook refused the broker's last word. */
+  refuse(error: unknown): void;
+  /** Aborted when the connection is over: a hook still running is abandoned. */
+  signal: AbortSignal;
+}
+
 /** The enhanced authentication of one connection. */
 export class Authentication {
   readonly #port: AuthPort;
   readonly #credentials: Credentials;
   readonly #options: MqttOptions;
   readonly #method: string;
-  /** Ends the current connection or attempt with `error` (it becomes the attempt's error): destroys its transport. */
+  /** Ends the current attempt or connection with `error`: the next attempt authenticates afresh. */
   readonly #fail: (error: unknown) => void;
+  /** Ends the connection for good with `error`: the client does not trust the broker. */
+  readonly #refuse: (error: unknown) => void;
   readonly #signal: AbortSignal;
   /** Counts attempts: an answer that comes after its attempt ended is not sent. */
   #attempt = 0;
@@ -47,14 +59,14 @@ export class Authentication {
     port: AuthPort,
     credentials: Credentials,
     options: MqttOptions,
-    fail: (error: unknown) => void,
-    signal: AbortSignal,
+    { fail, refuse, signal }: AuthenticationInit,
   ) {
     this.#port = port;
     this.#credentials = credentials;
     this.#options = options;
     this.#method = options.authenticationMethod!;
     this.#fail = fail;
+    this.#refuse = refuse;
     this.#signal = signal;
     port.handleAuth((packet, reply) => this.#answer(packet, reply));
   }
@@ -80,7 +92,9 @@ export class Authentication {
     ).then(() => {
       if (attempt !== this.#attempt) return;
       this.#authenticated();
-    }, (error) => attempt === this.#attempt && this.#fail(error));
+      // The broker may not be who it says (its signature did not check out): trying it again
+      // would only give it the exchange again.
+    }, (error) => attempt === this.#attempt && this.#refuse(error));
   }
 
   /**

@@ -5,7 +5,7 @@
 // messages, acknowledged when released) and outbound (_outbound.ts: publish and settle, the
 // broker's window, batching, flush). Sources and sinks call the members of this face only.
 import type { IClientOptions, IConnackPacket } from "mqtt";
-import { MqttConnectError, MqttOptionsError, MqttStreamError } from "../errors.ts";
+import { MqttConnectError, MqttStreamError } from "../errors.ts";
 import type { MqttOptions } from "../options/options.ts";
 import type { Publish } from "../record.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
@@ -111,10 +111,17 @@ export class Connection implements AsyncDisposable {
     this.#idling = new Idling(mqtt);
     this.#credentials = new Credentials(options, hooks);
     if (options.authenticationMethod !== undefined && hooks.authenticate) {
-      this.#auth = new Authentication(mqtt, this.#credentials, options, (error) => {
-        this.#lastError = error;
-        mqtt.destroySocket();
-      }, this.#stop.signal);
+      this.#auth = new Authentication(mqtt, this.#credentials, options, {
+        signal: this.#stop.signal,
+        fail: (error) => {
+          this.#lastError = error;
+          mqtt.destroySocket();
+        },
+        refuse: (error) => {
+          this.#lastError = error;
+          this.#fail("refused");
+        },
+      });
     }
     // mqtt.js's reconnects wait for the hooks (the first attempt waits in open()).
     if (this.#credentials.needed) mqtt.beforeReconnect(() => this.#prepare());
@@ -394,18 +401,11 @@ export class Connection implements AsyncDisposable {
    * Re-authenticates (MQTT 5 §4.12.1) without dropping the connection, or, while it is
    * down, waits for the next one, whose CONNECT authenticates afresh.
    *
-   * @throws {MqttOptionsError} When no authenticationMethod (and authenticate hook) is set.
    * @throws {MqttStreamError} When the connection ends first, with its error.
    */
   reauthenticate(): Promise<void> {
-    if (!this.#auth) {
-      return Promise.reject(
-        new MqttOptionsError(
-          "authenticationMethod",
-          "Cannot re-authenticate as 'authenticationMethod' must name an MQTT 5 enhanced authentication method: current value is none (set it with mqttVersion=5, and an authenticate function in the stream's init)",
-        ),
-      );
-    }
+    // The streams check authenticationMethod before they call this (streams/_init.ts).
+    if (!this.#auth) return Promise.reject(new Error("no enhanced authentication to repeat"));
     if (this.#over) {
       return this.closed.then((error) => {
         throw error ?? new MqttConnectError(

@@ -77,3 +77,16 @@ export function checkHooks(hooks: MqttCredentialsInit, options: MqttOptions): vo
     );
   }
 }
+
+/**
+ * Rejects a re-authentication where there is no enhanced authentication to repeat.
+ *
+ * @throws {MqttOptionsError} Naming authenticationMethod.
+ */
+export function checkReauthenticate(options: MqttOptions): void {
+  if (options.authenticationMethod !== undefined) return;
+  throw new MqttOptionsError(
+    "authenticationMethod",
+    "Cannot re-authenticate as 'authenticationMethod' must name an MQTT 5 enhanced authentication method: current value is none (set it with mqttVersion=5, and an authenticate function in the stream's init)",
+  );
+}

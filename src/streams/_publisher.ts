@@ -19,7 +19,7 @@ import { RecordReader } from "./_record_reader.ts";
 import { FAILED, isTransient, publishError } from "./_publish_error.ts";
 import { type MqttSinkStats, sinkStats } from "./stats.ts";
 import type { MqttCredentialsInit } from "../connection/credentials.ts";
-import type { EngineInit } from "./_init.ts";
+import { checkReauthenticate, type EngineInit } from "./_init.ts";
 import { observeSink, type SinkObserver } from "./hooks.ts";
 
 /** The error.type of a publish given up on because the sink failed or was aborted. */
@@ -127,6 +127,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
    * authentication, see Connection.reauthenticate); every sink sharing it is served.
    */
   async reauthenticate(): Promise<void> {
+    checkReauthenticate(this.options);
     await this.#started;
     await this.#connection.reauthenticate();
   }

@@ -7,7 +7,7 @@ import { type IncomingPublish, type MqttMessage, receivedMessage } from "../mess
 import type { MqttOptions } from "../options/options.ts";
 import { type MqttSourceStats, sourceStats } from "./stats.ts";
 import type { MqttCredentialsInit } from "../connection/credentials.ts";
-import type { EngineInit } from "./_init.ts";
+import { checkReauthenticate, type EngineInit } from "./_init.ts";
 import { observeSource, type SourceObserver } from "./hooks.ts";
 import { matchingFilters, type SubscriptionPlan, subscriptionPlan } from "./_overlap.ts";
 
@@ -105,6 +105,7 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
    * Connection.reauthenticate).
    */
   async reauthenticate(): Promise<void> {
+    checkReauthenticate(this.options);
     await this.#opened;
     await this.#connection!.reauthenticate();
   }

@@ -13,7 +13,7 @@ import {
   MqttSource,
 } from "../../mod.ts";
 import { cachedConnections } from "../../src/connection/cache.ts";
-import { startAedes } from "../../testing/broker.ts";
+import { freePort, startAedes } from "../../testing/broker.ts";
 import { failureOf, sleep, waitFor, within } from "../../testing/helpers.ts";
 
 /** An aedes that takes only the current token as the password of user "device". */
@@ -96,6 +96,25 @@ describe("credentials from a function", () => {
     // One call per attempt: the first connect and a reconnect after each of 3 rotations.
     assert.ok(calls.source >= 4 && calls.sink >= 4, `calls ${JSON.stringify(calls)}`);
     assert.ok(source.stats.reconnects >= 3);
+    await source.cancel();
+  });
+
+  test("it is called for each broker of a round: a dead first broker, then the live one", async () => {
+    await using broker = await tokenBroker();
+    const dead = await freePort();
+    const asked: number[] = [];
+    const source = new MqttSource(
+      `mqtt://127.0.0.1:${dead},127.0.0.1:${broker.port}?topic=t&connectBackoff=10`,
+      {
+        credentials: () => {
+          asked.push(Date.now());
+          return { username: "device", password: broker.state.token };
+        },
+      },
+    );
+    await within(source.ready, 10_000, "the source subscribed on the second broker");
+    assert.equal(asked.length, 2, "one call for each broker tried");
+    assert.equal(source.stats.broker, `mqtt://127.0.0.1:${broker.port}`);
     await source.cancel();
   });
 

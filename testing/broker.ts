@@ -356,11 +356,22 @@ export interface TestProxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/**
- * Starts a proxy on 127.0.0.1 to the broker on `port`; its URL has the scheme `scheme`
- * (the proxy passes bytes, so MQTT over WebSocket goes through it too).
- */
-export async function startProxy(port: number, scheme = "mqtt"): Promise<TestProxy> {
+/** Options of {@linkcode startProxy}. */
+export interface ProxyOptions {
+  /** The scheme of the proxy's URL (the proxy passes bytes: MQTT over WebSocket too). */
+  scheme?: string;
+  /**
+   * Sees every chunk the broker sends, as it passes (to decode what the broker said), with
+   * the client connection it goes to.
+   */
+  fromBroker?: (chunk: Uint8Array, connection: object) => void;
+}
+
+/** Starts a proxy on 127.0.0.1 to the broker on `port`. */
+export async function startProxy(
+  port: number,
+  { scheme = "mqtt", fromBroker }: ProxyOptions = {},
+): Promise<TestProxy> {
   const sockets = new Set<Socket>();
   let frozen = false;
   const server = createServer((client) => {
@@ -371,7 +382,11 @@ export async function startProxy(port: number, scheme = "mqtt"): Promise<TestPro
       socket.on("error", () => {});
     }
     client.on("data", (chunk) => frozen || upstream.write(chunk));
-    upstream.on("data", (chunk) => frozen || client.write(chunk));
+    upstream.on("data", (chunk) => {
+      if (frozen) return;
+      fromBroker?.(chunk as Uint8Array, client);
+      client.write(chunk);
+    });
     client.once("close", () => upstream.destroy());
     upstream.once("close", () => client.destroy());
   });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { MqttOptionsError, MqttStreamError } from "../mod.ts";
+import { type MqttMessage, MqttOptionsError, MqttStreamError } from "../mod.ts";
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
@@ -39,6 +39,32 @@ export async function waitFor(
     if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
   }
+}
+
+/** Reads `n` messages within `ms`; fails if the stream ends first. */
+export async function readN(
+  source: ReadableStream<MqttMessage>,
+  n: number,
+  ms = 20_000,
+): Promise<MqttMessage[]> {
+  const reader = source.getReader();
+  const messages: MqttMessage[] = [];
+  try {
+    await within(
+      (async () => {
+        while (messages.length < n) {
+          const { value, done } = await reader.read();
+          if (done) assert.fail(`the stream ended after ${messages.length} of ${n} messages`);
+          messages.push(value);
+        }
+      })(),
+      ms,
+      `reading ${n} messages (got ${messages.length})`,
+    );
+  } finally {
+    reader.releaseLock();
+  }
+  return messages;
 }
 
 /** Rejects when `promise` takes longer than `ms`, naming `what`. */

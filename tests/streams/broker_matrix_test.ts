@@ -16,7 +16,7 @@ import {
 } from "../../testing/broker.ts";
 import { skipWithoutNats, startNats } from "../../testing/nats.ts";
 import { skipWithoutRabbitMQ, startRabbitMQ } from "../../testing/rabbitmq.ts";
-import { LOSSLESS, sleep, within } from "../../testing/helpers.ts";
+import { LOSSLESS, readN, sleep, within } from "../../testing/helpers.ts";
 
 type QoS = 0 | 1 | 2;
 
@@ -64,28 +64,6 @@ const BROKERS: MatrixBroker[] = [
 ];
 
 const uniqueId = () => `mx_${crypto.randomUUID().slice(0, 8)}`;
-
-/** Reads `n` messages within `ms`. */
-async function readN(source: ReadableStream<MqttMessage>, n: number, ms = 20_000) {
-  const reader = source.getReader();
-  const messages: MqttMessage[] = [];
-  try {
-    await within(
-      (async () => {
-        while (messages.length < n) {
-          const { value, done } = await reader.read();
-          if (done) assert.fail(`the stream ended after ${messages.length} of ${n} messages`);
-          messages.push(value);
-        }
-      })(),
-      ms,
-      `reading ${n} messages (got ${messages.length})`,
-    );
-  } finally {
-    reader.releaseLock();
-  }
-  return messages;
-}
 
 /** Publishes `payloads` through a new sink and closes it (every publish confirmed). */
 async function publish(url: string, payloads: string[], extra = "") {
@@ -149,7 +127,7 @@ for (const broker of BROKERS) {
 
     test("reconnects after the connection drops and loses no QoS 1 message", async () => {
       const scheme = new URL(server.url).protocol.slice(0, -1);
-      await using proxy = await startProxy(server.port, scheme);
+      await using proxy = await startProxy(server.port, { scheme });
       const topic = `matrix/${uniqueId()}`;
       await using source = new MqttSource(
         `${proxy.url}?topic=${topic}&qos=1&clientId=${uniqueId()}&connectBackoff=100${broker.query}`,

@@ -5,39 +5,15 @@
 // CONNACK is tested in tests/connection/mqtt_version_test.ts. docs/brokers.md reports the outcome.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Buffer } from "node:buffer";
-import { createConnection, createServer, type Socket } from "node:net";
 import { type MqttMessage, MqttSink, MqttSource } from "../../mod.ts";
-import type { TestBroker } from "../../testing/broker.ts";
+import { startProxy, type TestBroker } from "../../testing/broker.ts";
 import { type Packet, PacketDecoder } from "../../testing/mqtt_codec.ts";
 import { skipWithoutRabbitMQ, startRabbitMQ } from "../../testing/rabbitmq.ts";
-import { waitFor, within } from "../../testing/helpers.ts";
+import { readN, waitFor, within } from "../../testing/helpers.ts";
 
 const uniqueId = () => `rmq_${crypto.randomUUID().slice(0, 8)}`;
 const numbered = (from: number, to: number) =>
   Array.from({ length: to - from }, (_, i) => `m${from + i}`);
-
-/** Reads `n` messages within `ms`. */
-async function readN(source: ReadableStream<MqttMessage>, n: number, ms = 30_000) {
-  const reader = source.getReader();
-  const messages: MqttMessage[] = [];
-  try {
-    await within(
-      (async () => {
-        while (messages.length < n) {
-          const { value, done } = await reader.read();
-          if (done) assert.fail(`the stream ended after ${messages.length} of ${n} messages`);
-          messages.push(value);
-        }
-      })(),
-      ms,
-      `reading ${n} messages (got ${messages.length})`,
-    );
-  } finally {
-    reader.releaseLock();
-  }
-  return messages;
-}
 
 /** Publishes `payloads` through a new sink to `url` and closes it (every publish confirmed). */
 async function publish(url: string, payloads: string[]) {
@@ -54,37 +30,23 @@ async function publish(url: string, payloads: string[]) {
   return sink;
 }
 
-/** A TCP proxy to `port` that decodes what the broker sends back (MQTT 3.1.1), for the test to read. */
+/** A proxy to `port` that decodes what the broker sends back (MQTT 3.1.1), for the test to read. */
 async function startRecorder(port: number) {
   const fromBroker: Packet[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: "127.0.0.1", port });
-    const decoder = new PacketDecoder(4);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      socket.on("error", () => {});
-    }
-    client.on("data", (chunk) => upstream.write(chunk));
-    upstream.on("data", (chunk: Buffer) => {
-      fromBroker.push(...decoder.push(chunk));
-      client.write(chunk);
-    });
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
+  // A decoder for each connection's byte stream.
+  const decoders = new WeakMap<object, PacketDecoder>();
+  const proxy = await startProxy(port, {
+    fromBroker: (chunk, connection) => {
+      if (!decoders.has(connection)) decoders.set(connection, new PacketDecoder(4));
+      fromBroker.push(...decoders.get(connection)!.push(chunk));
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const close = async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
   return {
-    url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+    url: proxy.url,
     /** The packets the broker sent, by command. */
     sent: <C extends Packet["cmd"]>(cmd: C) =>
       fromBroker.filter((p): p is Packet & { cmd: C } => p.cmd === cmd),
-    [Symbol.asyncDispose]: close,
+    [Symbol.asyncDispose]: () => proxy.close(),
   };
 }
 

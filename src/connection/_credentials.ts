@@ -6,6 +6,7 @@
 // error, a log line, the stats or telemetry.
 import type { IClientOptions } from "mqtt";
 import type { MqttOptions } from "../options/options.ts";
+import { redactText } from "../_redact.ts";
 import type { MqttAuthStep, MqttCredentials, MqttCredentialsInit } from "./credentials.ts";
 
 /** A binary MQTT 5 property, as mqtt.js types it. */
@@ -179,7 +180,10 @@ function checkCredentials(given: unknown): MqttCredentials {
   );
 }
 
-/** An error's message, for ours: the hook's own words (its result is never in them). */
+/**
+ * An error's message, for ours: the hook's own words (its result is never in them), redacted
+ * like any text a caller gave, since a token service's error may quote what it was sent.
+ */
 function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return redactText(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }

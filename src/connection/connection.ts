@@ -537,7 +537,9 @@ export class Connection implements AsyncDisposable {
       this.#settle(undefined);
     }
     this.#stop.abort();
-    this.#auth?.end(new MqttConnectError("CONNECT_CLOSED", "The connection was ended", 0));
+    this.#auth?.end(
+      new MqttConnectError("CONNECT_CLOSED", "Cannot re-authenticate as the stream closed", 0),
+    );
     this.#attempts.stop();
     this.#inbound?.dispose();
     this.#stopReconnecting();

@@ -6,7 +6,7 @@
 // matrix of docs/brokers.md is this file's outcome.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type MqttMessage, MqttSink, MqttSource } from "../../mod.ts";
+import { MqttSink, MqttSource } from "../../mod.ts";
 import {
   skipWithoutMosquitto,
   startAedes,

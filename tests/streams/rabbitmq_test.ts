@@ -5,7 +5,7 @@
 // CONNACK is tested in tests/connection/mqtt_version_test.ts. docs/brokers.md reports the outcome.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type MqttMessage, MqttSink, MqttSource } from "../../mod.ts";
+import { MqttSink, MqttSource } from "../../mod.ts";
 import { startProxy, type TestBroker } from "../../testing/broker.ts";
 import { type Packet, PacketDecoder } from "../../testing/mqtt_codec.ts";
 import { skipWithoutRabbitMQ, startRabbitMQ } from "../../testing/rabbitmq.ts";

@@ -54,6 +54,8 @@ export class Authentication {
   /** The next re-authentication of reauthenticateInterval. */
   #intervalTimer?: ReturnType<typeof setTimeout>;
   #waiters: Waiter[] = [];
+  /** The error the connection ended with, once it has. */
+  #ended?: unknown;
 
   constructor(
     port: AuthPort,
@@ -104,13 +106,15 @@ export class Authentication {
    * @throws {MqttStreamError} The error the connection ended with, if it ends first.
    */
   reauthenticate(): Promise<void> {
+    if (this.#ended !== undefined) return Promise.reject(this.#ended);
     const settled = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     if (this.#port.connected && !this.#reauthenticating) this.#start();
     return settled;
   }
 
-  /** The connection ended for good: waiting re-authentications fail with its error. */
+  /** The connection ended for good: waiting and later re-authentications fail with its error. */
   end(error: unknown): void {
+    this.#ended ??= error;
     this.attempt();
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
   }

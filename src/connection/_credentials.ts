@@ -34,17 +34,21 @@ export class Credentials {
   readonly #hooks: MqttCredentialsInit;
   readonly #options: MqttOptions;
   #prepared: Prepared = {};
+  /** Enhanced authentication runs: authenticationMethod, with its authenticate hook. */
+  readonly enhanced: boolean;
+  /** webSocketUrl signs each attempt's URL: given, and the brokers are ws:// or wss://. */
+  readonly #signs: boolean;
 
   constructor(options: MqttOptions, hooks: MqttCredentialsInit) {
     this.#options = options;
     this.#hooks = hooks;
+    this.enhanced = options.authenticationMethod !== undefined && hooks.authenticate !== undefined;
+    this.#signs = hooks.webSocketUrl !== undefined && options.brokerUrl.startsWith("ws");
   }
 
   /** Whether a hook must run before each attempt. */
   get needed(): boolean {
-    const { credentials, authenticate, webSocketUrl } = this.#hooks;
-    return credentials !== undefined || this.#enhanced(authenticate) !== undefined ||
-      (webSocketUrl !== undefined && this.#options.brokerUrl.startsWith("ws"));
+    return this.#hooks.credentials !== undefined || this.enhanced || this.#signs;
   }
 
   /**
@@ -54,21 +58,20 @@ export class Credentials {
    */
   async fetch(broker: string, signal: AbortSignal): Promise<void> {
     const { credentials, webSocketUrl } = this.#hooks;
-    const authenticate = this.#enhanced(this.#hooks.authenticate);
     this.#prepared = {};
     const prepared: Prepared = {};
     if (credentials) {
       const given = await this.#call("credentials", () => credentials(), signal);
       prepared.credentials = checkCredentials(given);
     }
-    if (authenticate) {
+    if (this.enhanced) {
       prepared.authenticationData = await this.step({
         step: "start",
         method: this.#options.authenticationMethod!,
         reauthentication: false,
       }, signal);
     }
-    if (webSocketUrl && broker.startsWith("ws")) {
+    if (webSocketUrl && this.#signs) {
       const url = await this.#call(
         "webSocketUrl",
         () => webSocketUrl(new URL(broker).href),
@@ -111,20 +114,17 @@ export class Credentials {
       clientOptions.username = credentials.username ?? this.#options.username;
       clientOptions.password = credentials.password ?? this.#options.password?.reveal();
     }
-    const method = this.#options.authenticationMethod;
-    if (method !== undefined && this.#hooks.authenticate) {
-      const properties = { ...clientOptions.properties, authenticationMethod: method };
+    if (this.enhanced) {
+      const properties = {
+        ...clientOptions.properties,
+        authenticationMethod: this.#options.authenticationMethod,
+      };
       // mqtt-packet writes any Uint8Array; mqtt.js types binary properties as Buffers.
       if (authenticationData) properties.authenticationData = authenticationData as Binary;
       else delete properties.authenticationData;
       clientOptions.properties = properties;
     }
     if (url !== undefined) clientOptions.transformWsUrl = () => url;
-  }
-
-  /** The authenticate hook, when enhanced authentication is asked for. */
-  #enhanced(authenticate: MqttCredentialsInit["authenticate"]) {
-    return this.#options.authenticationMethod === undefined ? undefined : authenticate;
   }
 
   /** Calls `hook`, bounded by connectionTimeout and `signal`. */

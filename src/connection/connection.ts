@@ -110,7 +110,7 @@ export class Connection implements AsyncDisposable {
     this.#outbound = new Outbound(mqtt, options, this.closed);
     this.#idling = new Idling(mqtt);
     this.#credentials = new Credentials(options, hooks);
-    if (options.authenticationMethod !== undefined && hooks.authenticate) {
+    if (this.#credentials.enhanced) {
       this.#auth = new Authentication(mqtt, this.#credentials, options, {
         signal: this.#stop.signal,
         fail: (error) => {
@@ -406,15 +406,6 @@ export class Connection implements AsyncDisposable {
   reauthenticate(): Promise<void> {
     // The streams check authenticationMethod before they call this (streams/_init.ts).
     if (!this.#auth) return Promise.reject(new Error("no enhanced authentication to repeat"));
-    if (this.#over) {
-      return this.closed.then((error) => {
-        throw error ?? new MqttConnectError(
-          "CONNECT_CLOSED",
-          "Cannot re-authenticate as the connection is closed",
-          0,
-        );
-      });
-    }
     return this.#auth.reauthenticate();
   }
 

@@ -105,9 +105,13 @@ describe("WebSocket URLs signed per connection", () => {
       `signed: ${asked.length} URLs; broker accepted ${broker.seen.accepted}, refused ${broker.seen.refused}`,
     );
     // Source and sink: the first connect and two reconnects each, every one freshly signed.
+    // Sometimes one more: aedes 1.2 ends a resumed session's connection when the source
+    // acknowledges a message published during the resume before aedes's own replay of its
+    // queue reaches it (emptyQueue's outgoingUpdate: "no such packet"); seen 2 in 21 runs
+    // under Bun. That attempt, too, must come with a URL signed for it, and be accepted.
     assert.equal(broker.seen.refused, 0);
-    assert.equal(broker.seen.accepted, 6);
-    assert.equal(asked.length, 6);
+    assert.ok(broker.seen.accepted >= 6, `accepted ${broker.seen.accepted}`);
+    assert.equal(asked.length, broker.seen.accepted);
     assert.ok(asked.every((url) => url === `${broker.url}/mqtt`), asked.join(", "));
   });
 

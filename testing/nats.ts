@@ -62,6 +62,8 @@ export interface NatsNode {
   port: number;
   /** mqtt://127.0.0.1:port */
   url: string;
+  /** Its NATS client address (for JetStream clients): nats://127.0.0.1:port */
+  natsUrl: string;
   /** Whether its process runs. */
   readonly alive: boolean;
   /** Kills its process with SIGKILL (a crash: nothing saved, no goodbye) and waits for the exit. */
@@ -82,6 +84,10 @@ export interface NatsCluster extends AsyncDisposable {
   nodes: NatsNode[];
   /** Every node's MQTT address in one connection string: "mqtt://127.0.0.1:p1,127.0.0.1:p2,…" */
   url: string;
+  /** Every node's NATS client address, for a JetStream client's `servers`. */
+  natsServers: string[];
+  /** The node of `name` (its `server_name`: n1, n2, …); throws for another name. */
+  node(name: string): NatsNode;
   /** Every node's log, each headed by its name. */
   log(): string;
   /** Stops every node still running (SIGTERM, SIGKILL after 2 s) and removes their folders. */
@@ -104,7 +110,7 @@ interface NodePorts {
   cluster: number;
   /** Its monitoring endpoint (/jsz, /routez, /healthz). */
   http: number;
-  /** Its NATS client port (unused). */
+  /** Its NATS client port (JetStream clients). */
   client: number;
 }
 
@@ -176,6 +182,12 @@ async function startCluster(
     nodes,
     url: "mqtt://" + Array.from({ length: count }, (_, i) => `127.0.0.1:${portsOf(i).mqtt}`)
       .join(","),
+    natsServers: Array.from({ length: count }, (_, i) => `nats://127.0.0.1:${portsOf(i).client}`),
+    node(name) {
+      const node = nodes.find((n) => n.name === name);
+      if (!node) throw new Error(`no node ${name} in the cluster (${nodes.map((n) => n.name)})`);
+      return node;
+    },
     log: () => nodes.map((n) => `--- ${n.name} ---\n${n.log()}`).join("\n"),
     close: once(async () => {
       await Promise.all(nodes.map((node) => node.stop()));
@@ -240,8 +252,8 @@ function clusterNode(
 ): ClusterNode {
   const dir = mkdtempSync(join(tmpdir(), `mqtt-streams-nats-${name}-`));
   const config = [
-    // Unused, but picked with the others: NATS's own random pick (-1) could take the
-    // MQTT port another node is about to bind.
+    // For JetStream clients; picked with the others: NATS's own random pick (-1) could
+    // take the MQTT port another node is about to bind.
     `listen: 127.0.0.1:${ports.client}`,
     `http: 127.0.0.1:${ports.http}`,
     `server_name: ${name}`,
@@ -274,6 +286,7 @@ function clusterNode(
     name,
     port: ports.mqtt,
     url: `mqtt://127.0.0.1:${ports.mqtt}`,
+    natsUrl: `nats://127.0.0.1:${ports.client}`,
     ports,
     get alive() {
       return running;

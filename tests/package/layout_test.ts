@@ -147,6 +147,11 @@ const FORBIDDEN: { rule: string; breaks: (from: string, to: string) => boolean }
     breaks: (f, t) =>
       (f === "cli.ts" || under(f, "cli/")) && t !== "mod.ts" && t !== "cli.ts" && !under(t, "cli/"),
   },
+  {
+    rule: "only the JetStream example (examples/jetstream_*.ts) and its test import @nats-io",
+    breaks: (f, t) =>
+      t.startsWith("@nats-io/") && !/^examples\/jetstream_/.test(f) && !under(f, "tests/examples/"),
+  },
 ];
 
 const under = (file: string, folder: string) => file.startsWith(folder);

@@ -120,7 +120,10 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
           return;
         } catch (error) {
           if (stop.signal.aborted || failure) return;
-          const backoff = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+          // 200 ms doubling to 1 s: a leader election takes seconds, and a publish that
+          // waits longer than it must delays everything behind it (MQTT acknowledgements
+          // leave in order).
+          const backoff = Math.min(1_000, 100 * 2 ** attempt);
           if (Date.now() + backoff > deadline) {
             return fail(
               new MqttPublishError(

@@ -163,3 +163,22 @@ test("bench/scale.ts --quick prints how cost grows with sources, filters and pay
     }
   });
 });
+
+test("bench/groups.ts --quick prints the rate of 1, 2 and 4 members with a positive ratio", {
+  skip: skipWithoutMosquitto(),
+  timeout: 300_000,
+}, async () => {
+  const output = await runBench("groups.ts", ["--quick"]);
+  for (const section of ["read only", "1 ms of awaited work a message"]) {
+    const table = output.split(`### ${section}:`)[1]?.split("###")[0] ?? "";
+    for (const members of ["1", "2", "4"]) {
+      // members | messages | seconds | msg/s | ratio to 1 member | per-member split | CPU
+      const cells = row(table, [members]);
+      assert.ok(cells && Number(cells[4]) > 0, `${section}, ${members}: ${JSON.stringify(cells)}`);
+      const split = cells[5].split(" / ").map((n) => Number(n.replaceAll(",", "")));
+      assert.equal(split.length, Number(members), `${section}: a share each`);
+      const total = split.reduce((sum, n) => sum + n, 0);
+      assert.equal(total, Number(cells[1].replaceAll(",", "")), `${section}: every message read`);
+    }
+  }
+});

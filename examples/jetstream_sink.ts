@@ -124,7 +124,7 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
           // waits longer than it must delays everything behind it (MQTT acknowledgements
           // leave in order).
           const backoff = Math.min(1_000, 100 * 2 ** attempt);
-          if (Date.now() + backoff > deadline) {
+          if (Date.now() >= deadline) {
             return fail(
               new MqttPublishError(
                 `Cannot store the message in JetStream (subject ${subject}) after ${attempt} attempts in ${
@@ -136,7 +136,8 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
             );
           }
           stats.retried++;
-          await sleep(backoff, stop.signal);
+          // The last attempt is made at the deadline.
+          await sleep(Math.min(backoff, deadline - Date.now()), stop.signal);
         }
       }
     };

@@ -33,12 +33,12 @@ export function skipWithoutNats(): string | false {
  */
 export async function startNats(
   { ackWait = "2s" }: { ackWait?: string } = {},
-): Promise<TestBroker & BrokerProcess> {
+): Promise<TestBroker & BrokerProcess & { natsUrl: string }> {
   const dir = mkdtempSync(join(tmpdir(), "mqtt-streams-nats-"));
-  const port = await freePort();
+  const [port, client] = await freePorts(2);
   const config = [
-    // Its own client port is random too (-1); only the MQTT listener is used.
-    "listen: 127.0.0.1:-1",
+    // Its NATS client port, for JetStream clients.
+    `listen: 127.0.0.1:${client}`,
     // MQTT needs JetStream, and JetStream a server name.
     "server_name: mqtt_streams_test",
     `jetstream { store_dir: "${join(dir, "jetstream")}" }`,
@@ -48,6 +48,7 @@ export async function startNats(
   const broker = await brokerProcess("nats-server", ["-c", join(dir, "nats.conf")], port, dir);
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    natsUrl: `nats://127.0.0.1:${client}`,
     port,
     ...broker,
     [Symbol.asyncDispose]: broker.close,

@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { MqttSink } from "../../mod.ts";
-import { skipWithoutMosquitto, startMosquitto } from "../../testing/broker.ts";
+import { skipWithoutMosquitto, startMosquitto, type TestBroker } from "../../testing/broker.ts";
 import { kill, LOSSLESS, sleep, spawnScript, waitFor, within } from "../../testing/helpers.ts";
 import { type NatsCluster, skipWithoutNats, startNatsCluster } from "../../testing/nats.ts";
 
@@ -111,21 +111,46 @@ async function contents(nc: NatsConnection, name: string, expected: number) {
   return { seen, total };
 }
 
+/** What a test of the bridge runs against, from {@linkcode withBridge}. */
+interface Scene {
+  mosquitto: TestBroker;
+  cluster: NatsCluster;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  /** The bridge's source: plant/#, MQTT 5, the given clientId, a window of 64. */
+  mqttUrl: string;
+  /** Every run of the bridge, the first already ready; all SIGKILLed at the end. */
+  bridges: Bridge[];
+}
+
+/**
+ * Runs `body` against mosquitto (lossless), a 3-node NATS cluster with the stream MQTT
+ * (3 replicas) and a bridge of `clientId` started; stops everything after.
+ */
+async function withBridge(clientId: string, body: (scene: Scene) => Promise<void>) {
+  await using mosquitto = await startMosquitto({ lines: LOSSLESS });
+  await using cluster = await startNatsCluster();
+  const nc = await connect({ servers: cluster.natsServers, maxReconnectAttempts: -1 });
+  const bridges: Bridge[] = [];
+  try {
+    const jsm = await jetstreamManager(nc);
+    await addStream(jsm, "MQTT");
+    const mqttUrl =
+      `${mosquitto.url}?topic=plant/%23&clientId=${clientId}&mqttVersion=5&maxInflight=64`;
+    bridges.push(await startBridge(mqttUrl, cluster));
+    await body({ mosquitto, cluster, nc, jsm, mqttUrl, bridges });
+  } finally {
+    for (const bridge of bridges) await kill(bridge.child);
+    await nc.close();
+  }
+}
+
 describe(
   "examples/jetstream_bridge.ts: MQTT into a replicated JetStream stream, at least once",
   { skip: skipWithoutMosquitto() || skipWithoutNats() },
   () => {
     test("10,000 QoS 1 messages: the stream leader and the bridge SIGKILLed mid-way, every message stored once", async () => {
-      await using mosquitto = await startMosquitto({ lines: LOSSLESS });
-      await using cluster = await startNatsCluster();
-      const nc = await connect({ servers: cluster.natsServers, maxReconnectAttempts: -1 });
-      const bridges: Bridge[] = [];
-      try {
-        const jsm = await jetstreamManager(nc);
-        await addStream(jsm, "MQTT");
-        const mqttUrl =
-          `${mosquitto.url}?topic=plant/%23&clientId=js-bridge&mqttVersion=5&maxInflight=64`;
-        bridges.push(await startBridge(mqttUrl, cluster));
+      await withBridge("js-bridge", async ({ mosquitto, cluster, nc, jsm, mqttUrl, bridges }) => {
         const total = 10_000;
         const writer = new MqttSink(`${mosquitto.url}?qos=1&mqttVersion=5&maxInflight=20`)
           .getWriter();
@@ -195,23 +220,11 @@ describe(
         assert.ok(after, bridges[1].output());
         assert.equal(after.unidentified, 0);
         assert.equal(after.inflight, 0);
-      } finally {
-        for (const bridge of bridges) await kill(bridge.child);
-        await nc.close();
-      }
+      });
     });
 
     test("while the stream has no quorum nothing is acknowledged to mosquitto: a bridge killed then loses nothing", async () => {
-      await using mosquitto = await startMosquitto({ lines: LOSSLESS });
-      await using cluster = await startNatsCluster();
-      const nc = await connect({ servers: cluster.natsServers, maxReconnectAttempts: -1 });
-      const bridges: Bridge[] = [];
-      try {
-        const jsm = await jetstreamManager(nc);
-        await addStream(jsm, "MQTT");
-        const mqttUrl =
-          `${mosquitto.url}?topic=plant/%23&clientId=js-quorum&mqttVersion=5&maxInflight=64`;
-        bridges.push(await startBridge(mqttUrl, cluster));
+      await withBridge("js-quorum", async ({ mosquitto, cluster, nc, jsm, mqttUrl, bridges }) => {
         const sink = new MqttSink(`${mosquitto.url}?qos=1&mqttVersion=5`);
         const writer = sink.getWriter();
         const publish = async (from: number, to: number) => {
@@ -253,10 +266,7 @@ describe(
         );
         assert.equal(seen.size, 400);
         assert.equal(stored, 400);
-      } finally {
-        for (const bridge of bridges) await kill(bridge.child);
-        await nc.close();
-      }
+      });
     });
   },
 );

@@ -100,9 +100,24 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
 
     /** Publishes until confirmed, then acknowledges to MQTT; records a final failure. */
     const store = async (message: MqttMessage): Promise<void> => {
-      const id = await messageId(message);
+      let id: string | undefined;
+      let subject: string;
+      try {
+        id = await messageId(message);
+        subject = subjectOf(message);
+      } catch (error) {
+        // The user's function failed: the message cannot be stored, so it is not acknowledged.
+        return fail(
+          new MqttPublishError(
+            `Cannot store the message in JetStream: its subject or id failed: ${
+              (error as Error).message
+            }`,
+            message.topic,
+            { cause: error },
+          ),
+        );
+      }
       if (id === undefined) stats.unidentified++;
-      const subject = subjectOf(message);
       const head = headers();
       head.set("Mqtt-Topic", message.topic);
       const deadline = Date.now() + retryForMs;

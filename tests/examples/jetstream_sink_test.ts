@@ -3,7 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient as JetStream } from "@nats-io/jetstream";
 import { MqttMessage, MqttPublishError, MqttSink, MqttSource } from "../../mod.ts";
 import { startAedes } from "../../testing/broker.ts";
 import { readN, within } from "../../testing/helpers.ts";
@@ -38,6 +38,25 @@ describe("examples/jetstream_sink.ts", () => {
     assert.match(a!, /^[0-9a-f]{64}$/);
     assert.equal(a, b);
     assert.notEqual(a, c);
+  });
+
+  test("a messageId that throws errors the sink with MqttPublishError, and acknowledges nothing", async () => {
+    let acked = 0;
+    // No publish is made: the id fails first, so no NATS server is needed.
+    const sink = new JetStreamSink({} as JetStream, {
+      subject: "mqtt",
+      messageId: () => {
+        throw new Error("no id here");
+      },
+    });
+    const writer = sink.getWriter();
+    await writer.write(
+      new MqttMessage("plant/a", new Uint8Array(), { qos: 1, ack: () => acked++ }),
+    );
+    const error = await writer.closed.catch((e) => e);
+    assert.ok(error instanceof MqttPublishError, String(error));
+    assert.match(error.message, /its subject or id failed: no id here/);
+    assert.equal(acked, 0);
   });
 
   test(

@@ -252,6 +252,68 @@ scenario(
 );
 
 scenario(
+  "a QoS 2 message read again because its reader was SIGKILLed between recording and acknowledging it is reported apart; no other duplicate is",
+  () => ({
+    workloads: [Q2],
+    journal: {
+      ...producer(Q2, 1, 6),
+      // Incarnation 1 records seq 2 last: killed at 605, before its ack() deleted it from the store.
+      "sub.1.jsonl": [0, 1, 2].map((seq) => read(Q2, 1, 1, seq, 600 + seq)),
+      "sub.2.jsonl": [
+        read(Q2, 2, 1, 2, 1_400), // the broker's PUBREL again, the store still had it: excused
+        read(Q2, 2, 1, 1, 1_401), // not incarnation 1's last read: acknowledged, so across
+        read(Q2, 2, 1, 3, 1_402),
+        read(Q2, 2, 1, 4, 1_403),
+        read(Q2, 2, 1, 4, 1_404), // within one incarnation: never excused
+        read(Q2, 2, 1, 5, 1_405), // its last read, but its kill came 3.6 s later: across below
+      ],
+      "sub.3.jsonl": [
+        read(Q2, 3, 1, 5, 6_000),
+        read(Q2, 3, 1, 2, 6_001), // incarnation 1's kill has excused its one read already
+      ],
+    },
+    faults: [
+      { kind: "client-kill", target: "sub", start: 605, end: 1_300, affects: ["mq-q1", "mq-q2"] },
+      { kind: "client-kill", target: "sub", start: 5_000, end: 5_600, affects: ["mq-q2"] },
+    ],
+  }),
+  (report) => {
+    const w = report.workloads[0];
+    assert.deepEqual(
+      [w.duplicates, w.killedBeforeAck, w.brokerDuplicates, w.duplicatesWithin, w.duplicatesAcross],
+      [5, 1, 0, 1, 3],
+    );
+    assert.deepEqual(report.verdict.problems, [
+      "mq-q2: 4 QoS 2 duplicates (1 within an incarnation, 3 across incarnations)",
+    ]);
+    assert.ok(
+      formatReport(report).includes(
+        "- mq-q2: 1 QoS 2 messages read again after their reader was SIGKILLed between " +
+          "recording and acknowledging them",
+      ),
+    );
+  },
+);
+
+scenario(
+  "the one QoS 2 duplicate of the chaos run's reader killed between its record and its ack leaves the verdict ok",
+  () => ({
+    workloads: [Q2],
+    journal: {
+      ...producer(Q2, 1, 4),
+      "sub.1.jsonl": [0, 1].map((seq) => read(Q2, 1, 1, seq, 600 + seq)),
+      "sub.2.jsonl": [1, 2, 3].map((seq) => read(Q2, 2, 1, seq, 1_400 + seq)),
+    },
+    faults: [{ kind: "client-kill", target: "sub", start: 604, end: 1_300, affects: ["mq-q2"] }],
+  }),
+  (report) => {
+    const w = report.workloads[0];
+    assert.deepEqual([w.duplicates, w.killedBeforeAck, w.duplicatesAcross], [1, 1, 0]);
+    assert.deepEqual(report.verdict, { ok: true, problems: [] });
+  },
+);
+
+scenario(
   "what an aborted sink without a store gave up is excused up to its stats.failed, and no more",
   () => {
     const sinkOf = (seq: number) => (seq < 3 ? "1/a#0" : "1/a#1");

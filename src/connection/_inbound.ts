@@ -323,16 +323,22 @@ export class Inbound {
     const again = packet.cmd === "pubcomp" ? this.#takeAwaiting(messageId) : undefined;
     if (!again) return false;
     again.packet = packet;
-    if (again.released) this.#transmit(again);
+    this.#flush();
     return true;
   }
 
-  /** The QoS 2 acknowledgement awaiting PUBREL for `messageId`, moved to this connection. */
+  /**
+   * The QoS 2 acknowledgement awaiting PUBREL for `messageId`, moved to this connection's
+   * queue: in the order its PUBREL came (MQTT 5 §4.6), and so that a drop before its PUBCOMP
+   * left moves it back to await the next PUBREL, which must not deliver the message again.
+   */
   #takeAwaiting(messageId: number): PendingAck | undefined {
     const ack = this.#awaitingPubrel.get(messageId);
     if (!ack) return undefined;
     this.#awaitingPubrel.delete(messageId);
     ack.epoch = this.#epoch;
+    ack.queued = true;
+    this.#queue.push(ack);
     return ack;
   }
 

@@ -215,6 +215,28 @@ describe("Inbound against a fake mqtt.js", () => {
     assert.deepEqual(mqtt.sent, ["puback 1"]);
   });
 
+  test("QoS 2 with the file store: a message released again after two drops is delivered once", async () => {
+    const delivered: number[] = [];
+    const acks = new Map<number, Ack>();
+    const { mqtt, side } = inbound("file", (packet, ack) => {
+      delivered.push(packet.messageId!);
+      acks.set(packet.messageId!, ack!);
+    });
+    assert.equal(await mqtt.pubrel(7), undefined);
+    for (let drop = 1; drop <= 2; drop++) {
+      side.disconnected();
+      side.connack(true);
+      // Unread, so still stored and without PUBCOMP: the broker sends its PUBREL again.
+      assert.equal(await mqtt.pubrel(7), undefined);
+      assert.deepEqual(delivered, [7], `not delivered again after drop ${drop}`);
+    }
+    assert.deepEqual(mqtt.sent, []);
+    acks.get(7)!.release();
+    assert.deepEqual(mqtt.deleted, [7]);
+    assert.deepEqual(mqtt.sent, ["pubcomp 7"], "its PUBCOMP leaves on the connection of now");
+    assert.equal(side.unacked, 0);
+  });
+
   test("a deliver that returns a rejecting promise does not stall reading for ever", async () => {
     const failure = new Error("the consumer fell over");
     const acks = new Map<number, Ack>();

@@ -23,24 +23,26 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { MqttSource } from "../mod.ts";
 import { digestId, JetStreamSink, type MessageId, userPropertyId } from "./jetstream_sink.ts";
 
-const flags = process.argv.slice(2).filter((arg) => arg.startsWith("--"));
-const [mqttUrl, natsServers, prefix = "mqtt"] = process.argv.slice(2).filter((arg) =>
-  !arg.startsWith("--")
-);
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  allowPositionals: true,
+  options: { id: { type: "string" } },
+});
+const [mqttUrl, natsServers, prefix = "mqtt"] = positionals;
 if (!mqttUrl || !natsServers) {
   console.error("usage: jetstream_bridge.ts MQTT_URL NATS_SERVERS [SUBJECT_PREFIX] [--id=…]");
   process.exit(2);
 }
-const idFlag = flags.find((flag) => flag.startsWith("--id="))?.slice("--id=".length);
 let messageId: MessageId | undefined;
-if (idFlag === "digest") messageId = digestId;
-else if (idFlag?.startsWith("user-property:")) {
-  messageId = userPropertyId(idFlag.slice("user-property:".length));
-} else if (idFlag !== undefined) {
-  console.error(`--id must be user-property:NAME or digest, not ${idFlag}`);
+if (values.id === "digest") messageId = digestId;
+else if (values.id?.startsWith("user-property:")) {
+  messageId = userPropertyId(values.id.slice("user-property:".length));
+} else if (values.id !== undefined) {
+  console.error(`--id must be user-property:NAME or digest, not ${values.id}`);
   process.exit(2);
 }
 

@@ -70,7 +70,8 @@ export interface JetStreamSinkStats {
  * aborting stops the retries, and what was not confirmed is never acknowledged.
  */
 export class JetStreamSink extends WritableStream<MqttMessage> {
-  readonly #stats: JetStreamSinkStats;
+  readonly #stats: Omit<JetStreamSinkStats, "inflight">;
+  readonly #inflight: Set<Promise<void>>;
 
   /**
    * @param js The JetStream client, on the user's NATS connection.
@@ -86,13 +87,7 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
     const subjectOf = typeof options.subject === "string"
       ? topicSubject(options.subject)
       : options.subject;
-    const stats: JetStreamSinkStats = {
-      stored: 0,
-      duplicates: 0,
-      retried: 0,
-      unidentified: 0,
-      inflight: 0,
-    };
+    const stats = { stored: 0, duplicates: 0, retried: 0, unidentified: 0 };
     const inflight = new Set<Promise<void>>();
     const stop = new AbortController();
     let failure: MqttPublishError | undefined;
@@ -169,12 +164,8 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
       async write(message) {
         while (inflight.size >= maxInflight) await Promise.race(inflight);
         if (failure) throw failure;
-        const task: Promise<void> = store(message).finally(() => {
-          inflight.delete(task);
-          stats.inflight = inflight.size;
-        });
+        const task: Promise<void> = store(message).finally(() => inflight.delete(task));
         inflight.add(task);
-        stats.inflight = inflight.size;
       },
       async close() {
         await Promise.all(inflight);
@@ -186,11 +177,12 @@ export class JetStreamSink extends WritableStream<MqttMessage> {
       },
     });
     this.#stats = stats;
+    this.#inflight = inflight;
   }
 
   /** A snapshot of what the sink did. */
   get stats(): JetStreamSinkStats {
-    return { ...this.#stats };
+    return { ...this.#stats, inflight: this.#inflight.size };
   }
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import type { MqttClient } from "mqtt";
 import { type MqttMessage, MqttOptionsError, MqttStreamError } from "../mod.ts";
 
 export const sleep = (ms: number): Promise<void> =>
@@ -28,16 +29,37 @@ export const BROWSER_BUNDLE = {
   logLevel: "silent",
 } as const;
 
-/** Polls `condition` every 10 ms for at most `ms`. */
+/** Polls `condition` (which may ask something over the network) every 10 ms for at most `ms`. */
 export async function waitFor(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   what: string,
   ms = 10_000,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
+  }
+}
+
+/**
+ * Publishes "from" … "to - 1" to `topic` (each number its payload) through a raw mqtt.js
+ * client, `batch` at a time (10 by default: mosquitto refuses a QoS 2 publish past 20 in
+ * flight, PUBREC 0x97, and mqtt.js then drops the connection).
+ */
+export async function publishRange(
+  client: MqttClient,
+  topic: string,
+  from: number,
+  to: number,
+  { qos = 1, batch = 10 }: { qos?: 0 | 1 | 2; batch?: number } = {},
+): Promise<void> {
+  for (let start = from; start < to; start += batch) {
+    const published = [];
+    for (let n = start; n < Math.min(to, start + batch); n++) {
+      published.push(client.publishAsync(topic, String(n), { qos }));
+    }
+    await Promise.all(published);
   }
 }
 

@@ -9,7 +9,15 @@ import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { MqttSink } from "../../mod.ts";
 import { skipWithoutMosquitto, startMosquitto, type TestBroker } from "../../testing/broker.ts";
-import { kill, LOSSLESS, sleep, spawnScript, waitFor, within } from "../../testing/helpers.ts";
+import {
+  exited,
+  kill,
+  LOSSLESS,
+  sleep,
+  spawnScript,
+  waitFor,
+  within,
+} from "../../testing/helpers.ts";
 import { type NatsCluster, skipWithoutNats, startNatsCluster } from "../../testing/nats.ts";
 
 const BRIDGE = new URL("../../examples/jetstream_bridge.ts", import.meta.url);
@@ -40,14 +48,14 @@ async function startBridge(mqttUrl: string, cluster: NatsCluster): Promise<Bridg
       return lines.length ? JSON.parse(lines[lines.length - 1]) : undefined;
     },
   };
-  const exited = new Promise<never>((_, reject) =>
-    child.once("exit", (code) => reject(new Error(`the bridge exited (${code}): ${output}`)))
-  );
-  exited.catch(() => {});
+  const ended = exited(child).then(({ code }) => {
+    throw new Error(`the bridge exited (${code}): ${output}`);
+  });
+  ended.catch(() => {});
   try {
     await Promise.race([
       waitFor(() => output.includes("ready"), "the bridge ready", 30_000),
-      exited,
+      ended,
     ]);
   } catch (error) {
     await kill(child);
@@ -72,15 +80,6 @@ async function count(jsm: JetStreamManager, name: string): Promise<number> {
     return (await jsm.streams.info(name)).state.messages;
   } catch {
     return 0;
-  }
-}
-
-/** Polls the async `condition` every 200 ms for at most `ms`. */
-async function until(condition: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(200);
   }
 }
 
@@ -192,7 +191,7 @@ describe(
           if (i % 10 === 9) await sleep(10);
         }
         await within(writer.close(), 30_000, "the producer done");
-        await until(async () => (await count(jsm, "MQTT")) >= total, "all stored", 60_000);
+        await waitFor(async () => (await count(jsm, "MQTT")) >= total, "all stored", 60_000);
         // Give the restarted bridge time to store what it would store twice, and bring the
         // killed node back (the stream's third replica catches up).
         await sleep(1_000);
@@ -200,13 +199,8 @@ describe(
         const { seen, total: stored } = await contents(nc, "MQTT", total);
         const info = (await jsm.streams.info("MQTT")).cluster;
         bridges[1].child.kill("SIGTERM");
-        const after = await within(
-          new Promise<Record<string, number> | undefined>((resolve) =>
-            bridges[1].child.once("exit", () => resolve(bridges[1].stats()))
-          ),
-          10_000,
-          "the bridge stopped",
-        );
+        await within(exited(bridges[1].child), 10_000, "the bridge stopped");
+        const after = bridges[1].stats();
         const missing = Array.from({ length: total }, (_, i) => String(i))
           .filter((i) => !seen.has(i));
         console.log(
@@ -237,7 +231,11 @@ describe(
           }
         };
         await publish(0, 100);
-        await until(async () => (await count(jsm, "MQTT")) >= 100, "the first 100 stored", 30_000);
+        await waitFor(
+          async () => (await count(jsm, "MQTT")) >= 100,
+          "the first 100 stored",
+          30_000,
+        );
         // The stream's leader and one more replica die: 1 of 3 left, no quorum.
         const leader = (await jsm.streams.info("MQTT")).cluster!.leader!;
         const other = cluster.nodes.find((node) => node.name !== leader)!;
@@ -256,7 +254,7 @@ describe(
         await other.restart();
         // Everything the dead bridge held, mosquitto sends again to the new one.
         bridges.push(await startBridge(mqttUrl, cluster));
-        await until(async () => (await count(jsm, "MQTT")) >= 400, "all 400 stored", 60_000);
+        await waitFor(async () => (await count(jsm, "MQTT")) >= 400, "all 400 stored", 60_000);
         await within(writer.close(), 10_000, "the producer closed");
         const { seen, total: stored } = await contents(nc, "MQTT", 400);
         console.log(

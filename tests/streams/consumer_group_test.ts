@@ -12,7 +12,14 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import mqtt, { type MqttClient } from "mqtt";
 import { skipWithoutMosquitto, startMosquitto } from "../../testing/broker.ts";
-import { kill, LOSSLESS, sleep, spawnScript, waitFor } from "../../testing/helpers.ts";
+import {
+  kill,
+  LOSSLESS,
+  publishRange,
+  sleep,
+  spawnScript,
+  waitFor,
+} from "../../testing/helpers.ts";
 
 const MEMBER = new URL("./_group_member_child.ts", import.meta.url);
 /** The filter every member subscribes to; `jobs` is the topic published. */
@@ -68,15 +75,8 @@ function startMember(url: string, clientId: string, flags: string[] = []): Membe
 }
 
 /** Publishes `from` … `to - 1` to `jobs` at QoS 1, each number its payload, 50 at a time. */
-async function publishRange(client: MqttClient, from: number, to: number): Promise<void> {
-  for (let start = from; start < to; start += 50) {
-    const batch = [];
-    for (let n = start; n < Math.min(to, start + 50); n++) {
-      batch.push(client.publishAsync("jobs", String(n), { qos: 1 }));
-    }
-    await Promise.all(batch);
-  }
-}
+const publishJobs = (client: MqttClient, from: number, to: number) =>
+  publishRange(client, "jobs", from, to, { batch: 50 });
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 const count = (members: Member[]) => members.reduce((sum, m) => sum + m.got.length, 0);
@@ -112,7 +112,7 @@ async function withKilledMember(
     await waitFor(() => children.every((m) => m.ready), "4 members subscribed", 30_000);
     // MQTT 3.1.1: mosquitto puts no Receive Maximum on it, so 50 may wait for a PUBACK.
     publisher = await mqtt.connectAsync(broker.url, { clean: true });
-    await publishRange(publisher, 0, BATCH);
+    await publishJobs(publisher, 0, BATCH);
     await waitFor(
       () => count(others) === BATCH * 3 / 4 && dead.got.length === WINDOW,
       `the others taking ${BATCH * 3 / 4} and the staller ${WINDOW}`,
@@ -146,7 +146,7 @@ describe("consumer group on mosquitto 2.0 (MQTT 5, QoS 1, 4 member processes)", 
       await withKilledMember([], async ({ url, publisher, others, dead, clientId, spawn }) => {
         const share = shareOf(dead.got);
         const before = others.map((m) => m.got.length);
-        await publishRange(publisher, BATCH, 2 * BATCH);
+        await publishJobs(publisher, BATCH, 2 * BATCH);
         await waitFor(() => count(others) === 2 * BATCH * 3 / 4, "the others' share", 30_000);
         await sleep(1_000); // the others take no more while the dead member is away
         const othersAll = others.flatMap((m) => m.got);
@@ -206,13 +206,13 @@ describe("consumer group on mosquitto 2.0 (MQTT 5, QoS 1, 4 member processes)", 
           if (!expiry) await sleep(200);
           // Published while the session lives on (not at all, with expiry 0): well within
           // 5 s, or what follows would not tell the session's share from the others'.
-          await publishRange(publisher, BATCH, BATCH + IN_SESSION);
+          await publishJobs(publisher, BATCH, BATCH + IN_SESSION);
           const inSession = performance.now() - killedAt;
           if (expiry) assert.ok(inSession < expiry * 1_000 - 1_000, `published in ${inSession} ms`);
           // Past the expiry (mosquitto checks expiries about once a second), then the rest.
           const ended = killedAt + expiry * 1_000 + (expiry ? 3_000 : 0);
           await sleep(Math.max(0, ended - performance.now()));
-          await publishRange(publisher, BATCH + IN_SESSION, 2 * BATCH);
+          await publishJobs(publisher, BATCH + IN_SESSION, 2 * BATCH);
           await sleep(1_000);
           // Bounded: the others' count only grows while messages still come.
           let last = -1;

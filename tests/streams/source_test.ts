@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt from "mqtt";
 import type { Aedes } from "aedes";
 import { MqttConnectError, type MqttMessage, MqttSource, MqttSubscribeError } from "../../mod.ts";
 import { checkInternals, MQTT_INTERNALS } from "../../src/connection/_mqtt.ts";
@@ -10,7 +10,7 @@ import {
   startAedes,
   startMosquitto,
 } from "../../testing/broker.ts";
-import { LOSSLESS, sleep, spawnScript, waitFor } from "../../testing/helpers.ts";
+import { LOSSLESS, publishRange, sleep, spawnScript, waitFor } from "../../testing/helpers.ts";
 
 const uniqueId = () => `src_${crypto.randomUUID().slice(0, 8)}`;
 
@@ -50,21 +50,6 @@ async function nothingMore(reader: ReadableStreamDefaultReader<MqttMessage>, ms 
 const texts = (messages: MqttMessage[]) => messages.map((m) => m.text());
 const range = (from: number, to: number) =>
   Array.from({ length: to - from }, (_, i) => String(from + i));
-
-/**
- * Publishes "from".."to-1" to `topic`, at most 10 in flight at once: mosquitto refuses a
- * QoS 2 publish past 20 in flight (PUBREC 0x97), and mqtt.js then drops the connection.
- */
-async function publishRange(client: MqttClient, topic: string, from: number, to: number, qos = 1) {
-  for (let start = from; start < to; start += 10) {
-    const end = Math.min(to, start + 10);
-    await Promise.all(
-      range(start, end).map((payload) =>
-        client.publishAsync(topic, payload, { qos: qos as 0 | 1 | 2 })
-      ),
-    );
-  }
-}
 
 /** The payloads of the PUBACKs aedes received from `clientId`, in order. */
 function acksOf(broker: Aedes, clientId: string): string[] {
@@ -250,7 +235,7 @@ describe("MqttSource", () => {
       const reader = source.getReader();
       const [received] = await Promise.all([
         readN(reader, 1000, 60_000),
-        publishRange(publisher, "qos2", 0, 1000, 2),
+        publishRange(publisher, "qos2", 0, 1000, { qos: 2 }),
       ]);
       assert.deepEqual(texts(received), range(0, 1000));
       assert.ok(received.every((m) => m.qos === 2));
@@ -287,7 +272,7 @@ describe("MqttSource", () => {
         });
         await source.ready;
         const publisher = await mqtt.connectAsync(broker.url);
-        await publishRange(publisher, "q0", 0, 100, 0);
+        await publishRange(publisher, "q0", 0, 100, { qos: 0 });
         await waitFor(
           () => source.stats.received + source.stats.held >= (policy === "drop" ? 100 : 10),
           "the messages to arrive",

@@ -54,6 +54,35 @@
  * }
  * ```
  *
+ * @example A worker: a persistent session, JSON checked by a schema, bad messages set aside, Ctrl-C
+ * ```ts ignore
+ * import process from "node:process";
+ * import { decodeJson, MqttSink, MqttSource, validate } from "@mqtt-streams/core";
+ * import * as v from "valibot"; // deno add npm:valibot, or npm install valibot
+ *
+ * const stop = new AbortController();
+ * process.once("SIGINT", () => stop.abort());
+ * const Job = v.object({ id: v.string(), size: v.number() });
+ * // A dead-letter stream for each transform (each closes its own when the input ends).
+ * const deadLetters = () => new MqttSink("mqtt://localhost?topic=jobs-dead&qos=1");
+ * const jobs = new MqttSource("mqtt://localhost?topic=jobs/%23&clientId=worker-1&qos=1", {
+ *   signal: stop.signal,
+ * });
+ * try {
+ *   for await (const { value } of jobs
+ *     .pipeThrough(decodeJson({ onInvalid: deadLetters() }))
+ *     .pipeThrough(validate(Job, { onInvalid: deadLetters() }))) {
+ *     console.log("job", value.id, value.size);
+ *   }
+ * } catch (error) {
+ *   if (!stop.signal.aborted) throw error;
+ * }
+ * ```
+ *
+ * More common tasks, each an example where it belongs: TLS with a CA file and routing records
+ * to topics on {@linkcode MqttSink}; a shared subscription and a persistent session on
+ * {@linkcode MqttSource}.
+ *
  * @example Parse a connection string
  * ```ts
  * import { parseConnectionString } from "@mqtt-streams/core";
@@ -90,8 +119,16 @@ export { Secret } from "./src/secret.ts";
 export { redactUrl as redactConnectionString } from "./src/_redact.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/streams/source.ts";
-export { type MqttPublishProperties, type MqttRecord } from "./src/record.ts";
-export { type MqttTelemetryInit } from "./src/streams/hooks.ts";
+export {
+  type MqttPublishProperties,
+  type MqttRecord,
+  type MqttTraceContext,
+} from "./src/record.ts";
+export {
+  type MqttMeterProvider,
+  type MqttTelemetryInit,
+  type MqttTracerProvider,
+} from "./src/streams/hooks.ts";
 export type {
   MqttAuthenticate,
   MqttAuthStep,

@@ -4,7 +4,7 @@
  * @module
  */
 // This module is browser compatible.
-import type { Context } from "@opentelemetry/api";
+import type { MqttTraceContext } from "./record.ts";
 
 /** MQTT 5 properties of a PUBLISH (MQTT 5 §3.3.2.3), as mqtt.js reads them. */
 export interface MqttMessageProperties {
@@ -65,7 +65,7 @@ export class MqttMessage {
    * the child of the publisher's span when its trace context came in the MQTT 5 user
    * properties. A handler continues the trace from it; a sink it is written to does.
    */
-  readonly context: Context | undefined;
+  readonly context: MqttTraceContext | undefined;
   readonly #ack: (() => void) | undefined;
   #filters: readonly string[] | (() => readonly string[]) | undefined;
 
@@ -86,7 +86,7 @@ export class MqttMessage {
       id?: number;
       timestamp?: number;
       properties?: MqttMessageProperties;
-      context?: Context;
+      context?: MqttTraceContext;
       ack?: () => void;
       filters?: readonly string[] | (() => readonly string[]);
     } = {},
@@ -180,7 +180,7 @@ export interface IncomingPublish {
 export function receivedMessage(
   publish: IncomingPublish,
   ack: (() => void) | undefined,
-  context?: Context,
+  context?: MqttTraceContext,
   filters?: () => readonly string[],
 ): MqttMessage {
   const { payload } = publish;

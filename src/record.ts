@@ -4,7 +4,32 @@
  * @module
  */
 // This module is browser compatible.
-import type { Context } from "@opentelemetry/api";
+
+/**
+ * An OpenTelemetry trace context: `Context` of `@opentelemetry/api`, which it is the same
+ * type as (declared here with its three members, so that the module's documentation is
+ * complete). A message carries the one it arrived with; a record may carry the one to
+ * publish under.
+ *
+ * @example Continue a message's trace
+ * ```ts
+ * import { context, trace } from "@opentelemetry/api";
+ * import { MqttMessage, type MqttTraceContext } from "@mqtt-streams/core";
+ *
+ * const message = new MqttMessage("plant/1/temp", new TextEncoder().encode("21.5"));
+ * const parent: MqttTraceContext = message.context ?? context.active();
+ * const span = trace.getTracer("app").startSpan("handle", {}, parent);
+ * span.end();
+ * ```
+ */
+export interface MqttTraceContext {
+  /** The value of `key` in this context. */
+  getValue(key: symbol): unknown;
+  /** A new context with `key` set to `value`. */
+  setValue(key: symbol, value: unknown): MqttTraceContext;
+  /** A new context without `key`. */
+  deleteValue(key: symbol): MqttTraceContext;
+}
 
 /**
  * MQTT 5 properties a publisher sets (MQTT 5 §3.3.2.3); they reach subscribers as
@@ -71,7 +96,7 @@ export interface MqttRecord {
    * The OpenTelemetry context the publish's span continues: an `MqttMessage`'s, so a
    * bridge carries the trace. @default {the active context}
    */
-  context?: Context;
+  context?: MqttTraceContext;
   /**
    * Called once the sink's broker confirmed the publish (PUBACK / PUBCOMP; for QoS 0,
    * once it is written to the connection). An `MqttMessage`'s `ack()` is this hook, which
@@ -95,7 +120,7 @@ export interface Publish {
   /** The sink's attempt at sending it (publishAttempts), from 1. */
   attempt?: number;
   /** The trace context its producer span continues (a bridged message's). */
-  context?: Context;
+  context?: MqttTraceContext;
   /** What telemetry follows of it (src/telemetry/_observer.ts), when an SDK is there. */
   observer?: PublishObserver;
 }

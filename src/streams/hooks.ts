@@ -10,11 +10,10 @@
 // nothing of who listens: src/telemetry/ implements them and installs itself with
 // observeStreams() when mod.ts loads it, so the streams never import telemetry. A stream
 // whose telemetry is off, or that finds no SDK, gets no observer and tests one field.
-import type { Context, MeterProvider, TracerProvider } from "@opentelemetry/api";
 import type { Ack } from "../connection/connection.ts";
 import type { IncomingPublish } from "../message.ts";
 import type { MqttOptions } from "../options/options.ts";
-import type { Publish, PublishObserver } from "../record.ts";
+import type { MqttTraceContext, Publish, PublishObserver } from "../record.ts";
 import type { MqttSinkStats, MqttSourceStats } from "./stats.ts";
 
 /**
@@ -33,15 +32,52 @@ import type { MqttSinkStats, MqttSourceStats } from "./stats.ts";
  */
 export interface MqttTelemetryInit {
   /** Where the stream's metrics go. @default {the global MeterProvider} */
-  meterProvider?: MeterProvider;
+  meterProvider?: MqttMeterProvider;
   /** Where the stream's spans go. @default {the global TracerProvider} */
-  tracerProvider?: TracerProvider;
+  tracerProvider?: MqttTracerProvider;
+}
+
+/**
+ * An OpenTelemetry `MeterProvider` of `@opentelemetry/api`, as far as the streams name it:
+ * any SDK's provider is one. (Declared here rather than re-exported, so that the module's
+ * documentation does not lead into the whole metrics API.)
+ *
+ * @example The SDK's provider
+ * ```ts
+ * import { MeterProvider } from "@opentelemetry/sdk-metrics";
+ * import type { MqttMeterProvider } from "@mqtt-streams/core";
+ *
+ * const provider: MqttMeterProvider = new MeterProvider();
+ * console.log(typeof provider.getMeter); // function
+ * ```
+ */
+export interface MqttMeterProvider {
+  /** Returns the `Meter` of an instrumentation scope. */
+  getMeter(name: string, version?: string, options?: object): object;
+}
+
+/**
+ * An OpenTelemetry `TracerProvider` of `@opentelemetry/api`, as far as the streams name it:
+ * any SDK's provider is one.
+ *
+ * @example The SDK's provider
+ * ```ts
+ * import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+ * import type { MqttTracerProvider } from "@mqtt-streams/core";
+ *
+ * const provider: MqttTracerProvider = new BasicTracerProvider();
+ * console.log(typeof provider.getTracer); // function
+ * ```
+ */
+export interface MqttTracerProvider {
+  /** Returns the `Tracer` of an instrumentation scope. */
+  getTracer(name: string, version?: string, options?: object): object;
 }
 
 /** A message as its observer saw it arrive. */
 export interface Arrival {
   /** Its trace context. */
-  context?: Context;
+  context?: MqttTraceContext;
   /** The acknowledgement to use instead of the message's own: it reports its release. */
   ack?: Ack;
   /** QoS 0 (no acknowledgement): called when the message is read. */

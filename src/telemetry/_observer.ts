@@ -17,6 +17,7 @@ import {
   defaultTextMapGetter,
   defaultTextMapSetter,
   type Histogram,
+  type MeterProvider,
   metrics,
   propagation,
   ProxyTracerProvider,
@@ -26,6 +27,7 @@ import {
   SpanStatusCode,
   trace,
   type Tracer,
+  type TracerProvider,
 } from "@opentelemetry/api";
 import type { Ack } from "../connection/connection.ts";
 import { brokerAddress } from "../options/_brokers.ts";
@@ -96,8 +98,13 @@ export function openTelemetry(
   providers: MqttTelemetryInit,
 ): Telemetry | undefined {
   if (!options.telemetry) return undefined;
-  const meters = streamMeters(providers.meterProvider ?? metrics.getMeterProvider());
-  let tracerProvider = providers.tracerProvider ?? trace.getTracerProvider();
+  // The init's providers are typed by the few members the public API names (hooks.ts); they
+  // are the API's providers, which is what the types of @opentelemetry/api say they are.
+  const meters = streamMeters(
+    (providers.meterProvider as MeterProvider | undefined) ?? metrics.getMeterProvider(),
+  );
+  let tracerProvider = (providers.tracerProvider as TracerProvider | undefined) ??
+    trace.getTracerProvider();
   if (tracerProvider instanceof ProxyTracerProvider) tracerProvider = tracerProvider.getDelegate();
   const tracer = tracerProvider === NOOP_TRACER_PROVIDER
     ? undefined

@@ -6,63 +6,44 @@
 // ones, sets the bad one aside (or passes it on as it is), and a second run with the same
 // clientId does not get it again. (`deno task check` type-checks every TypeScript block of
 // README.md and docs/ with `deno check --doc-only`.)
+// The snippet runners (runCode, twoRuns, …) are in _snippets.ts, the page readers in
+// _doc_pages.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { optionsTable } from "../options/_generate.ts";
-import type { Aedes } from "aedes";
 import mqtt from "mqtt";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { skipWithoutMosquitto, startAedes, startMosquitto } from "../../testing/broker.ts";
 import { skipWithoutNats, startNats } from "../../testing/nats.ts";
+import { exited, kill, waitFor, within } from "../../testing/helpers.ts";
+import { anchors, cells, pages, prose, read, root } from "./_doc_pages.ts";
 import {
-  exited,
-  kill,
-  LOSSLESS,
-  sleep,
-  spawnScript,
-  waitFor,
-  within,
-} from "../../testing/helpers.ts";
+  aedesAcks,
+  assertRunning,
+  at,
+  inSnippetFolder,
+  lines,
+  LOGGED,
+  mosquittoAcks,
+  mosquittoResends,
+  publish,
+  runCode,
+  runSnippet,
+  sessionWith,
+  snippet,
+  type SnippetRun,
+  snippetWith,
+  twoRuns,
+} from "./_snippets.ts";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
-const read = (path: string) => readFileSync(join(root, path), "utf8");
 const readme = read("README.md");
-/** README.md and every page of docs/, as paths relative to the repository. */
-const pages = [
-  "README.md",
-  ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`),
-];
 
-/** A Markdown table's rows as trimmed cells, so column padding (deno fmt) does not matter. */
-function cells(table: string): string[][] {
-  return table.trim().split("\n").filter((line) => !/^\|[\s|:-]+\|$/.test(line)).map((line) =>
-    line.replace(/^\||\|$/g, "").split(/(?<!\\)\|/).map((cell) => cell.trim())
-  );
-}
-
-/** The text of a page outside its code blocks (a `[x](y)` in code is not a link). */
-function prose(markdown: string): string {
-  return markdown.replace(/^```[\s\S]*?^```/gm, "");
-}
-
-/** GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as '-'. */
-function anchors(markdown: string): Set<string> {
-  const seen = new Map<string, number>();
-  const result = new Set<string>();
-  for (const [, title] of prose(markdown).matchAll(/^#{1,6} (.+)$/gm)) {
-    const base = title.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/ /g, "-");
-    const n = seen.get(base) ?? 0;
-    seen.set(base, n + 1);
-    result.add(n === 0 ? base : `${base}-${n}`);
-  }
-  return result;
-}
+/** A payload that is neither text nor JSON: the bad message among the good ones. */
+const NOT_TEXT = Buffer.from([0xff, 0xfe]);
 
 test("the option table in docs/options.md agrees with the schema", () => {
   const options = read("docs/options.md");
@@ -104,197 +85,6 @@ test("every relative link and anchor in README.md and docs/ resolves", () => {
   assert.deepEqual(broken, []);
   assert.ok(checked > 30, `only ${checked} links checked`);
 });
-
-/** The snippet of `page` that names its file in a first-line comment (`// publish.ts`). */
-function snippet(page: string, name: string): string {
-  for (const [, code] of read(page).matchAll(/^```ts\n([\s\S]*?)^```/gm)) {
-    if (code.startsWith(`// ${name}\n`)) return code;
-  }
-  assert.fail(`${page} has no snippet ${name}`);
-}
-
-/** The one snippet of `page` that holds `text`, for a snippet that names no file. */
-function snippetWith(page: string, text: string): string {
-  const found = [...read(page).matchAll(/^```ts\n([\s\S]*?)^```/gm)].filter(([, code]) =>
-    code.includes(text)
-  );
-  assert.equal(found.length, 1, `${page}: snippets holding ${text}`);
-  return found[0][1];
-}
-
-/** A child process started from a snippet, with what it printed on stdout. */
-interface SnippetRun {
-  child: ChildProcess;
-  output: { text: string };
-}
-
-/**
- * Writes `code` to `folder` as `name`, as it is printed, except for what `replace` maps (the
- * broker addresses, a store's folder) and the import of the package (its `mod.ts` here, by
- * path, so that Deno and Bun run it alike), and starts it.
- */
-function runCode(
-  folder: string,
-  name: string,
-  code: string,
-  replace: Record<string, string>,
-): SnippetRun {
-  code = code.replaceAll('"@mqtt-streams/core"', '"../mod.ts"');
-  for (const [from, to] of Object.entries(replace)) code = code.replaceAll(from, to);
-  const file = join(folder, name);
-  writeFileSync(file, code);
-  const child = spawnScript(new URL(`file://${resolve(file)}`), []);
-  const output = { text: "" };
-  child.stdout!.on("data", (chunk) => (output.text += chunk));
-  return { child, output };
-}
-
-/** Starts the snippet `name` of `page` ({@linkcode runCode}). */
-function runSnippet(
-  folder: string,
-  page: string,
-  name: string,
-  replace: Record<string, string>,
-): SnippetRun {
-  return runCode(folder, name, snippet(page, name), replace);
-}
-
-/** The lines a snippet printed. */
-const lines = (run: SnippetRun) => run.output.text.split("\n").filter((line) => line !== "");
-
-/** Fails if `child` ends within 300 ms (a snippet that reads runs until it is killed). */
-async function assertRunning(child: ChildProcess, what: string): Promise<void> {
-  const ended = await Promise.race([exited(child), sleep(300).then(() => undefined)]);
-  assert.equal(ended, undefined, `${what} ended: ${JSON.stringify(ended)}`);
-}
-
-/** A folder inside the repository (where Deno finds deno.json), removed after `fn`. */
-async function inSnippetFolder(fn: (folder: string) => Promise<void>): Promise<void> {
-  const folder = mkdtempSync(join(root, ".readme-snippets-"));
-  try {
-    await fn(folder);
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
-}
-
-/** `mqtt://localhost:<port>` of the docs, pointed at a test broker. */
-const at = (port: number, broker: { port: number }) => ({
-  [`mqtt://localhost:${port}`]: `mqtt://127.0.0.1:${broker.port}`,
-});
-
-/** A payload that is neither text nor JSON: the bad message among the good ones. */
-const NOT_TEXT = Buffer.from([0xff, 0xfe]);
-
-/** A message to publish: topic, payload, and MQTT 5 user properties. */
-type Published = [topic: string, payload: string | Buffer, userProperties?: Record<string, string>];
-
-/** Publishes `messages` at QoS 1, in order, over MQTT 5 when `mqtt5`. */
-async function publish(url: string, messages: Published[], mqtt5 = false): Promise<void> {
-  const publisher = await mqtt.connectAsync(url, { protocolVersion: mqtt5 ? 5 : 4 });
-  for (const [topic, payload, userProperties] of messages) {
-    await publisher.publishAsync(topic, payload, {
-      qos: 1,
-      ...(userProperties ? { properties: { userProperties } } : {}),
-    });
-  }
-  await publisher.endAsync();
-}
-
-/**
- * A persistent session `clientId` subscribed to `filters`, holding `messages` for the
- * snippet that resumes it: it then reads them whenever it subscribes.
- */
-async function sessionWith(
-  url: string,
-  clientId: string,
-  filters: string[],
-  messages: Published[],
-  mqtt5 = false,
-): Promise<void> {
-  const session = await mqtt.connectAsync(url, {
-    clientId,
-    clean: false,
-    ...(mqtt5 ? { protocolVersion: 5, properties: { sessionExpiryInterval: 0xffffffff } } : {}),
-  });
-  await session.subscribeAsync(filters, { qos: 1 });
-  await session.endAsync();
-  await publish(url, messages, mqtt5);
-}
-
-/** How many PUBACKs `clientId` sent to an aedes broker, counted from now. */
-function aedesAcks(broker: { broker: Aedes }, clientId: string): () => number {
-  let acks = 0;
-  broker.broker.on("ack", (_packet, client) => {
-    if (client?.id === clientId) acks++;
-  });
-  return () => acks;
-}
-
-/** A mosquitto that logs every packet, so that a test can count PUBACKs and resends. */
-const LOGGED = [...LOSSLESS, "log_type debug"];
-
-/** How many PUBACKs `clientId` sent to a mosquitto started with {@linkcode LOGGED}. */
-const mosquittoAcks = (broker: { log(): string }, clientId: string) => () =>
-  broker.log().split(`Received PUBACK from ${clientId} `).length - 1;
-
-/** How many messages mosquitto ({@linkcode LOGGED}) sent `clientId` again, marked DUP. */
-const mosquittoResends = (broker: { log(): string }, clientId: string) => () =>
-  broker.log().split(`Sending PUBLISH to ${clientId} (d1`).length - 1;
-
-/** What {@linkcode twoRuns} publishes and expects. */
-interface TwoRuns {
-  /** The broker's address, for the test's own clients. */
-  url: string;
-  /** The snippet's persistent session, subscribed to `filters` before the first run. */
-  clientId: string;
-  filters: string[];
-  /** The session's protocol: MQTT 5 (a persistent session then needs an expiry). */
-  mqtt5?: boolean;
-  /** The PUBACKs the snippet sent so far. */
-  acks: () => number;
-  /** The messages the broker sent the snippet again, where the broker can tell. */
-  resends?: () => number;
-  /** What the session holds for the first run (a bad message among good ones), the second. */
-  messages: [Published[], Published[]];
-  /** What each run prints. */
-  printed: [string[], string[]];
-}
-
-/**
- * Runs `code` twice, as its persistent session: the first run reads `messages[0]`, where a
- * bad message sits among good ones, prints `printed[0]`, acknowledges every message (the bad
- * one set aside) and keeps running; once it is killed, `messages[1]` is published, and the
- * second run prints `printed[1]` only: nothing, the bad message least of all, comes again.
- */
-async function twoRuns(name: string, code: string, replace: Record<string, string>, t: TwoRuns) {
-  await sessionWith(t.url, t.clientId, t.filters, t.messages[0], t.mqtt5);
-  await inSnippetFolder(async (folder) => {
-    for (const i of [0, 1]) {
-      if (i === 1) await publish(t.url, t.messages[1], t.mqtt5);
-      const acks = t.acks() + t.messages[i].length;
-      const run = runCode(folder, name, code, replace);
-      let ended: unknown;
-      exited(run.child).then((how) => (ended = how), () => {});
-      try {
-        await waitFor(
-          () => {
-            // A snippet that dies on the bad message (and would again on every start) fails fast.
-            if (ended) assert.fail(`${name} ended (${JSON.stringify(ended)}): ${run.output.text}`);
-            return lines(run).length >= t.printed[i].length && t.acks() >= acks;
-          },
-          `${name}, run ${i + 1}: ${t.printed[i].length} lines and ${acks} PUBACKs`,
-        );
-        await assertRunning(run.child, `${name}, run ${i + 1}`); // and nothing more comes meanwhile
-        assert.deepEqual(lines(run), t.printed[i]);
-        assert.equal(t.acks(), acks);
-        assert.equal(t.resends?.() ?? 0, 0, "messages sent again");
-      } finally {
-        await kill(run.child);
-      }
-    }
-  });
-}
 
 test(
   "the README's bridges, subscribe.ts and publish.ts run as printed, and carry a payload that is not text",

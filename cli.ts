@@ -6,6 +6,8 @@
  * deno run -A jsr:@mqtt-streams/core/cli sub 'mqtt://localhost?topic=sensors/%23'
  * ```
  *
+ * It runs on Deno, Bun and Node (as ESM, or through `tsx` in a checkout).
+ *
  * @example Run it from code
  * ```ts
  * import { main } from "@mqtt-streams/core/cli";
@@ -16,7 +18,9 @@
  *
  * @module
  */
+import { realpathSync } from "node:fs";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { MqttOptionsError } from "./mod.ts";
 import { type Command, parseCommand, UsageError } from "./cli/_args.ts";
 import { bridge, pub, sub } from "./cli/_commands.ts";
@@ -26,13 +30,14 @@ import { bridge, pub, sub } from "./cli/_commands.ts";
  *
  * @param args The arguments, e.g. `["sub", "mqtt://localhost?topic=a/%23"]`.
  * @returns The exit code: 0 done (also after Ctrl-C, once closed cleanly), 1 failed,
- * 2 bad arguments.
+ * 2 bad arguments (none at all included: the usage is then printed on stderr).
  *
  * @example
  * ```ts
  * import { main } from "@mqtt-streams/core/cli";
  *
  * console.log(await main(["sub"])); // 2, after "mqtt-streams: sub: expected <url>, got nothing"
+ * console.log(await main([])); // 2, after the usage, on stderr
  * ```
  */
 export async function main(args: string[]): Promise<number> {
@@ -42,6 +47,10 @@ export async function main(args: string[]): Promise<number> {
     if (command.name === "help") {
       process.stdout.write(`${command.text}\n`);
       return 0;
+    }
+    if (command.name === "usage") {
+      process.stderr.write(`${command.text}\n`);
+      return 2;
     }
     if (command.name === "sub") await sub(command);
     else if (command.name === "pub") await pub(command);
@@ -56,8 +65,34 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  // Wait for stdout to drain before exiting (a pending stdin read would keep us alive).
+/** Exits with `code` once stdout has drained (a pending stdin read would keep us alive). */
+function exit(code: number): void {
   process.stdout.write("", () => process.exit(code));
+}
+
+// No top-level await: Node runs this file as CommonJS through tsx, where there is none.
+// main() catches what it expects; anything else still exits 1, saying what it was.
+if (isMain()) {
+  main(process.argv.slice(2)).then(exit, (error) => {
+    process.stderr.write(`mqtt-streams: ${error instanceof Error ? error.message : error}\n`);
+    exit(1);
+  });
+}
+
+/**
+ * Whether this file is the program run, rather than imported. `import.meta.main` is Deno's
+ * and Bun's (Node has it from 24.2); elsewhere the script Node was given, through any
+ * symlink (npm's bin), is this file.
+ */
+function isMain(): boolean {
+  const meta = import.meta as { main?: boolean; url?: string; filename?: string };
+  if (typeof meta.main === "boolean") return meta.main;
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    const self = meta.filename ?? (meta.url ? fileURLToPath(meta.url) : undefined);
+    return self !== undefined && realpathSync(script) === realpathSync(self);
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,7 @@
 // The command line's words: usage texts, and parsing argv into a command. Pure: no I/O.
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { redactConnectionString } from "../mod.ts";
+import { nearest } from "../src/options/_nearest.ts";
 
 /** Bad arguments: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -57,6 +58,8 @@ be confirmed and acknowledged, then exits.
 
 export type Command =
   | { name: "help"; text: string }
+  /** No command at all: the usage is printed on stderr, and the exit code is 2. */
+  | { name: "usage"; text: string }
   | { name: "sub"; url: string; count?: number; timeout?: number; progress: boolean }
   | { name: "pub"; url: string; json: boolean; progress: boolean }
   | { name: "bridge"; from: string; to: string; maps: string[]; progress: boolean };
@@ -64,7 +67,8 @@ export type Command =
 /** The command `args` ask for. @throws {UsageError} When they do not make one. */
 export function parseCommand(args: string[], isTTY: boolean): Command {
   const [name, ...rest] = args;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) return { name: "usage", text: USAGE.main };
+  if (name === "--help" || name === "-h" || name === "help") {
     return { name: "help", text: USAGE.main };
   }
   if (!(name in USAGE) || name === "main") {
@@ -72,19 +76,16 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
       `unknown command '${redactConnectionString(name)}': expected sub, pub or bridge`,
     );
   }
+  const options = {
+    help: { type: "boolean", short: "h" },
+    progress: { type: "boolean" },
+    ...(name === "sub" ? { count: { type: "string" }, timeout: { type: "string" } } : {}),
+    ...(name === "pub" ? { json: { type: "boolean" } } : {}),
+    ...(name === "bridge" ? { map: { type: "string", multiple: true } } : {}),
+  } satisfies ParseArgsConfig["options"];
   let parsed;
   try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        progress: { type: "boolean" },
-        ...(name === "sub" ? { count: { type: "string" }, timeout: { type: "string" } } : {}),
-        ...(name === "pub" ? { json: { type: "boolean" } } : {}),
-        ...(name === "bridge" ? { map: { type: "string", multiple: true } } : {}),
-      },
-    });
+    parsed = parseArgs({ args: rest, allowPositionals: true, options });
   } catch (error) {
     // node:util's messages go on with advice about '--' that does not apply here.
     // They quote the argument at fault, which may be a connection string that starts with
@@ -92,7 +93,7 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     const message = (error as Error).message
       .replace(/'([^']*)'/g, (_, quoted) => `'${showArgument(quoted, rest)}'`)
       .split("\n")[0].replace(/\. To specify .*$/, "");
-    throw new UsageError(`${name}: ${message}`);
+    throw new UsageError(`${name}: ${message}${didYouMean(message, Object.keys(options))}`);
   }
   const { values, positionals } = parsed;
   if (values.help) return { name: "help", text: USAGE[name] };
@@ -124,6 +125,16 @@ export function parseCommand(args: string[], isTTY: boolean): Command {
     maps: (values.map as string[] | undefined) ?? [],
     progress,
   };
+}
+
+/**
+ * ": did you mean '--count'?" when `message` is node:util's about an unknown `--flag` near
+ * one of `flags` (the command's), else nothing: the options' rule (src/options/_nearest.ts).
+ */
+function didYouMean(message: string, flags: readonly string[]): string {
+  const flag = /^Unknown option '--([\w-]+)'/.exec(message)?.[1]?.toLowerCase();
+  const best = flag === undefined ? undefined : nearest(flag, flags);
+  return best === undefined ? "" : `: did you mean '--${best}'?`;
 }
 
 /**

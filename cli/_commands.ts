@@ -34,6 +34,7 @@ export async function sub(command: Extract<Command, { name: "sub" }>): Promise<v
       `sub: ${source.stats.received} received (${
         perSecond(source.stats.received)
       }/s), ${source.stats.acked} acked`,
+    () => source.stats.connecting,
   );
   const reader = source.getReader();
   const stop = () => reader.cancel().catch(() => {});
@@ -74,6 +75,7 @@ export async function pub(command: Extract<Command, { name: "pub" }>): Promise<v
   const run = controls(
     command.progress,
     publishing("pub: ", "published", sink, () => sink.stats.acked),
+    () => sink.stats.connecting,
   );
   let line = 0;
   try {
@@ -155,6 +157,7 @@ export async function bridge(command: Extract<Command, { name: "bridge" }>): Pro
   const run = controls(
     command.progress,
     publishing("bridge: ", "bridged", sink, () => source.stats.acked),
+    () => source.stats.connecting ?? sink.stats.connecting,
   );
   try {
     // Not awaited: a resumed session's backlog can hold the SUBACK until messages are read.

@@ -1,6 +1,10 @@
 // The command line's I/O: stdin as lines, stdout with backpressure, the progress line,
 // and Ctrl-C. node:process and node:stream exist in Deno, Bun and Node alike.
 import process from "node:process";
+import { type MqttSourceStats, redactConnectionString } from "../mod.ts";
+
+/** A stream's `stats.connecting`: the attempt it is making, while it connects. */
+export type Connecting = MqttSourceStats["connecting"];
 
 /** Lines of stdin (without their newline), read only as fast as they are consumed. */
 export async function* stdinLines(): AsyncGenerator<string> {
@@ -65,18 +69,46 @@ export function stdoutStream(): WritableStream<string> {
   });
 }
 
-/** Prints `line()` on stderr every second while `on`: over itself on a terminal, else a line each. */
-function progress(on: boolean, line: () => string): { stop(): void } {
-  if (!on) return { stop() {} };
+/**
+ * The stderr of a running command, every second: while `connecting()` says a stream has been
+ * connecting for a second or more (at first, or after a drop), a line naming the broker and
+ * the attempt, each time they change, on a terminal or not; otherwise, while `on`,
+ * `line()`: over itself on a terminal, else a line each.
+ */
+function progress(on: boolean, line: () => string, connecting: () => Connecting): { stop(): void } {
   const tty = Boolean(process.stderr.isTTY);
   const print = (end: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line()}${end}`);
-  const timer = setInterval(() => print(tty ? "" : "\n"), 1000);
+  // Ticks in a row that found a stream connecting: the first tick comes a second after the
+  // streams were made, so it counts as the second for the first connect.
+  let ticks = 1;
+  let said: string | undefined;
+  const timer = setInterval(() => {
+    const attempt = connecting();
+    if (attempt === undefined) {
+      ticks = 0;
+      said = undefined;
+      if (on) print(tty ? "" : "\n");
+      return;
+    }
+    if (++ticks < 2) return;
+    const text = connectingLine(attempt);
+    if (text === said) return;
+    said = text;
+    // On a line of its own: a note may follow it (subscribed to …), and so may a progress line.
+    process.stderr.write(`${tty ? "\r\x1b[K" : ""}mqtt-streams: ${text}\n`);
+  }, 1000);
   return {
     stop() {
       clearInterval(timer);
-      print("\n");
+      if (on) print("\n");
     },
   };
+}
+
+/** "connecting to mqtt://h:1883 (attempt 2 of 5)…", the broker redacted all the same. */
+function connectingLine({ broker, attempt, attempts }: NonNullable<Connecting>): string {
+  const of = attempts === -1 ? "" : ` of ${attempts}`;
+  return `connecting to ${redactConnectionString(broker)} (attempt ${attempt}${of})…`;
 }
 
 /**
@@ -112,17 +144,20 @@ function rate(): (total: number) => number {
 }
 
 /**
- * What every command sets up: Ctrl-C (and SIGTERM) aborting `signal`, and the progress
- * line `line` makes (given a per-second rate of a total). `done()` undoes both.
+ * What every command sets up: Ctrl-C (and SIGTERM) aborting `signal`, the progress line
+ * `line` makes (given a per-second rate of a total), and the line that says which broker
+ * and attempt `connecting()` (its streams' `stats.connecting`) waits for. `done()` undoes
+ * them.
  */
 export function controls(
   progressOn: boolean,
   line: (perSecond: (total: number) => number) => string,
+  connecting: () => Connecting,
 ): { signal: AbortSignal; done(): void } {
   const stop = new AbortController();
   const off = onInterrupt(() => stop.abort());
   const perSecond = rate();
-  const shown = progress(progressOn, () => line(perSecond));
+  const shown = progress(progressOn, () => line(perSecond), connecting);
   return {
     signal: stop.signal,
     done() {

@@ -47,6 +47,17 @@ export interface Failure {
   closedAfterConnack: boolean;
 }
 
+/**
+ * The attempt a connection is making, or waits to make: where it goes, and its number in
+ * the first connect or the current outage (a round, with several brokers), of
+ * connectAttempts (-1: no limit).
+ */
+export interface Attempting {
+  readonly broker: string;
+  readonly attempt: number;
+  readonly attempts: number;
+}
+
 /** The attempts of one connection. */
 export class Attempts {
   /**
@@ -64,6 +75,8 @@ export class Attempts {
   #usableTimer?: ReturnType<typeof setTimeout>;
   /** The broker of the current attempt or connection. */
   #target: string;
+  /** An attempt (or connection) is under way: aimed, and not closed yet. */
+  #underWay = false;
   /** Index in options.brokers of the broker the next attempt goes to (unless redirected). */
   #next = 0;
   /** Brokers tried in the current round. */
@@ -116,6 +129,7 @@ export class Attempts {
     if (!redirected) this.#next = (this.#next + 1) % brokers.length;
     this.#redirect = undefined;
     this.#refused = undefined;
+    this.#underWay = true;
     // Our timer, not mqtt.js's (connectTimeout): on a timeout mqtt.js arms its next attempt
     // with the delay set before, ahead of the close that sets it (see aimAt).
     clearTimeout(this.#connackTimer);
@@ -165,6 +179,18 @@ export class Attempts {
   /** The broker of the current (or last) attempt. */
   get target(): string {
     return this.#target;
+  }
+
+  /**
+   * The attempt under way, or between two attempts the next one (whose number `closed`
+   * has already counted), as the streams' stats show it while connecting.
+   */
+  get current(): Attempting {
+    return {
+      broker: this.#underWay ? this.#target : this.next,
+      attempt: Math.max(1, this.count),
+      attempts: this.#options.connectAttempts,
+    };
   }
 
   /**
@@ -230,6 +256,7 @@ export class Attempts {
    */
   closed(error: unknown): AfterClose {
     this.stop();
+    this.#underWay = false;
     const { autoReconnect, connectAttempts, connectBackoff, brokers } = this.#options;
     // Once connected, autoReconnect=false ends it at the first drop.
     if (!autoReconnect && this.#connectedOnce) return { end: "lost" };

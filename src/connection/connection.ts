@@ -11,7 +11,7 @@ import type { Publish } from "../record.ts";
 import { classify, endingError, oversizedError } from "./_classify.ts";
 import { subscribe, type Subscription } from "./_subscribe.ts";
 import { Idling } from "./_timers.ts";
-import { Attempts } from "./_attempts.ts";
+import { type Attempting, Attempts } from "./_attempts.ts";
 import { redirection } from "./_redirect.ts";
 import { type Deliver, DeliveryFailed, Inbound } from "./_inbound.ts";
 import { Outbound, type Unsettled } from "./_outbound.ts";
@@ -25,6 +25,7 @@ import { Credentials } from "./_credentials.ts";
 import { Authentication } from "./_auth.ts";
 import type { MqttCredentialsInit } from "./credentials.ts";
 
+export type { Attempting } from "./_attempts.ts";
 export type { Ack, Deliver } from "./_inbound.ts";
 export type { ConnectionStats } from "./_connection_stats.ts";
 export type { Unsettled } from "./_outbound.ts";
@@ -32,6 +33,12 @@ export type { Subscription } from "./_subscribe.ts";
 
 /** How long a graceful end waits for the broker to close after DISCONNECT. */
 const END_GRACE_MS = 500;
+
+/**
+ * Connections being opened, by the options object they were opened with: a stream holds
+ * its connection only once open() resolves, and its stats show the attempts before that.
+ */
+const opening = new WeakMap<MqttOptions, Connection>();
 
 /** Options of {@linkcode Connection.open}. */
 export interface OpenOptions {
@@ -243,18 +250,41 @@ export class Connection implements AsyncDisposable {
         if (error) reject(error);
       });
     });
-    // The first attempt waits for the hooks too; one that failed armed the next, or ended it.
-    const prepared = !connection.#credentials.needed || await connection.#prepare();
+    opening.set(options, connection);
     try {
-      if (prepared) mqtt.client.connect();
-    } catch (error) {
-      // The transport could not even be built (Bun's TLS throws on a key it cannot
-      // decrypt): a permanent failure, said like any other.
-      connection.#lastError = error;
-      connection.#fail("refused");
+      // The first attempt waits for the hooks too; one that failed armed the next, or ended it.
+      const prepared = !connection.#credentials.needed || await connection.#prepare();
+      try {
+        if (prepared) mqtt.client.connect();
+      } catch (error) {
+        // The transport could not even be built (Bun's TLS throws on a key it cannot
+        // decrypt): a permanent failure, said like any other.
+        connection.#lastError = error;
+        connection.#fail("refused");
+      }
+      await connected;
+    } finally {
+      opening.delete(options);
     }
-    await connected;
     return connection;
+  }
+
+  /**
+   * The connection that {@linkcode Connection.open} is opening with this very `options`
+   * object, until it is open or has failed.
+   */
+  static opening(options: MqttOptions): Connection | undefined {
+    return opening.get(options);
+  }
+
+  /**
+   * While the connection is being made (the first connect, or again after a drop): the
+   * attempt under way, or the next one between attempts. Undefined while connected, and
+   * once the connection is over.
+   */
+  get connecting(): Attempting | undefined {
+    if (this.#over || this.#mqtt.connected) return undefined;
+    return this.#attempts.current;
   }
 
   /** Whether the connection is up now (between a CONNACK and the next close). */

@@ -3,6 +3,7 @@
 import { MqttOptionsError } from "../errors.ts";
 import { redactText } from "../_redact.ts";
 import type { OptionName } from "./_schema.ts";
+import { nearest } from "./_nearest.ts";
 
 /**
  * The Bahir connector's keys for its connection and publish retries and its connection
@@ -80,27 +81,4 @@ function commonPrefix(word: string, candidates: string[]): number {
     longest = Math.max(longest, n);
   }
   return longest;
-}
-
-/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
-function nearest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const candidate of candidates) {
-    const d = editDistance(word, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length];
 }

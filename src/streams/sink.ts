@@ -9,7 +9,7 @@ import type { MqttTelemetryInit } from "./hooks.ts";
 import type { MqttCredentialsInit } from "../connection/credentials.ts";
 import { checkHooks, splitInit } from "./_init.ts";
 import { Publisher } from "./_publisher.ts";
-import type { MqttSinkStats } from "./stats.ts";
+import { type MqttSinkStats, showConnecting } from "./stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,
@@ -90,6 +90,39 @@ export type MqttSinkInit = MqttOptionsInit & MqttTelemetryInit & MqttCredentials
  * await new MqttSource("mqtt://edge:1883?topic=plant/%23&clientId=bridge&ack=manual")
  *   .pipeTo(new MqttSink("mqtts://cloud:8883"));
  * ```
+ *
+ * @example TLS with the broker's CA file
+ * ```ts ignore
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * // ssl.ca: a PEM path, PEM text or bytes; client certificates go in ssl.cert and ssl.key.
+ * const sink = new MqttSink("mqtts://broker.example:8883?topic=out&ssl.ca=/etc/mqtt/ca.pem");
+ * await ReadableStream.from(["hello"]).pipeTo(sink);
+ * ```
+ *
+ * @example Route each record to a topic of its own
+ * ```ts ignore
+ * import { MqttSink, type MqttRecord } from "@mqtt-streams/core";
+ *
+ * const readings = [{ site: "north", celsius: 21.5 }, { site: "south", celsius: 19 }];
+ * await ReadableStream.from(readings)
+ *   .pipeThrough(new TransformStream<typeof readings[number], MqttRecord>({
+ *     transform: (r, c) => c.enqueue({ topic: `sensors/${r.site}/temp`, payload: `${r.celsius}` }),
+ *   }))
+ *   .pipeTo(new MqttSink("mqtt://localhost?qos=1"));
+ * ```
+ *
+ * @example Finish what is in flight on Ctrl-C
+ * ```ts ignore
+ * import process from "node:process";
+ * import { MqttSink } from "@mqtt-streams/core";
+ *
+ * const writer = new MqttSink("mqtt://localhost?topic=ticks&qos=1").getWriter();
+ * let stopping = false;
+ * process.once("SIGINT", () => (stopping = true));
+ * for (let n = 0; !stopping; n++) await writer.write(`${n}`);
+ * await writer.close(); // resolves once the broker acknowledged every publish
+ * ```
  */
 export class MqttSink extends WritableStream<MqttSinkChunk> {
   readonly #publisher: Publisher;
@@ -126,6 +159,7 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     const publisher = new Publisher(options, engine);
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
+    showConnecting(publisher.stats, options);
     recordSinks.set(this, { mqttVersion: options.mqttVersion });
   }
 

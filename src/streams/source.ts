@@ -10,7 +10,7 @@ import type { MqttCredentialsInit } from "../connection/credentials.ts";
 import { checkHooks, splitInit } from "./_init.ts";
 import type { MqttMessage } from "../message.ts";
 import { Receiver } from "./_receiver.ts";
-import type { MqttSourceStats } from "./stats.ts";
+import { type MqttSourceStats, showConnecting } from "./stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,
@@ -68,6 +68,53 @@ export type MqttSourceInit = MqttOptionsInit & MqttTelemetryInit & MqttCredentia
  * }
  * declare function handle(job: unknown): Promise<void>;
  * ```
+ *
+ * @example JSON checked against a schema, the invalid ones set aside
+ * ```ts ignore
+ * import { decodeJson, MqttSink, MqttSource, validate } from "@mqtt-streams/core";
+ * import * as v from "valibot"; // deno add npm:valibot, or npm install valibot
+ *
+ * const Reading = v.object({ celsius: v.number() });
+ * const deadLetters = new MqttSink("mqtt://localhost?topic=dead/sensors&qos=1");
+ * const readings = new MqttSource("mqtt://localhost?topic=sensors/%23&qos=1")
+ *   .pipeThrough(decodeJson({ onInvalid: deadLetters }))
+ *   .pipeThrough(validate(Reading, { onInvalid: "drop" }));
+ * for await (const { message, value } of readings) console.log(message.topic, value.celsius);
+ * ```
+ *
+ * @example A persistent session: what arrives while the process is down waits for it
+ * ```ts ignore
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * // A fixed clientId keeps the session (cleanSession=false); the next run receives the backlog.
+ * const source = new MqttSource("mqtt://localhost?topic=orders/%23&qos=1&clientId=orders-1");
+ * for await (const order of source) console.log(order.text());
+ * ```
+ *
+ * @example A shared subscription: a group of consumers splits one topic (MQTT 5 §4.8.2)
+ * ```ts ignore
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * // Run it on several hosts: each message of jobs/# goes to one member of the group.
+ * const topic = encodeURIComponent("$share/workers/jobs/#");
+ * const jobs = new MqttSource(`mqtt://localhost?topic=${topic}&mqttVersion=5&clientId=w-1`);
+ * for await (const job of jobs) console.log(job.topic);
+ * ```
+ *
+ * @example Stop cleanly on Ctrl-C
+ * ```ts ignore
+ * import process from "node:process";
+ * import { MqttSource } from "@mqtt-streams/core";
+ *
+ * const stop = new AbortController();
+ * process.once("SIGINT", () => stop.abort()); // Deno, Bun and Node all provide node:process
+ * const source = new MqttSource("mqtt://localhost?topic=sensors/%23", { signal: stop.signal });
+ * try {
+ *   for await (const message of source) console.log(message.topic);
+ * } catch (error) {
+ *   if (!stop.signal.aborted) throw error; // aborting ends the loop with the signal's reason
+ * }
+ * ```
  */
 export class MqttSource extends ReadableStream<MqttMessage> {
   readonly #receiver: Receiver;
@@ -93,6 +140,7 @@ export class MqttSource extends ReadableStream<MqttMessage> {
     const receiver = new Receiver(options, engine);
     super(receiver, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#receiver = receiver;
+    showConnecting(receiver.stats, options);
   }
 
   /** Live counters: received, acked, dropped, redelivered, reconnects, buffered, held, beyondWindow. */

@@ -1,6 +1,7 @@
 // The counters the streams show: each stats interface and the function that builds its
 // live view over a stream's own counts and its connection's.
-import type { Connection } from "../connection/connection.ts";
+import { Connection } from "../connection/connection.ts";
+import type { MqttOptions } from "../options/options.ts";
 
 /** Counters of an {@linkcode MqttSource}; live, read them at any time. */
 export interface MqttSourceStats {
@@ -40,6 +41,32 @@ export interface MqttSourceStats {
   readonly broker: string | undefined;
   /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
   readonly failovers: number;
+  /**
+   * While the stream connects (at first, or again after a drop): the broker tried (between
+   * two attempts, the one tried next) as `mqtt://host:port`, without user info; the
+   * attempt's number, from 1 in this connect or outage (with several brokers an attempt is a
+   * round that tries each once); and `connectAttempts` (-1: no limit). Undefined while
+   * connected, once the stream is closed, and in the moment after it is made, before its
+   * first attempt is set up. Not enumerable: `{ ...stats }` copies the counters only.
+   *
+   * @example Say so while connecting takes more than a second
+   * ```ts ignore
+   * import { MqttSource } from "@mqtt-streams/core";
+   *
+   * const source = new MqttSource("mqtt://localhost?topic=a&connectAttempts=5");
+   * const timer = setInterval(() => {
+   *   const connecting = source.stats.connecting;
+   *   if (connecting) {
+   *     const { broker, attempt, attempts } = connecting;
+   *     console.error(`connecting to ${broker} (attempt ${attempt} of ${attempts})…`);
+   *   }
+   * }, 1000);
+   * source.ready.finally(() => clearInterval(timer)).catch(() => {});
+   * ```
+   */
+  readonly connecting:
+    | { readonly broker: string; readonly attempt: number; readonly attempts: number }
+    | undefined;
   /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
   readonly buffered: number;
   /**
@@ -150,6 +177,18 @@ export interface MqttSinkStats {
   readonly broker: string | undefined;
   /** Reconnects that landed on another broker than the one before (failovers in a cluster). */
   readonly failovers: number;
+  /**
+   * While the sink connects (at first, or again after a drop): the broker tried (between
+   * two attempts, the one tried next) as `mqtt://host:port`, without user info; the
+   * attempt's number, from 1 in this connect or outage (a round, with several brokers); and
+   * `connectAttempts` (-1: no limit). Undefined while connected, once the sink is closed,
+   * in the moment after it is made, before its first attempt is set up, and for a sink that
+   * joins a shared connection another sink is still opening. Not enumerable: `{ ...stats }`
+   * copies the counters only.
+   */
+  readonly connecting:
+    | { readonly broker: string; readonly attempt: number; readonly attempts: number }
+    | undefined;
   /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
   readonly inflight: number;
   /**
@@ -210,6 +249,11 @@ export function sinkStats(
   }, connection);
 }
 
+/** `MqttSourceStats.connecting`, for the implementation (the interfaces spell it out). */
+type MqttConnecting =
+  | { readonly broker: string; readonly attempt: number; readonly attempts: number }
+  | undefined;
+
 /** What both streams' stats read off their connection: reconnects, broker, failovers. */
 interface ConnectionStats {
   readonly reconnects: number;
@@ -217,11 +261,32 @@ interface ConnectionStats {
   readonly failovers: number;
 }
 
+/** The options each stream's stats were made for (see {@linkcode showConnecting}). */
+const streamOptions = new WeakMap<object, MqttOptions>();
+
+/**
+ * Lets `stats` show the attempts of the connection its stream opens with `options` before
+ * the stream holds it: a stream calls this with the options it gave its engine.
+ */
+export function showConnecting(stats: object, options: MqttOptions): void {
+  streamOptions.set(stats, options);
+}
+
 /** `stats` with the live {@linkcode ConnectionStats} of `connection` added. */
 function withConnection<T extends object>(
   stats: T,
   connection: () => Connection | undefined,
-): T & ConnectionStats {
+): T & ConnectionStats & { readonly connecting: MqttConnecting } {
+  // A state, not a counter, and not enumerable, so that `{ ...stats }` stays the counters.
+  Object.defineProperty(stats, "connecting", {
+    get(): MqttConnecting {
+      const options = streamOptions.get(stats);
+      const current = connection() ??
+        (options === undefined ? undefined : Connection.opening(options));
+      return current?.connecting;
+    },
+    enumerable: false,
+  });
   const live: ConnectionStats = {
     get reconnects() {
       return connection()?.stats.reconnects ?? 0;
@@ -235,7 +300,8 @@ function withConnection<T extends object>(
   };
   return Object.defineProperties(stats, Object.getOwnPropertyDescriptors(live)) as
     & T
-    & ConnectionStats;
+    & ConnectionStats
+    & { readonly connecting: MqttConnecting };
 }
 
 /** Stretches of the file store's logs skipped when it opened (persistence=file). */

@@ -1,9 +1,12 @@
 // cli.ts in child processes, against embedded brokers: help, bad arguments, a sub/pub
-// round trip, Ctrl-C, and a bridge that is SIGKILLed mid-stream.
+// round trip, Ctrl-C, a bridge that is SIGKILLed mid-stream, the line that says it is
+// still connecting, and Node through tsx.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { MqttSink, MqttSource } from "../../mod.ts";
 import { topicMap } from "../../cli/_topic_map.ts";
 import { freePort, startAedes } from "../../testing/broker.ts";
@@ -48,10 +51,9 @@ async function waitForText(output: { stderr: string }, text: string, child: Chil
 
 test("cli --help, and each command's --help, print the usage and exit 0", async () => {
   const results = await Promise.all(
-    [[], ["--help"], ["sub", "--help"], ["pub", "-h"], ["bridge", "--help"]].map(run),
+    [["--help"], ["sub", "--help"], ["pub", "-h"], ["bridge", "--help"]].map(run),
   );
   const heads = [
-    "mqtt-streams: MQTT",
     "mqtt-streams: MQTT",
     "mqtt-streams sub <url>",
     "mqtt-streams pub <url>",
@@ -61,6 +63,14 @@ test("cli --help, and each command's --help, print the usage and exit 0", async 
     assert.equal(code, 0, stderr);
     assert.ok(stdout.startsWith(heads[i]), stdout);
   });
+});
+
+test("cli with no arguments prints the usage on stderr and exits 2", async () => {
+  const { code, stdout, stderr } = await run([]);
+  assert.equal(code, 2, stderr);
+  assert.equal(stdout, "");
+  assert.ok(stderr.startsWith("mqtt-streams: MQTT as web streams"), stderr);
+  assert.match(stderr, /Exit codes: 0 done .*, 1 failed, 2 bad arguments\.\n$/);
 });
 
 test("cli prints one line naming the problem and exits 2 for bad arguments", async () => {
@@ -78,6 +88,16 @@ test("cli prints one line naming the problem and exits 2 for bad arguments", asy
       ["sub", "mqtt://localhost?topic=a", "--bogus"],
       /^mqtt-streams: sub: Unknown option '--bogus' \(see --help\)\n$/,
     ],
+    // A flag near one of the command's: did you mean, as for an option's key.
+    [
+      ["sub", "mqtt://localhost?topic=a", "--cout", "3"],
+      /^mqtt-streams: sub: Unknown option '--cout': did you mean '--count'\? \(see --help\)\n$/,
+    ],
+    [
+      ["pub", "mqtt://localhost?topic=a", "--jsno"],
+      /Unknown option '--jsno': did you mean '--json'\?/,
+    ],
+    [["bridge", "mqtt://a?topic=x", "mqtt://b", "--MAP=x=>y"], /did you mean '--map'\?/],
     [
       ["sub", "mqtt://u:hunter2@localhost?topic=a&qos=3"],
       /'qos' must be 0, 1 or 2: current value is 3/,
@@ -182,6 +202,64 @@ test("cli pub stops at a line that is not a JSON record, naming it, and exits 1"
     base64.output.stderr,
     /line 1 is not a record: "encoding" is base64 but "payload" is not/,
   );
+});
+
+test("cli says which broker and attempt it waits for while connecting takes over a second, without the password", async () => {
+  const port = await freePort();
+  // connectBackoff=3000: attempt 2 comes 1.5 to 3 s after the first fails, so the line of
+  // the first second names it; attempt 3 follows 3 to 6 s later, and then the end.
+  const url = `mqtt://user:hunter2@127.0.0.1:${port}?topic=a&connectAttempts=3&connectBackoff=3000`;
+  const started = Date.now();
+  const [sub, pub] = await Promise.all([run(["sub", url]), run(["pub", url])]);
+  for (const [name, { code, stdout, stderr }] of Object.entries({ sub, pub })) {
+    assert.equal(code, 1, `${name}: ${stderr}`);
+    assert.equal(stdout, "");
+    const line = `mqtt-streams: connecting to mqtt://127.0.0.1:${port} (attempt 2 of 3)…\n`;
+    assert.ok(stderr.includes(line), `${name}: ${stderr}`);
+    assert.match(stderr, /after 3 attempts/);
+    assert.ok(!/hunter2|user/.test(stderr), `${name}: no user info: ${stderr}`);
+    // Said once an attempt (it changes), not every second.
+    assert.ok(stderr.split(line).length === 2, stderr);
+  }
+  assert.ok(Date.now() - started < 30_000);
+});
+
+test("cli sub says nothing about connecting when it connects at once", async () => {
+  await using broker = await startAedes();
+  const { code, stderr } = await run(["sub", `${broker.url}?topic=a`, "--timeout", "2"]);
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /connecting/);
+});
+
+/** tsx in node_modules, if installed: it runs TypeScript on Node. */
+const TSX = fileURLToPath(new URL("../../node_modules/tsx/dist/cli.mjs", import.meta.url));
+
+test("cli runs on Node through tsx: --help, no arguments, and a sub", {
+  skip: existsSync(TSX) ? false : "tsx is not in node_modules (npm install tsx to run this one)",
+}, async () => {
+  await using broker = await startAedes();
+  const node = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn("node", [TSX, fileURLToPath(CLI), ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const output = { stdout: "", stderr: "" };
+      child.stdout.on("data", (chunk) => (output.stdout += chunk));
+      child.stderr.on("data", (chunk) => (output.stderr += chunk));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      child.once("error", reject);
+      child.once("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, ...output });
+      });
+    });
+  const help = await node(["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.ok(help.stdout.startsWith("mqtt-streams: MQTT"), help.stdout);
+  assert.equal((await node([])).code, 2);
+  const sub = await node(["sub", `${broker.url}?topic=a`, "--timeout", "1"]);
+  assert.equal(sub.code, 0, sub.stderr);
+  assert.match(sub.stderr, /subscribed to a on/);
 });
 
 test("cli sub closes cleanly on Ctrl-C: exit 0, and the broker sees it disconnect", async () => {

@@ -143,9 +143,13 @@ const FORBIDDEN: { rule: string; breaks: (from: string, to: string) => boolean }
     breaks: (f, t) => under(f, "src/options/") && /^src\/(streams|telemetry|connection)\//.test(t),
   },
   {
-    rule: "cli/ and cli.ts import only mod.ts (the public API) and their own files",
+    // Besides the did-you-mean rule (a pure string function), so that flags and options
+    // suggest alike without a copy of it.
+    rule: "cli/ and cli.ts import only mod.ts (the public API), their own files and _nearest.ts",
     breaks: (f, t) =>
-      (f === "cli.ts" || under(f, "cli/")) && t !== "mod.ts" && t !== "cli.ts" && !under(t, "cli/"),
+      (f === "cli.ts" || under(f, "cli/")) && t !== "mod.ts" && t !== "cli.ts" &&
+      !under(t, "cli/") &&
+      t !== "src/options/_nearest.ts",
   },
   {
     rule: "only the JetStream example (examples/jetstream_*.ts) and its test import @nats-io",
@@ -162,6 +166,17 @@ test("the arrows between folders go only where the layout allows", () => {
     arrows.filter((a) => breaks(a.from, a.to)).map((a) => `${rule}: ${a.from} → ${a.to}`)
   );
   assert.deepEqual(broken, [], "imports the layout forbids");
+});
+
+test("only bench/ imports the peers it measures (async-mqtt, u8-mqtt)", () => {
+  // Every arrow, packages included (importGraph() keeps only those between our files).
+  const peer = /^(npm:)?(async-mqtt|u8-mqtt)(@|\/|$)/;
+  const outside = ownFiles().flatMap(importsOf)
+    .filter((a) => peer.test(a.to) && !under(a.from, "bench/"))
+    .map((a) => `${a.from} → ${a.to}`);
+  assert.deepEqual(outside, [], "the peers are benchmark dependencies, not the library's");
+  const inBench = ownFiles().filter((f) => under(f, "bench/")).flatMap(importsOf);
+  assert.ok(inBench.some((a) => peer.test(a.to)), "the rule sees bench/_peers.ts's imports");
 });
 
 /** Our .ts files under src/, each with its code (comments left out). */

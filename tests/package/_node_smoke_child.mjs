@@ -1,5 +1,5 @@
-// Node smoke test, run by tests/package/node_smoke_test.ts as `node smoke.mjs <bundle>`: the public
-// API from a JavaScript build of mod.ts (as JSR serves npm users), under Node. Against an
+// Node smoke test, run by tests/package/npm_test.ts as `node _node_smoke_child.mjs <mod.js>`: the
+// public API of the npm package (installed from its tarball), under plain Node. Against an
 // aedes in this process: a round trip at QoS 0, 1 and 2 over TCP, one over ws:// (the
 // `ws` package: Node 20 has no WebSocket), a transform pipeline, and a sink with
 // persistence=file. Prints one JSON line and exits on its own.

@@ -48,7 +48,7 @@ describe("a clean end frees the store", { timeout: 180_000 }, () => {
   before(async () => {
     broker = await startAedes();
     dir = mkdtempSync(join(tmpdir(), "mqtt-streams-release-"));
-    // Node runs the child as one JavaScript module (as node_smoke_test.ts runs the API).
+    // Node runs the child as one JavaScript module, built with esbuild.
     mkdirSync(`${root}node_modules/.cache/mqtt-streams`, { recursive: true });
     try {
       await esbuild.build({

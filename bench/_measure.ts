@@ -27,6 +27,8 @@ export interface Result {
   runs: number[];
   /** The sweep's maxInflight. */
   x?: number;
+  /** Why `who` has no figure here (a peer that cannot do this workload): shown instead. */
+  note?: string;
 }
 
 /** "Deno 2.9.6", "Bun 1.4.5" or "Node 20.19.0". */

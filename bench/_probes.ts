@@ -7,17 +7,49 @@ import { fileURLToPath } from "node:url";
 import { childArgs } from "./_measure.ts";
 import { connect, payloads, publishWindowed } from "./_raw.ts";
 
-/** The library's module, when the library is measured (undefined: raw mqtt.js). */
+/** The library's module. */
 type Library = typeof import("../mod.ts");
+
+/** Subscribes `clientId` to `topic` at QoS 1, calling `arrive` a message; resolves with a stop. */
+export type Subscribe = (
+  url: string,
+  clientId: string,
+  topic: string,
+  arrive: (payload: Uint8Array) => void,
+) => Promise<() => Promise<unknown>>;
+
+/** Raw mqtt.js: a 'message' listener. */
+export const rawSubscribe: Subscribe = async (url, clientId, topic, arrive) => {
+  const client = await mqtt.connectAsync(url, { clientId, clean: true });
+  client.on("message", (_topic, payload) => arrive(payload));
+  await client.subscribeAsync(topic, { qos: 1 });
+  return () => client.endAsync();
+};
+
+/** An MqttSource read by `for await` until `total` messages; its stop waits for the loop. */
+export function sourceSubscribe(lib: Library, total: number): Subscribe {
+  return async (url, clientId, topic, arrive) => {
+    const source = new lib.MqttSource(url, { topic, clientId, qos: 1 });
+    await source.ready;
+    const reading = (async () => {
+      let read = 0;
+      for await (const message of source) {
+        arrive(message.payload);
+        if (++read === total) break;
+      }
+    })();
+    return () => reading;
+  };
+}
 
 /**
  * Publishes at `perSecond` for `seconds` (QoS 1, each payload stamped with its send time)
- * to one subscriber: an MqttSource read by `for await` when `lib` is given, else a raw
- * 'message' listener. Returns every message's milliseconds from publish to the consumer.
+ * to one subscriber, made by `subscribe` (raw mqtt.js, an MqttSource, a peer). Returns every
+ * message's milliseconds from publish to the consumer.
  */
 export async function latencyRun(
   url: string,
-  lib: Library | undefined,
+  subscribe: Subscribe,
   perSecond: number,
   seconds: number,
   clientId: string,
@@ -32,23 +64,7 @@ export async function latencyRun(
     samples.push(performance.now() - sentAt);
     if (samples.length === total) finish();
   };
-  let stop: () => Promise<unknown>;
-  if (lib) {
-    const source = new lib.MqttSource(url, { topic, clientId, qos: 1 });
-    await source.ready;
-    const reading = (async () => {
-      for await (const message of source) {
-        arrive(message.payload);
-        if (samples.length === total) break;
-      }
-    })();
-    stop = () => reading;
-  } else {
-    const client = await mqtt.connectAsync(url, { clientId, clean: true });
-    client.on("message", (_topic, payload) => arrive(payload));
-    await client.subscribeAsync(topic, { qos: 1 });
-    stop = () => client.endAsync();
-  }
+  const stop = await subscribe(url, clientId, topic, arrive);
   const publisher = await connect(url);
   try {
     const started = performance.now();

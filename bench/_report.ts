@@ -6,7 +6,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
   source: {
     title: "Source: `for await` over an MqttSource against a raw mqtt.js 'message' listener",
     about:
-      "Each drains a persistent session that already holds every message (published by a raw mqtt.js publisher, window 50); the clock runs from connect to the last message. The source acknowledges when read (`ack=read`, `qos0Overflow=block`). mosquitto_sub includes its process start.",
+      "Each drains a persistent session that already holds every message (published by a raw mqtt.js publisher, window 50); the clock runs from connect to the last message. The source acknowledges when read (`ack=read`, `qos0Overflow=block`). mosquitto_sub includes its process start. The peers resume the session as raw mqtt.js does: async-mqtt's 'message' listener (its own mqtt.js 4), u8-mqtt's topic handler (it acknowledges a QoS 1 message once the handler returned). A peer that cannot do a workload says why instead of a figure.",
   },
   floor: {
     title: "The floor under a source: `for await` over a ReadableStream, no MQTT (msg/s)",
@@ -17,7 +17,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
     title:
       "Sink: `ReadableStream.from(records).pipeTo(new MqttSink(…))` against raw mqtt.js with the same window",
     about:
-      "Both the sink and mqtt.js connect and close inside the clock. It stops when every QoS 1/2 publish is confirmed; at QoS 0, when the broker answered a PINGREQ sent after the last one (what `MqttSink.close()` waits for). 'mqtt.js serial' reuses one connected client and awaits each `publishAsync` (measured on a fifth of the records). mosquitto_pub -l includes its process start and keeps its own window (20).",
+      "Both the sink and mqtt.js connect and close inside the clock. It stops when every QoS 1/2 publish is confirmed; at QoS 0, when the broker answered a PINGREQ sent after the last one (what `MqttSink.close()` waits for). 'mqtt.js serial' reuses one connected client and awaits each `publishAsync` (measured on a fifth of the records). mosquitto_pub -l includes its process start and keeps its own window (20). The peers connect and close inside the clock too and keep 60 publish promises outstanding (60 lanes, each awaiting its publish); at QoS 0 each ends with a PINGREQ round trip.",
   },
   persistence: {
     title: "Sink with the file store: `persistence=file` against `persistence=memory` (msg/s)",
@@ -33,7 +33,7 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
   latency: {
     title: "Latency: publish to consumer at a fixed rate (ms)",
     about:
-      "A raw publisher in the same process stamps each payload with its send time; the consumer (a `for await` loop, or a raw 'message' listener) takes the difference. Each run's p50, p99 and max; the table shows their median over the runs.",
+      "A raw publisher in the same process stamps each payload with its send time; the consumer (a `for await` loop, a raw 'message' listener, async-mqtt's listener or u8-mqtt's topic handler) takes the difference. Each run's p50, p99 and max; the table shows their median over the runs.",
   },
   memory: {
     title: "Memory: peak RSS growth of a process that reads nothing (MB)",
@@ -46,20 +46,26 @@ const SECTIONS: Record<Result["section"], { title: string; about: string }> = {
   },
 };
 
+/** Each peer's ratio to raw mqtt.js, the baseline every column shares. */
+const PEER_RATIOS: [string, string, string][] = ["async-mqtt", "u8-mqtt"].map((
+  peer,
+) => [`${peer} ÷ mqtt.js`, peer, "mqtt.js"]);
+
 /** Ratio columns: [header, numerator who, denominator who]. */
 const RATIOS: Partial<Record<Result["section"], [string, string, string][]>> = {
-  source: [["MqttSource ÷ mqtt.js", "MqttSource", "mqtt.js"]],
+  source: [["MqttSource ÷ mqtt.js", "MqttSource", "mqtt.js"], ...PEER_RATIOS],
   sink: [
     ["MqttSink ÷ mqtt.js", "MqttSink", "mqtt.js"],
     ["MqttSink ÷ serial", "MqttSink", "mqtt.js serial"],
     ["mqtt.js ÷ serial", "mqtt.js", "mqtt.js serial"],
+    ...PEER_RATIOS,
   ],
   persistence: [
     ["file ÷ memory", "persistence=file", "persistence=memory"],
     ["fsync=always ÷ memory", "persistence=file, fsync=always", "persistence=memory"],
   ],
   bridge: [["library ÷ mqtt.js", "MqttSource → MqttSink", "mqtt.js"]],
-  latency: [["MqttSource ÷ mqtt.js", "MqttSource", "mqtt.js"]],
+  latency: [["MqttSource ÷ mqtt.js", "MqttSource", "mqtt.js"], ...PEER_RATIOS],
   memory: [["MqttSource ÷ naive", "MqttSource", "mqtt.js + array queue"]],
   sweep: [["MqttSink ÷ mqtt.js", "MqttSink", "mqtt.js"]],
 };
@@ -71,6 +77,7 @@ function figure(value: number, unit: Result["unit"]): string {
 
 function cell(result: Result | undefined): string {
   if (!result) return "";
+  if (result.note) return `— (${result.note})`;
   const m = figure(median(result.runs), result.unit);
   if (result.runs.length < 2) return m;
   const min = figure(Math.min(...result.runs), result.unit);
@@ -103,7 +110,7 @@ export function markdownTables(results: Result[]): string {
       const by = (who: string) => group.find((r) => r.who === who);
       const ratioCells = ratios.map(([, top, bottom]) => {
         const [a, b] = [by(top), by(bottom)];
-        return a && b ? (median(a.runs) / median(b.runs)).toFixed(2) : "";
+        return a?.runs.length && b?.runs.length ? (median(a.runs) / median(b.runs)).toFixed(2) : "";
       });
       out.push(
         `| ${

@@ -5,11 +5,15 @@
 //
 //   deno run -A bench/main.ts [--quick] [--runtimes deno,bun,node] [--brokers mosquitto,aedes]
 //     [--rounds 3] [--only source,floor,sink,persistence,bridge,sweep,latency,memory] [--out DIR]
+//     [--scale F]
 //
+// --scale F multiplies every full-run message count by F (a shorter run; say so with its figures).
 // --quick: small counts, one run, nothing written unless --out is given (a test runs it so
-// the harness never rots). Node runs only the raw mqtt.js baselines, under tsx.
+// the harness never rots). Node runs only the baselines (raw mqtt.js and the peers of
+// _peers.ts, async-mqtt and u8-mqtt), under tsx.
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -27,6 +31,7 @@ const { values: args } = parseArgs({
     runtimes: { type: "string", default: "deno,bun,node" },
     brokers: { type: "string", default: "mosquitto,aedes" },
     rounds: { type: "string" },
+    scale: { type: "string" },
     only: { type: "string" },
     out: { type: "string" },
   },
@@ -86,6 +91,12 @@ function version(path: string): string {
   return JSON.parse(readFileSync(path, "utf8")).version;
 }
 
+/** The version of `dependency` as `pkg` (a folder in node_modules) resolves it. */
+function versionFor(pkg: string, dependency: string): string {
+  const from = createRequire(realpathSync(join(pkg, "package.json")));
+  return version(from.resolve(`${dependency}/package.json`));
+}
+
 async function main() {
   const mosquitto = brokers.includes("mosquitto")
     ? await startMosquitto({
@@ -102,6 +113,7 @@ async function main() {
       ...(aedes ? ["--aedes", aedes.url] : []),
       ...(args.quick ? ["--quick"] : []),
       ...(args.rounds ? ["--rounds", args.rounds] : []),
+      ...(args.scale ? ["--scale", args.scale] : []),
       ...(args.only ? ["--only", args.only] : []),
     ];
     for (const [i, runtime] of runtimes.entries()) {
@@ -124,7 +136,11 @@ async function main() {
     `- Runtimes: ${[...new Set(results.map((r) => r.runtime))].join(", ")}`,
     `- Libraries: @mqtt-streams/core ${version(join(root, "deno.json"))}, mqtt ${
       version(join(root, "node_modules/mqtt/package.json"))
-    }, aedes ${version(join(root, "node_modules/aedes/package.json"))}; brokers: ${
+    }, aedes ${version(join(root, "node_modules/aedes/package.json"))}; peers: async-mqtt ${
+      version(join(root, "node_modules/async-mqtt/package.json"))
+    } (on mqtt ${versionFor(join(root, "node_modules/async-mqtt"), "mqtt")}), u8-mqtt ${
+      version(join(root, "node_modules/u8-mqtt/package.json"))
+    } (its Node build, \`u8-mqtt/node\`); brokers: ${
       brokers.join(", ")
     } (each a process of its own on 127.0.0.1)`,
     `- Machine: ${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${process.platform} ${release()}`,
@@ -138,8 +154,12 @@ async function main() {
   if (out) {
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, "RESULTS.md"), markdown);
-    writeFileSync(join(out, "sweep.svg"), sweepChart(results));
-    console.error(`wrote ${join(out, "RESULTS.md")} and ${join(out, "sweep.svg")}`);
+    console.error(`wrote ${join(out, "RESULTS.md")}`);
+    // A run without the sweep (--only) leaves the chart of the last one alone.
+    if (results.some((r) => r.section === "sweep")) {
+      writeFileSync(join(out, "sweep.svg"), sweepChart(results));
+      console.error(`wrote ${join(out, "sweep.svg")}`);
+    }
   }
 }
 

@@ -3,10 +3,12 @@
 // per figure.
 //
 //   deno run -A bench/suite.ts --mosquitto mqtt://127.0.0.1:1883 [--aedes URL] [--quick]
-//     [--rounds 3] [--raw-only] [--native] [--only source,floor,sink,persistence,bridge,sweep,latency,memory]
+//     [--rounds 3] [--scale 1] [--raw-only] [--native]
+//     [--only source,floor,sink,persistence,bridge,sweep,latency,memory]
 //
-// --raw-only measures only the raw mqtt.js baselines (how Node runs it); --native adds
-// mosquitto_sub / mosquitto_pub beside them (once per run of main.ts, not per runtime).
+// --raw-only measures only the baselines, raw mqtt.js and the peers of _peers.ts (how Node
+// runs it); --native adds mosquitto_sub / mosquitto_pub beside them (once per run of main.ts,
+// not per runtime).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +19,8 @@ import { alternate, rate, report, type Result, RUNTIME, timed, within } from "./
 import { drainNative, publishNative } from "./_native.ts";
 import * as raw from "./_raw.ts";
 import type { QoS } from "./_raw.ts";
-import { latencyRun, memoryRun } from "./_probes.ts";
+import { latencyRun, memoryRun, rawSubscribe, sourceSubscribe, type Subscribe } from "./_probes.ts";
+import { emitCannot, PEERS, peersFor } from "./_peers.ts";
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -29,10 +32,14 @@ const { values: args } = parseArgs({
     "raw-only": { type: "boolean", default: false },
     native: { type: "boolean", default: false },
     only: { type: "string" },
+    scale: { type: "string" },
   },
 });
 
 const quick = args.quick;
+/** --scale F: every full-run message count times F, for a shorter run (the docs say which). */
+const SCALE = Number(args.scale ?? 1);
+const n = (count: number) => Math.max(1, Math.round(count * SCALE));
 /** Workload sizes: the issue's figures, or small ones that only prove the harness runs. */
 const SIZE = quick
   ? {
@@ -52,18 +59,18 @@ const SIZE = quick
     // (measured: 20,000 at 14,800 msg/s, 50,000 at 4,200 msg/s, the broker at 100% CPU),
     // so the QoS 2 drain of 64-byte messages is 20,000 long.
     source: [
-      { count: 100_000, size: 64, qos: [0, 1] },
-      { count: 20_000, size: 64, qos: [2] },
+      { count: n(100_000), size: 64, qos: [0, 1] },
+      { count: n(20_000), size: 64, qos: [2] },
       // 30,000: a 4 KiB drain of 10,000 was over in 35 ms, too short to measure.
-      { count: 30_000, size: 4096, qos: [0, 1] },
-      { count: 10_000, size: 4096, qos: [2] },
+      { count: n(30_000), size: 4096, qos: [0, 1] },
+      { count: n(10_000), size: 4096, qos: [2] },
     ],
-    sink: 50_000,
-    persistence: 20_000,
-    bridge: 50_000,
+    sink: n(50_000),
+    persistence: n(20_000),
+    bridge: n(50_000),
     latency: { rate: 2_000, seconds: 5 },
-    memory: 100_000,
-    sweep: 10_000,
+    memory: n(100_000),
+    sweep: n(10_000),
   };
 const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const WARM_UP = !quick;
@@ -120,14 +127,17 @@ async function source(broker: string, url: string) {
       // drain; and of the QoS 2 messages it queued it never delivers the first (measured:
       // 1,999 of 2,000 to raw mqtt.js and MqttSource alike), so a drain cannot complete.
       if (broker === "aedes" && qos !== 1) continue;
-      begin(`${broker} source QoS ${qos}, ${fmt(count)} × ${bytes(size)}`);
+      const what = `QoS ${qos}, ${fmt(count)} × ${bytes(size)}`;
+      begin(`${broker} source ${what}`);
       const topic = fresh("source");
+      const peers = peersFor("source", qos);
       // A drain shorter than ~0.3 s (every one at QoS 0) is at the mercy of one GC pause:
       // more rounds.
       const rounds = count * size < 5_000_000 || qos !== 1 ? ROUNDS * 2 + 1 : ROUNDS;
       const ids: Record<string, string[]> = { raw: sessions(rounds, "raw") };
       if (lib) ids.lib = sessions(rounds, "lib");
       if (args.native) ids.native = sessions(rounds, "native");
+      for (const peer of peers) ids[peer.name] = sessions(rounds, peer.name);
       await prefill(url, topic, Object.values(ids).flat(), raw.payloads(count, size), qos);
       const subjects: Record<string, () => Promise<number>> = {
         "mqtt.js": () => bounded(() => raw.drainRaw(url, ids.raw.shift()!, count)),
@@ -140,8 +150,13 @@ async function source(broker: string, url: string) {
         subjects.mosquitto_sub = () =>
           bounded(() => drainNative(url, ids.native.shift()!, topic, count, qos));
       }
+      for (const peer of peers) {
+        subjects[peer.name] = () =>
+          bounded(() => peer.drain(url, ids[peer.name].shift()!, topic, count, qos));
+      }
       const runs = await alternate(toRates(subjects, count), rounds, WARM_UP);
-      emit("source", broker, `QoS ${qos}, ${fmt(count)} × ${bytes(size)}`, runs);
+      emit("source", broker, what, runs);
+      emitCannot("source", broker, what, qos);
     }
   }
 }
@@ -201,6 +216,7 @@ async function sink(broker: string, url: string) {
     for (const qos of [0, 1, 2] as const) {
       begin(`${broker} sink QoS ${qos}`);
       const topic = fresh("sink");
+      const what = `QoS ${qos}, ${fmt(count)} × 64 B, window ${WINDOW}`;
       const subjects: Record<string, () => Promise<number>> = {
         // Connect, publish, confirm and close, as pipeTo(MqttSink) does.
         "mqtt.js": () =>
@@ -219,9 +235,14 @@ async function sink(broker: string, url: string) {
         subjects.mosquitto_pub = () =>
           bounded(async () => rate(count, await publishNative(url, topic, count, 64, qos)));
       }
+      for (const peer of peersFor("sink", qos)) {
+        subjects[peer.name] = () =>
+          timedRate(count, () => peer.publish(url, topic, records, qos, WINDOW));
+      }
       // A QoS 0 run is over in about 0.15 s: more rounds, as for a short drain.
       const runs = await alternate(subjects, qos === 0 ? ROUNDS * 2 + 1 : ROUNDS, WARM_UP);
-      emit("sink", broker, `QoS ${qos}, ${fmt(count)} × 64 B, window ${WINDOW}`, runs);
+      emit("sink", broker, what, runs);
+      emitCannot("sink", broker, what, qos);
     }
   } finally {
     await client.endAsync();
@@ -369,12 +390,15 @@ async function bridgeLibrary(
 async function latency(broker: string, url: string) {
   begin(`${broker} latency`);
   const { rate: perSecond, seconds } = SIZE.latency;
-  const whos = lib ? ["mqtt.js", LIBRARY.source] : ["mqtt.js"];
+  const consumers: Record<string, Subscribe> = { "mqtt.js": rawSubscribe };
+  if (lib) consumers[LIBRARY.source] = sourceSubscribe(lib, perSecond * seconds);
+  for (const peer of PEERS) consumers[peer.name] = peer.subscribe;
+  const whos = Object.keys(consumers);
   const runs: Record<string, Record<"p50" | "p99" | "max", number[]>> = {};
   for (const who of whos) runs[who] = { p50: [], p99: [], max: [] };
   const subjects = Object.fromEntries(whos.map((who) => [who, async () => {
     const samples = await within(
-      latencyRun(url, who === "mqtt.js" ? undefined : lib, perSecond, seconds, fresh("latency")),
+      latencyRun(url, consumers[who], perSecond, seconds, fresh("latency")),
       seconds * 1000 + RUN_LIMIT,
       `latency of ${who}`,
     );

@@ -1,5 +1,6 @@
 // The benchmark harness in --quick mode (small counts, one run), so it never rots: it must
-// complete and print every row, each with its figures and ratios. How fast is not checked.
+// complete and print every row, each with its figures and ratios, a figure in each peer's column
+// (async-mqtt, u8-mqtt) or why it has none. How fast is not checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -31,6 +32,49 @@ function assertRow(markdown: string, start: string[], ratios: number) {
   }
 }
 
+/**
+ * The cells under `columns` of the table row whose first cells are `start`, read by the
+ * headers of its table (a line starting "| broker |").
+ */
+function cells(markdown: string, start: string[], columns: string[]): string[] {
+  let header: string[] = [];
+  for (const line of markdown.split("\n")) {
+    if (!line.startsWith("|")) continue;
+    const row = line.slice(1, -1).split("|").map((cell) => cell.trim());
+    if (row[0] === "broker") header = row;
+    else if (start.every((cell, i) => row[i] === cell)) {
+      return columns.map((column) => {
+        assert.ok(header.includes(column), `${start.join(" | ")}: a column ${column}`);
+        return row[header.indexOf(column)];
+      });
+    }
+  }
+  assert.fail(`a row ${start.join(" | ")}`);
+}
+
+/** The number a cell opens with ("12,345 (11,000–13,000)" → 12345). */
+const numberIn = (cell: string) => Number(cell.split(" ")[0].replaceAll(",", ""));
+
+/** Asserts the row's cells under `columns` are positive numbers (figures or ratios). */
+function assertNumbers(markdown: string, start: string[], columns: string[]) {
+  cells(markdown, start, columns).forEach((cell, i) =>
+    assert.ok(numberIn(cell) > 0, `${start.join(" | ")}, ${columns[i]}: ${JSON.stringify(cell)}`)
+  );
+}
+
+/** Each peer's figure and its ratio to raw mqtt.js. */
+const peerColumns = (...peers: string[]) => peers.flatMap((peer) => [peer, `${peer} ÷ mqtt.js`]);
+
+/**
+ * Asserts each peer has a figure in the row, except where the peer says it cannot: u8-mqtt
+ * has no QoS 2 and its QoS 0 publish throws (bench/_peers.ts).
+ */
+function assertPeers(markdown: string, start: string[], side: "source" | "sink", qos: number) {
+  const u8 = qos === 2 ? "no QoS 2" : side === "sink" && qos === 0 ? "QoS 0 publish throws" : "";
+  assertNumbers(markdown, start, peerColumns("async-mqtt", ...(u8 ? [] : ["u8-mqtt"])));
+  if (u8) assert.deepEqual(cells(markdown, start, ["u8-mqtt"]), [`— (${u8})`]);
+}
+
 /** Runs `bench/<script>` with `args`, asserts it exits 0, and returns what it printed. */
 async function runBench(script: string, args: string[]): Promise<string> {
   const child = spawnScript(new URL(`../../bench/${script}`, import.meta.url), args);
@@ -51,7 +95,7 @@ async function withFolder(prefix: string, fn: (folder: string) => Promise<void>)
   }
 }
 
-test("bench/main.ts --quick completes and prints every row of every table", {
+test("bench/main.ts --quick completes and prints every row of every table, the peers' too", {
   skip: skipWithoutMosquitto(),
   timeout: 300_000,
 }, async () => {
@@ -59,19 +103,34 @@ test("bench/main.ts --quick completes and prints every row of every table", {
     const stdout = await runBench("main.ts", ["--quick", "--runtimes", runtimes, "--out", out]);
     const markdown = readFileSync(join(out, "RESULTS.md"), "utf8");
     assert.ok(stdout.includes(markdown.trim().slice(0, 200)), "the tables go to stdout too");
+    // Node runs the baselines: raw mqtt.js and the peers (async-mqtt, u8-mqtt).
+    const node = markdown.match(/\| (Node \d+\.\d+\.\d+) \|/)?.[1];
+    if (runtimes.includes("node")) assert.ok(node, "Node's rows");
+    const baselines = [RUNTIME, ...(node ? [node] : [])];
     for (const qos of [0, 1, 2]) {
       for (const size of ["2,000 × 64 B", "200 × 4 KiB"]) {
-        assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, RUNTIME], 1);
+        const sourceRow = (broker: string) => [broker, `QoS ${qos}, ${size}`, RUNTIME];
+        assertNumbers(markdown, sourceRow("mosquitto"), ["MqttSource ÷ mqtt.js"]);
         assertRow(markdown, ["mosquitto", `QoS ${qos}, ${size}`, "C (mosquitto-clients)"], 0);
-        if (qos === 1) assertRow(markdown, ["aedes", `QoS ${qos}, ${size}`, RUNTIME], 1);
+        if (qos === 1) assertNumbers(markdown, sourceRow("aedes"), ["MqttSource ÷ mqtt.js"]);
+        for (const runtime of baselines) {
+          assertPeers(markdown, ["mosquitto", `QoS ${qos}, ${size}`, runtime], "source", qos);
+          if (qos === 1) {
+            assertPeers(markdown, ["aedes", `QoS ${qos}, ${size}`, runtime], "source", qos);
+          }
+        }
       }
       for (const broker of ["mosquitto", "aedes"]) {
-        assertRow(markdown, [broker, `QoS ${qos}, 2,000 × 64 B, window 60`, RUNTIME], 3);
-        assertRow(markdown, [
-          broker,
-          `QoS ${qos}, 2,000 × 64 B, window 60`,
-          "C (mosquitto-clients)",
-        ], 0);
+        const what = `QoS ${qos}, 2,000 × 64 B, window 60`;
+        assertNumbers(markdown, [broker, what, RUNTIME], [
+          "MqttSink ÷ mqtt.js",
+          "MqttSink ÷ serial",
+          "mqtt.js ÷ serial",
+        ]);
+        assertRow(markdown, [broker, what, "C (mosquitto-clients)"], 0);
+        for (const runtime of baselines) {
+          assertPeers(markdown, [broker, what, runtime], "sink", qos);
+        }
       }
     }
     assertRow(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B, window 60, each store", RUNTIME], 2);
@@ -84,17 +143,18 @@ test("bench/main.ts --quick completes and prints every row of every table", {
       );
     }
     for (const stat of ["p50", "p99", "max"]) {
-      assertRow(markdown, ["mosquitto", `QoS 1, 500 msg/s for 1 s: ${stat}`, RUNTIME], 1);
+      const what = `QoS 1, 500 msg/s for 1 s: ${stat}`;
+      assertNumbers(markdown, ["mosquitto", what, RUNTIME], ["MqttSource ÷ mqtt.js"]);
+      for (const runtime of baselines) {
+        assertNumbers(markdown, ["mosquitto", what, runtime], peerColumns("async-mqtt", "u8-mqtt"));
+      }
     }
     assertRow(markdown, ["mosquitto", "QoS 1, 5,000 × 64 B, nothing read", RUNTIME], 1);
     assertRow(markdown, ["none", "2,000 messages, no MQTT", RUNTIME], 0);
     for (const window of ["1", "10", "60", "256"]) {
       assertRow(markdown, ["mosquitto", "QoS 1, 500 × 64 B", window, RUNTIME], 1);
     }
-    if (runtimes.includes("node")) {
-      assert.ok(row(markdown, ["mosquitto", "QoS 1, 2,000 × 64 B"]), "Node's raw rows");
-      assert.match(markdown, /\| Node \d+\.\d+\.\d+ \| [\d,]+ \|/);
-    }
+    if (node) assert.match(markdown, /\| Node \d+\.\d+\.\d+ \| [\d,]+ \|/);
     const svg = readFileSync(join(out, "sweep.svg"), "utf8");
     assert.match(svg, /^<svg[^>]*>/);
     assert.equal(svg.match(/<polyline /g)?.length, runtimes.includes("node") ? 3 : 2);

@@ -29,7 +29,9 @@ async function run(args: string[]) {
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   const { code } = await exited(child);
   clearTimeout(timer);
-  return { code, ...output };
+  // Deno's own notice while another Deno (a parallel run here) sets up node_modules: not ours.
+  const stderr = output.stderr.replace(/^.*Blocking.* waiting for file lock on .*\n/gm, "");
+  return { code, stdout: output.stdout, stderr };
 }
 
 /**

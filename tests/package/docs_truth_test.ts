@@ -90,6 +90,17 @@ const needsTlsFront = () =>
 const ENV_ERROR =
   "MqttStreamError: Cannot load mqtt-streams as Deno denies environment access: run with --allow-env (mqtt.js's dependencies readable-stream and debug read the environment as they load)";
 const envError: Source = { ours: withoutEnv };
+/** Words of a broker's log, looked up in its binary. */
+const NATS_LOG: Source = {
+  theirs: "nats-server (its log)",
+  produce: () => binaryText("nats-server"),
+  skip: needsNats,
+};
+const MOSQUITTO_LOG: Source = {
+  theirs: "mosquitto (its log)",
+  produce: () => binaryText("mosquitto"),
+  skip: skipWithoutMosquitto,
+};
 
 /** Every quote of README.md and docs/, and who produces it. */
 const QUOTES: Quote[] = [
@@ -112,11 +123,7 @@ const QUOTES: Quote[] = [
   {
     page: "docs/brokers.md",
     quote: "Unable to start any listening sockets",
-    by: {
-      theirs: "mosquitto (its log)",
-      produce: () => binaryText("mosquitto"),
-      skip: skipWithoutMosquitto,
-    },
+    by: MOSQUITTO_LOG,
   },
   {
     page: "docs/brokers.md",
@@ -170,20 +177,12 @@ const QUOTES: Quote[] = [
   {
     page: "docs/high-availability.md",
     quote: "loading session record … timeout",
-    by: {
-      theirs: "nats-server (its log)",
-      produce: () => binaryText("nats-server"),
-      skip: needsNats,
-    },
+    by: NATS_LOG,
   },
   {
     page: "docs/high-availability.md",
     quote: "JetStream system temporarily unavailable",
-    by: {
-      theirs: "nats-server (its log)",
-      produce: () => binaryText("nats-server"),
-      skip: needsNats,
-    },
+    by: NATS_LOG,
   },
   // docs/observability.md, docs/options.md, docs/reliability.md
   {
@@ -254,11 +253,7 @@ const QUOTES: Quote[] = [
   {
     page: "docs/troubleshooting.md",
     quote: "Outgoing messages are being dropped for client …",
-    by: {
-      theirs: "mosquitto (its log)",
-      produce: () => binaryText("mosquitto"),
-      skip: skipWithoutMosquitto,
-    },
+    by: MOSQUITTO_LOG,
   },
   {
     page: "docs/troubleshooting.md",

@@ -119,6 +119,7 @@ export { Secret } from "./src/secret.ts";
 export { redactUrl as redactConnectionString } from "./src/_redact.ts";
 export { MqttMessage, type MqttMessageProperties } from "./src/message.ts";
 export { MqttSource, type MqttSourceInit, type MqttSourceStats } from "./src/streams/source.ts";
+export type { MqttConnecting } from "./src/streams/stats.ts";
 export {
   type MqttPublishProperties,
   type MqttRecord,

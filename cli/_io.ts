@@ -1,10 +1,7 @@
 // The command line's I/O: stdin as lines, stdout with backpressure, the progress line,
 // and Ctrl-C. node:process and node:stream exist in Deno, Bun and Node alike.
 import process from "node:process";
-import { type MqttSourceStats, redactConnectionString } from "../mod.ts";
-
-/** A stream's `stats.connecting`: the attempt it is making, while it connects. */
-export type Connecting = MqttSourceStats["connecting"];
+import { type MqttConnecting, redactConnectionString } from "../mod.ts";
 
 /** Lines of stdin (without their newline), read only as fast as they are consumed. */
 export async function* stdinLines(): AsyncGenerator<string> {
@@ -75,7 +72,11 @@ export function stdoutStream(): WritableStream<string> {
  * the attempt, each time they change, on a terminal or not; otherwise, while `on`,
  * `line()`: over itself on a terminal, else a line each.
  */
-function progress(on: boolean, line: () => string, connecting: () => Connecting): { stop(): void } {
+function progress(
+  on: boolean,
+  line: () => string,
+  connecting: () => MqttConnecting | undefined,
+): { stop(): void } {
   const tty = Boolean(process.stderr.isTTY);
   const print = (end: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line()}${end}`);
   // Ticks in a row that found a stream connecting: the first tick comes a second after the
@@ -106,7 +107,7 @@ function progress(on: boolean, line: () => string, connecting: () => Connecting)
 }
 
 /** "connecting to mqtt://h:1883 (attempt 2 of 5)…", the broker redacted all the same. */
-function connectingLine({ broker, attempt, attempts }: NonNullable<Connecting>): string {
+function connectingLine({ broker, attempt, attempts }: MqttConnecting): string {
   const of = attempts === -1 ? "" : ` of ${attempts}`;
   return `connecting to ${redactConnectionString(broker)} (attempt ${attempt}${of})…`;
 }
@@ -152,7 +153,7 @@ function rate(): (total: number) => number {
 export function controls(
   progressOn: boolean,
   line: (perSecond: (total: number) => number) => string,
-  connecting: () => Connecting,
+  connecting: () => MqttConnecting | undefined,
 ): { signal: AbortSignal; done(): void } {
   const stop = new AbortController();
   const off = onInterrupt(() => stop.abort());

@@ -79,7 +79,7 @@ export class Publisher implements UnderlyingSink<MqttSinkChunk> {
     this.#reader = new RecordReader(options);
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
-    this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection);
+    this.stats = sinkStats(this.#counts, this.#pending, () => this.#lease?.connection, options);
     this.#observer = observeSink(this, telemetry);
   }
 

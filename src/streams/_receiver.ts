@@ -58,7 +58,13 @@ export class Receiver implements UnderlyingDefaultSource<MqttMessage> {
     this.#hooks = hooks;
     this.#failed = new Promise((_, reject) => (this.#rejectFailed = reject));
     this.#failed.catch(() => {});
-    this.stats = sourceStats(this.#counts, this.#unread, this.#held, () => this.#connection);
+    this.stats = sourceStats(
+      this.#counts,
+      this.#unread,
+      this.#held,
+      () => this.#connection,
+      options,
+    );
     // Provisional, until the broker's CONNACK says whether it takes identifiers: a resumed
     // session's backlog may come before the first SUBSCRIBE.
     this.#plan = subscriptionPlan(options.topic, options.qos, options.mqttVersion === 5);

@@ -9,7 +9,7 @@ import type { MqttTelemetryInit } from "./hooks.ts";
 import type { MqttCredentialsInit } from "../connection/credentials.ts";
 import { checkHooks, splitInit } from "./_init.ts";
 import { Publisher } from "./_publisher.ts";
-import { type MqttSinkStats, showConnecting } from "./stats.ts";
+import type { MqttSinkStats } from "./stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,
@@ -159,7 +159,6 @@ export class MqttSink extends WritableStream<MqttSinkChunk> {
     const publisher = new Publisher(options, engine);
     super(publisher, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#publisher = publisher;
-    showConnecting(publisher.stats, options);
     recordSinks.set(this, { mqttVersion: options.mqttVersion });
   }
 

@@ -10,7 +10,7 @@ import type { MqttCredentialsInit } from "../connection/credentials.ts";
 import { checkHooks, splitInit } from "./_init.ts";
 import type { MqttMessage } from "../message.ts";
 import { Receiver } from "./_receiver.ts";
-import { type MqttSourceStats, showConnecting } from "./stats.ts";
+import type { MqttSourceStats } from "./stats.ts";
 import {
   type MqttConnection,
   type MqttOptions,
@@ -140,7 +140,6 @@ export class MqttSource extends ReadableStream<MqttMessage> {
     const receiver = new Receiver(options, engine);
     super(receiver, new CountQueuingStrategy({ highWaterMark: options.maxInflight }));
     this.#receiver = receiver;
-    showConnecting(receiver.stats, options);
   }
 
   /** Live counters: received, acked, dropped, redelivered, reconnects, buffered, held, beyondWindow. */

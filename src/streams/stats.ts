@@ -3,6 +3,28 @@
 import { Connection } from "../connection/connection.ts";
 import type { MqttOptions } from "../options/options.ts";
 
+/**
+ * The connection attempt a stream is making, as its `stats.connecting` shows it while it
+ * connects.
+ *
+ * @example As the command line says it
+ * ```ts
+ * import type { MqttConnecting } from "@mqtt-streams/core";
+ *
+ * const connecting: MqttConnecting = { broker: "mqtt://h:1883", attempt: 2, attempts: 5 };
+ * const { broker, attempt, attempts } = connecting;
+ * console.log(`connecting to ${broker} (attempt ${attempt} of ${attempts})…`);
+ * ```
+ */
+export interface MqttConnecting {
+  /** The broker tried (between two attempts, the one tried next), as `mqtt://host:port`. */
+  readonly broker: string;
+  /** The attempt's number, from 1 in this connect or outage (a round, with several brokers). */
+  readonly attempt: number;
+  /** `connectAttempts`: -1 for no limit. */
+  readonly attempts: number;
+}
+
 /** Counters of an {@linkcode MqttSource}; live, read them at any time. */
 export interface MqttSourceStats {
   /** Messages that arrived from the broker, dropped ones included. */
@@ -64,9 +86,7 @@ export interface MqttSourceStats {
    * source.ready.finally(() => clearInterval(timer)).catch(() => {});
    * ```
    */
-  readonly connecting:
-    | { readonly broker: string; readonly attempt: number; readonly attempts: number }
-    | undefined;
+  readonly connecting: MqttConnecting | undefined;
   /** Messages in the stream's queue, not yet read: at most `maxInflight`. */
   readonly buffered: number;
   /**
@@ -107,42 +127,47 @@ export function sourceStats(
   unread: { readonly length: number },
   held: { readonly length: number },
   connection: () => Connection | undefined,
+  options: MqttOptions,
 ): MqttSourceStats {
-  return withConnection({
-    get received() {
-      return counts.received;
+  return withConnection(
+    {
+      get received() {
+        return counts.received;
+      },
+      get dropped() {
+        return counts.dropped + (connection()?.stats.discarded ?? 0);
+      },
+      get redelivered() {
+        return counts.redelivered;
+      },
+      get duplicates() {
+        return counts.duplicates;
+      },
+      get overlapping() {
+        return counts.overlapping;
+      },
+      get acked() {
+        return connection()?.stats.acked ?? 0;
+      },
+      get buffered() {
+        return unread.length;
+      },
+      get held() {
+        return held.length;
+      },
+      get beyondWindow() {
+        return connection()?.stats.beyondWindow ?? 0;
+      },
+      get recovered() {
+        return connection()?.stats.recoveredIncoming ?? 0;
+      },
+      get damaged() {
+        return damaged(connection());
+      },
     },
-    get dropped() {
-      return counts.dropped + (connection()?.stats.discarded ?? 0);
-    },
-    get redelivered() {
-      return counts.redelivered;
-    },
-    get duplicates() {
-      return counts.duplicates;
-    },
-    get overlapping() {
-      return counts.overlapping;
-    },
-    get acked() {
-      return connection()?.stats.acked ?? 0;
-    },
-    get buffered() {
-      return unread.length;
-    },
-    get held() {
-      return held.length;
-    },
-    get beyondWindow() {
-      return connection()?.stats.beyondWindow ?? 0;
-    },
-    get recovered() {
-      return connection()?.stats.recoveredIncoming ?? 0;
-    },
-    get damaged() {
-      return damaged(connection());
-    },
-  }, connection);
+    connection,
+    options,
+  );
 }
 
 /**
@@ -186,9 +211,7 @@ export interface MqttSinkStats {
    * joins a shared connection another sink is still opening. Not enumerable: `{ ...stats }`
    * copies the counters only.
    */
-  readonly connecting:
-    | { readonly broker: string; readonly attempt: number; readonly attempts: number }
-    | undefined;
+  readonly connecting: MqttConnecting | undefined;
   /** QoS 1/2 publishes sent and not yet acknowledged (or waiting to retry): at most `maxInflight`. */
   readonly inflight: number;
   /**
@@ -223,36 +246,36 @@ export function sinkStats(
   counts: SinkCounts,
   pending: { readonly size: number },
   connection: () => Connection | undefined,
+  options: MqttOptions,
 ): MqttSinkStats {
-  return withConnection({
-    get published() {
-      return counts.published;
+  return withConnection(
+    {
+      get published() {
+        return counts.published;
+      },
+      get acked() {
+        return counts.acked;
+      },
+      get retried() {
+        return counts.retried;
+      },
+      get inflight() {
+        return pending.size;
+      },
+      get failed() {
+        return counts.failed + (connection()?.stats.recoveredFailed ?? 0);
+      },
+      get recovered() {
+        return connection()?.stats.recoveredOutgoing ?? 0;
+      },
+      get damaged() {
+        return damaged(connection());
+      },
     },
-    get acked() {
-      return counts.acked;
-    },
-    get retried() {
-      return counts.retried;
-    },
-    get inflight() {
-      return pending.size;
-    },
-    get failed() {
-      return counts.failed + (connection()?.stats.recoveredFailed ?? 0);
-    },
-    get recovered() {
-      return connection()?.stats.recoveredOutgoing ?? 0;
-    },
-    get damaged() {
-      return damaged(connection());
-    },
-  }, connection);
+    connection,
+    options,
+  );
 }
-
-/** `MqttSourceStats.connecting`, for the implementation (the interfaces spell it out). */
-type MqttConnecting =
-  | { readonly broker: string; readonly attempt: number; readonly attempts: number }
-  | undefined;
 
 /** What both streams' stats read off their connection: reconnects, broker, failovers. */
 interface ConnectionStats {
@@ -261,29 +284,19 @@ interface ConnectionStats {
   readonly failovers: number;
 }
 
-/** The options each stream's stats were made for (see {@linkcode showConnecting}). */
-const streamOptions = new WeakMap<object, MqttOptions>();
-
 /**
- * Lets `stats` show the attempts of the connection its stream opens with `options` before
- * the stream holds it: a stream calls this with the options it gave its engine.
+ * `stats` with the live {@linkcode ConnectionStats} of `connection` added, and `connecting`,
+ * read off the connection being opened with `options` until the stream holds it.
  */
-export function showConnecting(stats: object, options: MqttOptions): void {
-  streamOptions.set(stats, options);
-}
-
-/** `stats` with the live {@linkcode ConnectionStats} of `connection` added. */
 function withConnection<T extends object>(
   stats: T,
   connection: () => Connection | undefined,
-): T & ConnectionStats & { readonly connecting: MqttConnecting } {
+  options: MqttOptions,
+): T & ConnectionStats & { readonly connecting: MqttConnecting | undefined } {
   // A state, not a counter, and not enumerable, so that `{ ...stats }` stays the counters.
   Object.defineProperty(stats, "connecting", {
-    get(): MqttConnecting {
-      const options = streamOptions.get(stats);
-      const current = connection() ??
-        (options === undefined ? undefined : Connection.opening(options));
-      return current?.connecting;
+    get(): MqttConnecting | undefined {
+      return (connection() ?? Connection.opening(options))?.connecting;
     },
     enumerable: false,
   });
@@ -301,7 +314,7 @@ function withConnection<T extends object>(
   return Object.defineProperties(stats, Object.getOwnPropertyDescriptors(live)) as
     & T
     & ConnectionStats
-    & { readonly connecting: MqttConnecting };
+    & { readonly connecting: MqttConnecting | undefined };
 }
 
 /** Stretches of the file store's logs skipped when it opened (persistence=file). */

@@ -98,6 +98,34 @@ export type Published = [
   userProperties?: Record<string, string>,
 ];
 
+/** What a raw mqtt.js subscriber received, until it is disposed. */
+export interface Subscriber extends AsyncDisposable {
+  /** Every message, in arrival order. */
+  readonly packets: mqtt.IPublishPacket[];
+  /** The payloads (as text) of the messages on `topic`, or of all. */
+  texts(topic?: string): string[];
+}
+
+/** A raw mqtt.js client on `url`, subscribed to `filters` at QoS 1: what a test watches a snippet's output with. */
+export async function subscriber(
+  url: string,
+  filters: string | string[],
+  mqtt5 = false,
+): Promise<Subscriber> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: mqtt5 ? 5 : 4 });
+  const packets: mqtt.IPublishPacket[] = [];
+  client.on("message", (_topic, _payload, packet) => packets.push(packet));
+  await client.subscribeAsync(filters, { qos: 1 });
+  return {
+    packets,
+    texts: (topic) =>
+      packets.filter((p) => topic === undefined || p.topic === topic).map((p) =>
+        p.payload.toString()
+      ),
+    [Symbol.asyncDispose]: () => client.endAsync(),
+  };
+}
+
 /** Publishes `messages` at QoS 1, in order, over MQTT 5 when `mqtt5`. */
 export async function publish(url: string, messages: Published[], mqtt5 = false): Promise<void> {
   const publisher = await mqtt.connectAsync(url, { protocolVersion: mqtt5 ? 5 : 4 });

@@ -14,7 +14,6 @@ import { Buffer } from "node:buffer";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { optionsTable } from "../options/_generate.ts";
-import mqtt from "mqtt";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { skipWithoutMosquitto, startAedes, startMosquitto } from "../../testing/broker.ts";
@@ -37,6 +36,7 @@ import {
   snippet,
   type SnippetRun,
   snippetWith,
+  subscriber,
   twoRuns,
 } from "./_snippets.ts";
 
@@ -96,10 +96,7 @@ test(
     await using cloud = await startAedes();
     const edgeAcks = aedesAcks(edge, "bridge");
     // What reaches the cloud broker, byte for byte (subscribe.ts prints text).
-    const raw = await mqtt.connectAsync(cloud.url);
-    const bridged: Buffer[] = [];
-    raw.on("message", (_topic, payload) => bridged.push(payload));
-    await raw.subscribeAsync("sensors/#", { qos: 1 });
+    await using bridged = await subscriber(cloud.url, "sensors/#");
     const subscribed = (broker: typeof edge) =>
       new Promise<void>((resolve) => broker.broker.once("subscribe", () => resolve()));
     const runs: SnippetRun[] = [];
@@ -127,7 +124,7 @@ test(
           "sensors/north/temp \ufffd\ufffd", // printed as text() decodes it, and reading goes on
           "sensors/north/temp 22.5",
         ]);
-        assert.deepEqual(bridged[3], NOT_TEXT);
+        assert.deepEqual(bridged.packets[3].payload, NOT_TEXT);
         await kill(bridge.child);
         // The introduction's bridge is the same session: it resumes it, and nothing comes twice.
         await publish(edge.url, [["sensors/north/temp", "23.0"]]);
@@ -137,10 +134,9 @@ test(
         await waitFor(() => lines(subscriber).length >= 6 && edgeAcks() === 6, "the sixth reading");
         await assertRunning(again.child, "the README's first bridge");
         assert.deepEqual(lines(subscriber).slice(5), ["sensors/north/temp 23.0"]);
-        assert.equal(bridged.length, 6);
+        assert.equal(bridged.packets.length, 6);
       } finally {
         for (const run of runs) await kill(run.child);
-        await raw.endAsync();
       }
     });
   },
@@ -153,30 +149,24 @@ test(
   },
   async () => {
     await using broker = await startAedes();
-    const dead = await mqtt.connectAsync(broker.url);
-    const letters: string[] = [];
-    dead.on("message", (_topic, payload) => letters.push(payload.toString()));
-    await dead.subscribeAsync("dead-letters/jobs", { qos: 1 });
-    try {
-      await twoRuns("worker.ts", snippet("README.md", "worker.ts"), at(1883, broker), {
-        url: broker.url,
-        clientId: "worker-1",
-        filters: ["jobs/#"],
-        acks: aedesAcks(broker, "worker-1"),
-        messages: [
-          [["jobs/1", '{"id":1}'], ["jobs/2", "not json"], ["jobs/3", '{"id":3}']],
-          [["jobs/4", '{"id":4}']],
-        ],
-        printed: [['handled {"id":1}', 'handled {"id":3}'], ['handled {"id":4}']],
-      });
-      assert.equal(letters.length, 1);
-      const letter = JSON.parse(letters[0]);
-      assert.equal(letter.topic, "jobs/2");
-      assert.equal(letter.payload, "not json");
-      assert.match(letter.error, /^SyntaxError/);
-    } finally {
-      await dead.endAsync();
-    }
+    await using dead = await subscriber(broker.url, "dead-letters/jobs");
+    await twoRuns("worker.ts", snippet("README.md", "worker.ts"), at(1883, broker), {
+      url: broker.url,
+      clientId: "worker-1",
+      filters: ["jobs/#"],
+      acks: aedesAcks(broker, "worker-1"),
+      messages: [
+        [["jobs/1", '{"id":1}'], ["jobs/2", "not json"], ["jobs/3", '{"id":3}']],
+        [["jobs/4", '{"id":4}']],
+      ],
+      printed: [['handled {"id":1}', 'handled {"id":3}'], ['handled {"id":4}']],
+    });
+    const letters = dead.texts();
+    assert.equal(letters.length, 1);
+    const letter = JSON.parse(letters[0]);
+    assert.equal(letter.topic, "jobs/2");
+    assert.equal(letter.payload, "not json");
+    assert.match(letter.error, /^SyntaxError/);
   },
 );
 
@@ -184,35 +174,29 @@ test("docs/streams.md's orders.ts dead-letters an order that is not JSON and cou
   timeout: 60_000,
 }, async () => {
   await using broker = await startAedes();
-  const dead = await mqtt.connectAsync(broker.url);
-  const letters: string[] = [];
-  dead.on("message", (_topic, payload) => letters.push(payload.toString()));
-  await dead.subscribeAsync("dead-letters/orders", { qos: 1 });
-  try {
-    await twoRuns("orders.ts", snippet("docs/streams.md", "orders.ts"), at(1883, broker), {
-      url: broker.url,
-      clientId: "orders",
-      filters: ["orders/#"],
-      acks: aedesAcks(broker, "orders"),
-      messages: [
-        [["orders/1", '{"id":1}'], ["orders/2", NOT_TEXT], ["orders/3", '{"id":3}']],
-        [["orders/4", '{"id":4}']],
-      ],
-      printed: [
-        ['order {"id":1} set aside so far: 0', 'order {"id":3} set aside so far: 1'],
-        ['order {"id":4} set aside so far: 0'],
-      ],
-    });
-    // MQTT 3.1.1: the message and its issues in a JSON payload.
-    assert.equal(letters.length, 1);
-    const letter = JSON.parse(letters[0]);
-    assert.equal(letter.stage, "decodeJson");
-    assert.equal(letter.topic, "orders/2");
-    assert.equal(letter.encoding, "base64");
-    assert.match(letter.issues[0].message, /not valid UTF-8/);
-  } finally {
-    await dead.endAsync();
-  }
+  await using dead = await subscriber(broker.url, "dead-letters/orders");
+  await twoRuns("orders.ts", snippet("docs/streams.md", "orders.ts"), at(1883, broker), {
+    url: broker.url,
+    clientId: "orders",
+    filters: ["orders/#"],
+    acks: aedesAcks(broker, "orders"),
+    messages: [
+      [["orders/1", '{"id":1}'], ["orders/2", NOT_TEXT], ["orders/3", '{"id":3}']],
+      [["orders/4", '{"id":4}']],
+    ],
+    printed: [
+      ['order {"id":1} set aside so far: 0', 'order {"id":3} set aside so far: 1'],
+      ['order {"id":4} set aside so far: 0'],
+    ],
+  });
+  // MQTT 3.1.1: the message and its issues in a JSON payload.
+  const letters = dead.texts();
+  assert.equal(letters.length, 1);
+  const letter = JSON.parse(letters[0]);
+  assert.equal(letter.stage, "decodeJson");
+  assert.equal(letter.topic, "orders/2");
+  assert.equal(letter.encoding, "base64");
+  assert.match(letter.issues[0].message, /not valid UTF-8/);
 });
 
 test("docs/persistence.md's durable_sink.ts publishes through its file store", {
@@ -239,39 +223,32 @@ test(
   },
   async () => {
     await using broker = await startMosquitto({ lines: LOGGED });
-    const deadLetters = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    const dead: mqtt.IPublishPacket[] = [];
-    deadLetters.on("message", (_topic, _payload, packet) => dead.push(packet));
-    await deadLetters.subscribeAsync("dead/letters", { qos: 1 });
-    try {
-      await twoRuns("route.ts", snippet("docs/pipelines.md", "route.ts"), at(1883, broker), {
-        url: broker.url,
-        clientId: "ingest",
-        filters: ["sensors/+/temperature", "sensors/+/humidity"],
-        acks: mosquittoAcks(broker, "ingest"),
-        resends: mosquittoResends(broker, "ingest"),
-        messages: [
-          [
-            ["sensors/north/temperature", '{"celsius":21.5}'],
-            ["sensors/east/temperature", '{"celsius":"hot"}'],
-            ["sensors/west/temperature", "not json"],
-            ["sensors/south/humidity", '{"percent":40}'],
-          ],
-          [["sensors/west/humidity", '{"percent":55}']],
+    await using dead = await subscriber(broker.url, "dead/letters", true);
+    await twoRuns("route.ts", snippet("docs/pipelines.md", "route.ts"), at(1883, broker), {
+      url: broker.url,
+      clientId: "ingest",
+      filters: ["sensors/+/temperature", "sensors/+/humidity"],
+      acks: mosquittoAcks(broker, "ingest"),
+      resends: mosquittoResends(broker, "ingest"),
+      messages: [
+        [
+          ["sensors/north/temperature", '{"celsius":21.5}'],
+          ["sensors/east/temperature", '{"celsius":"hot"}'],
+          ["sensors/west/temperature", "not json"],
+          ["sensors/south/humidity", '{"percent":40}'],
         ],
-        printed: [["north 21.5", "south 40"], ["west 55"]],
-      });
-      const letters = dead.map((packet) => [
-        packet.payload.toString(),
-        packet.properties?.userProperties?.["mqtt-streams-topic"],
-      ]);
-      assert.deepEqual(letters, [
-        ['{"celsius":"hot"}', "sensors/east/temperature"],
-        ["not json", "sensors/west/temperature"],
-      ]);
-    } finally {
-      await deadLetters.endAsync();
-    }
+        [["sensors/west/humidity", '{"percent":55}']],
+      ],
+      printed: [["north 21.5", "south 40"], ["west 55"]],
+    });
+    const letters = dead.packets.map((packet) => [
+      packet.payload.toString(),
+      packet.properties?.userProperties?.["mqtt-streams-topic"],
+    ]);
+    assert.deepEqual(letters, [
+      ['{"celsius":"hot"}', "sensors/east/temperature"],
+      ["not json", "sensors/west/temperature"],
+    ]);
   },
 );
 
@@ -355,13 +332,9 @@ test("docs/bahir.md's ingest.ts converts readings into a durable sink, and sets 
 }, async () => {
   await using broker = await startAedes();
   const acks = aedesAcks(broker, "ingest");
-  const out = await mqtt.connectAsync(broker.url);
-  const received: string[] = [];
-  const dead: string[] = [];
-  out.on("message", (topic, payload) => {
-    (topic === "out/readings" ? received : dead).push(payload.toString());
-  });
-  await out.subscribeAsync(["out/readings", "dead-letters/readings"], { qos: 1 });
+  await using out = await subscriber(broker.url, ["out/readings", "dead-letters/readings"]);
+  const received = () => out.texts("out/readings");
+  const dead = () => out.texts("dead-letters/readings");
   await sessionWith(broker.url, "ingest", ["sensors/+/temp"], [
     ["sensors/boiler/temp", '{"celsius":100}'],
     ["sensors/boiler/temp", "not json"],
@@ -374,19 +347,18 @@ test("docs/bahir.md's ingest.ts converts readings into a durable sink, and sets 
     });
     try {
       await waitFor(
-        () => received.length === 2 && dead.length === 1 && acks() === 3,
+        () => received().length === 2 && dead().length === 1 && acks() === 3,
         "two converted readings, one dead letter, three PUBACKs",
       );
-      assert.deepEqual(received.map((text) => JSON.parse(text)), [
+      assert.deepEqual(received().map((text) => JSON.parse(text)), [
         { sensor: "sensors/boiler/temp", fahrenheit: 212 },
         { sensor: "sensors/boiler/temp", fahrenheit: 32 },
       ]);
       // MQTT 3.1.1 has no user properties: the dead letter is a JSON object with its issues.
-      assert.match(dead[0], /not json/);
+      assert.match(dead()[0], /not json/);
       await assertRunning(run.child, "ingest.ts");
     } finally {
       await kill(run.child);
-      await out.endAsync();
     }
   });
 });

@@ -8,7 +8,7 @@ import asyncMqtt from "async-mqtt";
 // ("async_iter is not async iterable"). The Node build speaks node:net, which all three have.
 import { mqtt_v4 } from "u8-mqtt/node";
 import { report, RUNTIME } from "./_measure.ts";
-import type { QoS } from "./_raw.ts";
+import { messages, type QoS } from "./_raw.ts";
 
 /** A consumer's callback for each message's payload. */
 export type Arrive = (payload: Uint8Array) => void;
@@ -65,12 +65,7 @@ const asyncMqttPeer: Peer = {
     // async-mqtt adds nothing to receiving: the 'message' listener of its mqtt.js 4 client.
     const started = performance.now();
     const client = asyncMqtt.connect(url, { clientId, clean: false });
-    let received = 0;
-    await new Promise<void>((resolve) =>
-      client.on("message", () => {
-        if (++received === count) resolve();
-      })
-    );
+    await messages(client, count);
     const elapsed = performance.now() - started;
     await client.end();
     return elapsed;

@@ -116,15 +116,23 @@ export async function drainRaw(
 ): Promise<number> {
   const started = performance.now();
   const client = mqtt.connect(url, { clientId, clean: false, ...options });
+  await messages(client, count);
+  const elapsed = performance.now() - started;
+  await client.endAsync();
+  return elapsed;
+}
+
+/** Resolves once `client` (mqtt.js, or a client with its 'message' event) emitted `count` messages. */
+export function messages(
+  client: { on(event: "message", listener: () => void): unknown },
+  count: number,
+): Promise<void> {
   let received = 0;
-  await new Promise<void>((resolve) =>
+  return new Promise((resolve) =>
     client.on("message", () => {
       if (++received === count) resolve();
     })
   );
-  const elapsed = performance.now() - started;
-  await client.endAsync();
-  return elapsed;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Builds the npm package from the same sources as the JSR one: ES module JavaScript and `.d.ts`
  * beside it, a `package.json` with `exports` and a `bin` for the command line, the README,
- * the CHANGELOG and the license; no test, bench or example file.
+ * the CHANGELOG and the license; no test, bench or example file (tests/package/npm_test.ts
+ * checks the tarball).
  *
  * ```sh
  * deno task build:npm             # writes dist/npm/
@@ -172,10 +173,6 @@ export function build(out: string = OUT): string[] {
   writeFileSync(join(out, "package.json"), `${JSON.stringify(packageJson(manifest), null, 2)}\n`);
   for (const file of ["README.md", "LICENSE", "CHANGELOG.md"]) {
     copyFileSync(join(ROOT, file), join(out, file));
-  }
-  const stray = files.filter((file) => /^(tests|testing|bench|examples|scripts)\//.test(file));
-  if (stray.length) {
-    throw new Error(`the package would hold files that are not the library: ${stray}`);
   }
   return [...files, "bin/mqtt-streams.js", "package.json"];
 }
